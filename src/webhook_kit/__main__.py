@@ -1,0 +1,3 @@
+from webhook_kit.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The reference delivery engine: retry policy (pure), durable store, and the dispatcher."""

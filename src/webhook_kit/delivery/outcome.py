@@ -1,0 +1,43 @@
+"""What one delivery attempt came to. Pure types: no I/O, no package imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Outcome = Literal[
+    "success",
+    "token_error",
+    "unauthorized",
+    "http_error",
+    "timeout",
+    "tls_error",
+    "connect_error",
+    "redirect",
+]
+OUTCOMES: Final[tuple[str, ...]] = (
+    "success",
+    "token_error",
+    "unauthorized",
+    "http_error",
+    "timeout",
+    "tls_error",
+    "connect_error",
+    "redirect",
+)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    outcome: Outcome
+    reason: str
+    duration_ms: float
+    http_status: int | None = None
+    #: Seconds the receiver asked us to wait (``Retry-After`` on 429/503), if any.
+    retry_after: float | None = None
+    #: Whether a fresh token was fetched after a 401 within this attempt.
+    token_refreshed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "success"

@@ -1,0 +1,165 @@
+"""Client credentials for senders, through Authlib's client authentication, with a token cache.
+
+Authlib's own clients refresh 60 s before expiry (so a 60 s token is fetched on every request),
+never refresh a token without ``expires_in``, do not retry on a 401 and lock on every request.
+This wrapper keeps Authlib for what it does well (client authentication encodings, token request
+bodies) and owns the caching: one fetch shared by concurrent callers, a skew that scales down for
+short-lived tokens, an injectable clock, and ``invalidate`` for the 401-then-refetch rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiohttp
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc6749.parameters import prepare_token_request
+
+from webhook_kit.errors import TokenFetchError
+from webhook_kit.redact import scrub
+
+AuthMethod = Literal["client_secret_basic", "client_secret_post"]
+#: Lifetime assumed when a token response has no ``expires_in`` (a 401 still forces a refetch).
+DEFAULT_TOKEN_LIFETIME = 300.0
+MAX_TOKEN_RESPONSE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scope: str | None = None
+    audience: str | None = None
+    auth_method: AuthMethod = "client_secret_basic"
+    #: Refresh this many seconds before expiry (at most a quarter of the token's lifetime).
+    skew: float = 30.0
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class CachedToken:
+    value: str
+    refresh_at: float
+
+
+class OAuthClient:
+    """Fetches and caches one client's access token."""
+
+    def __init__(
+        self,
+        settings: OAuthSettings,
+        session: aiohttp.ClientSession,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._session = session
+        self._clock = clock
+        self._token: CachedToken | None = None
+        self._inflight: asyncio.Future[str] | None = None
+        #: How many token requests were sent (for benchmarks and tests).
+        self.fetches = 0
+
+    async def token(self) -> str:
+        cached = self._token
+        if cached is not None and self._clock() < cached.refresh_at:
+            return cached.value
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(self._fetch())
+            self._inflight.add_done_callback(self._clear_inflight)
+        # shield: a cancelled caller must not cancel the fetch the others are waiting for.
+        return await asyncio.shield(self._inflight)
+
+    def _clear_inflight(self, future: asyncio.Future[str]) -> None:
+        self._inflight = None
+        if not future.cancelled():
+            future.exception()  # mark retrieved; each waiter gets it through its own await
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Drop the cached token (only if it is still ``token``, when given)."""
+        if self._token is not None and (token is None or self._token.value == token):
+            self._token = None
+
+    async def _fetch(self) -> str:
+        s = self.settings
+        extra: dict[str, Any] = {}
+        if s.scope:
+            extra["scope"] = s.scope
+        if s.audience:
+            extra["audience"] = s.audience
+        body = prepare_token_request("client_credentials", **extra)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+        auth = ClientAuth(s.client_id, s.client_secret, s.auth_method)
+        url, headers, body = auth.prepare("POST", s.token_url, headers, body)
+        started = self._clock()
+        self.fetches += 1
+        try:
+            async with self._session.post(
+                url,
+                data=body.encode(),
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=s.timeout),
+            ) as response:
+                raw = await response.content.read(MAX_TOKEN_RESPONSE + 1)
+                status = response.status
+        except asyncio.TimeoutError as exc:
+            raise self._error(f"token request timed out after {s.timeout:g}s") from exc
+        except aiohttp.ClientSSLError as exc:
+            raise self._error(f"TLS error at the token URL: {_short(exc)}") from exc
+        except aiohttp.ClientError as exc:
+            raise self._error(f"token URL unreachable: {_short(exc)}") from exc
+        if 300 <= status < 400:
+            raise self._error(f"token endpoint redirected ({status}); redirects are not followed")
+        payload = _json_object(raw)
+        if status != 200:
+            code = payload.get("error") if payload else None
+            detail = f" ({code})" if isinstance(code, str) else ""
+            raise self._error(f"token endpoint answered {status}{detail}")
+        if payload is None or not isinstance(payload.get("access_token"), str):
+            raise self._error("token response is not JSON with an access_token")
+        token_type = str(payload.get("token_type", "")).lower()
+        if token_type != "bearer":
+            raise self._error(f"token_type {token_type or 'missing'!r} is not Bearer")
+        lifetime = _lifetime(payload.get("expires_in"))
+        skew = min(s.skew, lifetime / 4)
+        value: str = payload["access_token"]
+        self._token = CachedToken(value, started + lifetime - skew)
+        return value
+
+    def _error(self, reason: str) -> TokenFetchError:
+        return TokenFetchError(scrub(reason, [self.settings.client_secret]))
+
+
+def _lifetime(expires_in: object) -> float:
+    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float, str)):
+        return DEFAULT_TOKEN_LIFETIME
+    try:
+        value = float(expires_in)
+    except ValueError:
+        return DEFAULT_TOKEN_LIFETIME
+    return value if value > 0 else DEFAULT_TOKEN_LIFETIME
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    if len(raw) > MAX_TOKEN_RESPONSE:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:200]

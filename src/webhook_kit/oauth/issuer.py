@@ -1,0 +1,206 @@
+"""The kit's own authorization server: client-credentials tokens as RS256 JWTs (RFC 9068).
+
+RS256 rather than ES256 because receivers verify far more often than the issuer signs, and RS256
+verification is about 2.5x cheaper here (see ``../shared/design/PERFORMANCE.md``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from webhook_kit.oauth.credentials import ClientCredentials
+
+#: Token requests are tiny; anything larger is refused before parsing.
+MAX_TOKEN_REQUEST_BYTES = 16 * 1024
+ALGORITHM = "RS256"
+
+
+@dataclass(frozen=True)
+class IssuerSettings:
+    issuer: str
+    audience: str
+    credentials: ClientCredentials
+    scopes: tuple[str, ...] = ("webhook",)
+    token_ttl: int = 3600
+
+
+class OAuthError(Exception):
+    """An RFC 6749 section 5.2 error answer."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+def generate_signing_key() -> RSAKey:
+    key = RSAKey.generate_key(2048, auto_kid=True)
+    return key
+
+
+class TokenIssuer:
+    """Issues access tokens to one configured client."""
+
+    def __init__(
+        self,
+        settings: IssuerSettings,
+        *,
+        key: RSAKey | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.key = key or generate_signing_key()
+        self._clock = clock
+        self.issued = 0
+
+    @property
+    def public_key(self) -> RSAKey:
+        return RSAKey.import_key(self.key.as_dict(private=False))
+
+    def jwks(self) -> dict[str, Any]:
+        public = self.key.as_dict(private=False)
+        public.update({"use": "sig", "alg": ALGORITHM})
+        return {"keys": [public]}
+
+    def metadata(self, token_endpoint: str, jwks_uri: str) -> dict[str, Any]:
+        """RFC 8414 authorization server metadata."""
+        return {
+            "issuer": self.settings.issuer,
+            "token_endpoint": token_endpoint,
+            "jwks_uri": jwks_uri,
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "response_types_supported": [],
+            "scopes_supported": list(self.settings.scopes),
+            "access_token_signing_alg_values_supported": [ALGORITHM],
+        }
+
+    def issue(self, *, scope: str | None, audience: str | None) -> dict[str, Any]:
+        """Sign a token for the configured client; raises :class:`OAuthError` on bad parameters."""
+        granted = self._granted_scope(scope)
+        if audience is not None and audience != self.settings.audience:
+            raise OAuthError("invalid_target", f"unknown audience {audience!r}")
+        now = int(self._clock())
+        claims = {
+            "iss": self.settings.issuer,
+            "aud": self.settings.audience,
+            "sub": self.settings.credentials.client_id,
+            "client_id": self.settings.credentials.client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.settings.token_ttl,
+            "jti": secrets.token_urlsafe(16),
+            "scope": granted,
+        }
+        header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": self.key.kid}
+        token = jwt.encode(header, claims, self.key, algorithms=[ALGORITHM])
+        self.issued += 1
+        return {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": self.settings.token_ttl,
+            "scope": granted,
+        }
+
+    def _granted_scope(self, requested: str | None) -> str:
+        if requested is None or not requested.strip():
+            return " ".join(self.settings.scopes)
+        wanted = requested.split()
+        unknown = [s for s in wanted if s not in self.settings.scopes]
+        if unknown:
+            raise OAuthError("invalid_scope", f"scope not allowed: {' '.join(unknown)}")
+        return " ".join(wanted)
+
+    def authenticate_client(self, authorization: str | None, form: Mapping[str, str]) -> None:
+        """Check ``client_secret_basic`` or ``client_secret_post``; exactly one may be used."""
+        posted = "client_secret" in form
+        if authorization and posted:
+            raise OAuthError("invalid_request", "use one client authentication method, not two")
+        if authorization:
+            client_id, client_secret = _parse_basic(authorization)
+        elif posted:
+            client_id, client_secret = form.get("client_id", ""), form["client_secret"]
+        else:
+            raise OAuthError("invalid_client", "client authentication required", 401)
+        expected = self.settings.credentials
+        # Both comparisons always run, so timing does not tell which of the two was wrong.
+        id_ok = hmac.compare_digest(client_id.encode(), expected.client_id.encode())
+        secret_ok = hmac.compare_digest(client_secret.encode(), expected.client_secret.encode())
+        if not (id_ok and secret_ok):
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+
+    async def token_endpoint(self, request: Request) -> Response:
+        """``POST /oauth/token`` (RFC 6749 sections 4.4 and 5)."""
+        authorization = request.headers.get("authorization")
+        try:
+            form = await _read_form(request)
+            self.authenticate_client(authorization, form)
+            grant_type = form.get("grant_type")
+            if not grant_type:
+                raise OAuthError("invalid_request", "grant_type is missing")
+            if grant_type != "client_credentials":
+                raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+            body = self.issue(scope=form.get("scope"), audience=form.get("audience"))
+        except OAuthError as exc:
+            headers = dict(_NO_STORE)
+            if exc.status == 401:
+                headers["WWW-Authenticate"] = 'Basic realm="webhook-kit"'
+            return JSONResponse(
+                {"error": exc.error, "error_description": exc.description},
+                status_code=exc.status,
+                headers=headers,
+            )
+        return JSONResponse(body, headers=_NO_STORE)
+
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "Content-Type must be application/x-www-form-urlencoded")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_TOKEN_REQUEST_BYTES:
+            raise OAuthError("invalid_request", "request body too large")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise OAuthError("invalid_request", "body is not valid form data") from exc
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            # RFC 6749 section 3.2: parameters MUST NOT be included more than once.
+            raise OAuthError("invalid_request", f"parameter {name!r} repeated")
+        form[name] = value
+    return form
+
+
+def _parse_basic(authorization: str) -> tuple[str, str]:
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        raise OAuthError("invalid_client", "unsupported Authorization scheme at the token endpoint", 401)
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise OAuthError("invalid_client", "malformed Basic credentials", 401) from exc
+    client_id, sep, client_secret = decoded.partition(":")
+    if not sep:
+        raise OAuthError("invalid_client", "malformed Basic credentials", 401)
+    # RFC 6749 section 2.3.1: both parts are form-urlencoded before Basic encoding.
+    return unquote(client_id.replace("+", " ")), unquote(client_secret.replace("+", " "))

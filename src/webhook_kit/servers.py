@@ -1,0 +1,221 @@
+"""Run an ASGI app over TLS under uvicorn or hypercorn, on a socket bound here.
+
+Binding the socket ourselves makes ``--port 0`` work (the port is known before the server starts),
+turns "port in use" into one clear error, and lets readiness be reported only after a real TLS
+request to the running server succeeded. Signals are handled by the caller, never by the server:
+uvicorn would re-raise SIGTERM after shutting down and the process would not exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Literal
+
+from webhook_kit.errors import ServerError
+from webhook_kit.tls import CertFiles, pinned_context
+
+ServerName = Literal["uvicorn", "hypercorn"]
+HEALTH_PATH = "/_kit/health"
+READY_TIMEOUT = 20.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; raises :class:`ServerError` with one clear line."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServerError(f"cannot resolve host {host!r}: {exc.strerror}") from exc
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this; uvloop does not set it on sockets handed to it, and
+    # without it small responses wait ~40 ms for a delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServerError(f"port {port} on {host} is already in use") from exc
+        raise ServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def url_host(sock: socket.socket) -> str:
+    """The host part of a URL that reaches ``sock`` (a wildcard bind is reached via loopback)."""
+    host = sock.getsockname()[0]
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+async def _probe(host: str, port: int, files: CertFiles) -> bool:
+    """One HTTPS request to the health route; True when the server answered 200."""
+    ctx = pinned_context(files.cert_file)
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host.strip("[]"), port, ssl=ctx), timeout=2
+        )
+    except (OSError, asyncio.TimeoutError):
+        return False
+    try:
+        writer.write(
+            f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout=2)
+        return line.split(b" ")[1:2] == [b"200"]
+    except (OSError, asyncio.TimeoutError, IndexError):
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), timeout=1)
+
+
+async def serve(
+    app: Any,
+    *,
+    sock: socket.socket,
+    files: CertFiles,
+    server: ServerName = "uvicorn",
+    shutdown: asyncio.Event,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve ``app`` on ``sock`` until ``shutdown`` is set; ``ready()`` once it answers."""
+    if server == "uvicorn":
+        task, stop = _start_uvicorn(app, sock, files)
+    elif server == "hypercorn":
+        task, stop = _start_hypercorn(app, sock, files, shutdown)
+    else:
+        raise ServerError(f"unknown server {server!r}")
+    host, port = url_host(sock), sock.getsockname()[1]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + READY_TIMEOUT
+    while not await _probe(host, port, files):
+        if task.done():
+            task.result()  # surfaces the server's own start-up error
+            raise ServerError(f"{server} stopped before it was ready")
+        if loop.time() > deadline:
+            stop()
+            raise ServerError(f"{server} did not become ready within {READY_TIMEOUT:.0f}s")
+        await asyncio.sleep(0.02)
+    if ready is not None:
+        ready()
+    stopper = asyncio.ensure_future(shutdown.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    stop()
+    await task
+
+
+def _start_uvicorn(
+    app: Any, sock: socket.socket, files: CertFiles
+) -> tuple[asyncio.Task[None], Callable[[], None]]:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        ssl_certfile=str(files.cert_file),
+        ssl_keyfile=str(files.key_file),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    # The caller owns signals; see the module docstring.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+
+    def stop() -> None:
+        server.should_exit = True
+
+    return task, stop
+
+
+def _start_hypercorn(
+    app: Any, sock: socket.socket, files: CertFiles, shutdown: asyncio.Event
+) -> tuple[asyncio.Task[None], Callable[[], None]]:
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    config = Config()
+    # Hypercorn takes ownership of the descriptor it is given; hand it a duplicate.
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    config.certfile = str(files.cert_file)
+    config.keyfile = str(files.key_file)
+    config.alpn_protocols = ["h2", "http/1.1"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("webhook_kit.hypercorn")
+    config.graceful_timeout = 3
+    stop_event = asyncio.Event()
+    task = asyncio.ensure_future(
+        hypercorn_serve(app, config, shutdown_trigger=stop_event.wait, mode="asgi")  # type: ignore[arg-type]
+    )
+    return task, stop_event.set
+
+
+class ThreadedServer:
+    """Run ``runner(ready, shutdown)`` on its own event loop in a daemon thread.
+
+    For tests, the pytest plugin and the demo: the server is real (real sockets, real TLS), only
+    its loop lives in another thread.
+    """
+
+    def __init__(
+        self, runner: Callable[[Callable[[], None], asyncio.Event], Awaitable[None]]
+    ) -> None:
+        self._runner = runner
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._shutdown: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="webhook-kit-server", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._shutdown = asyncio.Event()
+            await self._runner(self._ready.set, self._shutdown)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported to the starting thread
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def start(self, timeout: float = READY_TIMEOUT + 5) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise ServerError("server did not start in time")
+        if self._error is not None:
+            raise self._error
+        if not self._thread.is_alive():
+            raise ServerError("server stopped during start-up")
+
+    def stop(self, timeout: float = 10) -> None:
+        if self._loop is not None and self._shutdown is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._shutdown.set)
+        self._thread.join(timeout)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[ThreadedServer]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()

@@ -1,0 +1,334 @@
+"""The endpoint's ASGI app: token issuer, webhook route and the ``/_kit`` inspection API.
+
+The webhook handler calls the bearer check itself instead of going through Starlette's
+``AuthenticationMiddleware``: a refused request must still be recorded with its reason, and the
+middleware's ``on_error`` would answer before the recorder sees the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from webhook_kit.errors import SchemaError, TokenError
+from webhook_kit.oauth.issuer import TokenIssuer
+from webhook_kit.oauth.verifier import BearerVerifier, bearer_token, www_authenticate
+from webhook_kit.schemas import Validator
+from webhook_kit.sink.faults import FaultInjector
+from webhook_kit.sink.recorder import Recorder, mask_headers
+
+#: How much of a refused body is kept for display.
+RECORDED_BODY_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Urls:
+    base: str
+    webhook_path: str
+
+    @property
+    def webhook(self) -> str:
+        return self.base + self.webhook_path
+
+    @property
+    def token(self) -> str:
+        return self.base + "/oauth/token"
+
+    @property
+    def jwks(self) -> str:
+        return self.base + "/.well-known/jwks.json"
+
+    @property
+    def metadata(self) -> str:
+        return self.base + "/.well-known/oauth-authorization-server"
+
+    @property
+    def inspect(self) -> str:
+        return self.base + "/_kit/"
+
+    @property
+    def deliveries(self) -> str:
+        return self.base + "/_kit/deliveries"
+
+
+class Rejected(Exception):
+    def __init__(self, code: int, error_type: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.error_type = error_type
+        self.message = message
+        self.extra = extra
+
+
+def error_response(
+    code: int, error_type: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {"error_type": error_type, "error_message": message, **extra}
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+class WebhookReceiver:
+    """``POST <path>``: authenticate, check, record, answer."""
+
+    def __init__(
+        self,
+        *,
+        verifier: BearerVerifier,
+        validator: Validator,
+        recorder: Recorder,
+        faults: FaultInjector,
+        max_body: int,
+    ) -> None:
+        self.verifier = verifier
+        self.validator = validator
+        self.recorder = recorder
+        self.faults = faults
+        self.max_body = max_body
+
+    async def receive(self, request: Request) -> Response:
+        started = time.perf_counter()
+        scope = request.scope
+        headers = request.headers
+        client = scope.get("client")
+        record: dict[str, Any] = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "remote": f"{client[0]}:{client[1]}" if client else None,
+            "http_version": scope.get("http_version"),
+            "headers": mask_headers(headers.items()),
+        }
+        try:
+            response = await self._handle(request, record)
+        except Rejected as exc:
+            record.update(accepted=False, http_status=exc.code, error_type=exc.error_type)
+            record["reason"] = f"{exc.code} {exc.message}"
+            extra_headers = exc.extra.pop("headers", None)
+            response = error_response(exc.code, exc.error_type, exc.message, extra_headers, **exc.extra)
+        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        self.recorder.add(record)
+        return response
+
+    async def _handle(self, request: Request, record: dict[str, Any]) -> Response:
+        headers = request.headers
+        try:
+            token = bearer_token(headers.get("authorization"), request.scope["query_string"])
+            self.verifier.verify(token)
+        except TokenError as exc:
+            await self._keep_body_for_display(request, record)
+            raise Rejected(
+                401,
+                exc.error or "invalid_token",
+                exc.description,
+                headers={"WWW-Authenticate": www_authenticate(exc)},
+            ) from exc
+
+        media_type, _, params = headers.get("content-type", "").partition(";")
+        if media_type.strip().lower() != "application/json":
+            raise Rejected(415, "unsupported_media_type", "Content-Type must be application/json")
+        charset = _charset(params)
+        if charset not in (None, "utf-8", "utf8"):
+            raise Rejected(415, "unsupported_media_type", f"charset {charset} is not UTF-8")
+
+        body = await self._read_body(request)
+        try:
+            payload = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            record["body_text"] = body[:RECORDED_BODY_LIMIT].decode("utf-8", "replace")
+            raise Rejected(400, "invalid_json", f"body is not valid UTF-8 JSON: {exc}") from exc
+        record["body"] = payload
+        _note_ids(record, payload)
+
+        if not self.validator.is_valid(payload):
+            errors = self.validator.errors(payload) or [SchemaError("invalid notification")]
+            first = errors[0]
+            raise Rejected(
+                422,
+                "invalid_notification",
+                f"{first.path} {first.message}" if first.path != "/" else first.message,
+                errors=[{"field": e.path, "message": e.message} for e in errors[:10]],
+            )
+
+        key = headers.get("webhook-id") or payload["event_id"]
+        record["idempotency_key"] = key
+        record["duplicate"] = self.recorder.is_duplicate(key)
+        if "webhook-id" in headers and headers["webhook-id"] != payload["event_id"]:
+            record["warning"] = "Webhook-Id header differs from event_id"
+        if self.faults.delay:
+            await asyncio.sleep(self.faults.delay)
+        fault = self.faults.decide(payload["status"])
+        if fault is not None:
+            record["fault"] = fault.reason
+            if 200 <= fault.code < 300:
+                record.update(accepted=True, http_status=fault.code, reason=fault.reason)
+                return JSONResponse({"received": True}, status_code=fault.code)
+            raise Rejected(fault.code, "injected_fault", fault.reason, headers=fault.headers)
+        record.update(accepted=True, http_status=200)
+        record["reason"] = "duplicate" if record["duplicate"] else "accepted"
+        return JSONResponse({"received": True, "duplicate": record["duplicate"]})
+
+    async def _read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_body
+            except ValueError as exc:
+                raise Rejected(400, "invalid_request", "Content-Length is not a number") from exc
+            if too_big:
+                raise Rejected(413, "payload_too_large", f"body exceeds {self.max_body} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise Rejected(413, "payload_too_large", f"body exceeds {self.max_body} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _keep_body_for_display(self, request: Request, record: dict[str, Any]) -> None:
+        # A refused sender still wants to see which event was refused, so keep a bounded copy.
+        try:
+            body = await self._read_body(request)
+        except Rejected:
+            return
+        try:
+            payload = json.loads(body[:RECORDED_BODY_LIMIT])
+        except ValueError:
+            record["body_text"] = body[:RECORDED_BODY_LIMIT].decode("utf-8", "replace")
+            return
+        record["body"] = payload
+        _note_ids(record, payload)
+
+
+def _charset(params: str) -> str | None:
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower()
+    return None
+
+
+def _note_ids(record: dict[str, Any], payload: object) -> None:
+    if not isinstance(payload, dict):
+        return
+    for name in ("event_id", "validation_id", "status"):
+        value = payload.get(name)
+        if isinstance(value, str):
+            record[name] = value[:200]
+
+
+class KitApi:
+    """``/_kit``: what the endpoint received, for people and scripts."""
+
+    def __init__(self, recorder: Recorder, urls: Urls) -> None:
+        self.recorder = recorder
+        self.urls = urls
+
+    async def index(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "webhook_url": self.urls.webhook,
+                "token_url": self.urls.token,
+                "jwks_url": self.urls.jwks,
+                "deliveries_url": self.urls.deliveries,
+                "received": len(self.recorder.query()),
+            }
+        )
+
+    async def deliveries(self, request: Request) -> Response:
+        params = request.query_params
+        accepted: bool | None = None
+        if "accepted" in params:
+            accepted = _parse_bool(params["accepted"], "accepted")
+        if "rejected" in params:
+            accepted = not _parse_bool(params["rejected"], "rejected")
+        limit = None
+        if "limit" in params:
+            try:
+                limit = int(params["limit"])
+            except ValueError as exc:
+                raise HTTPException(400, "limit must be a whole number") from exc
+            if limit < 1:
+                raise HTTPException(400, "limit must be at least 1")
+        records = self.recorder.query(
+            status=params.get("status"),
+            accepted=accepted,
+            validation_id=params.get("validation_id"),
+            limit=limit,
+        )
+        return JSONResponse({"count": len(records), "deliveries": records})
+
+    async def clear(self, request: Request) -> Response:
+        return JSONResponse({"cleared": self.recorder.clear()})
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+
+def _parse_bool(value: str, name: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise HTTPException(400, f"{name} must be true or false")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    kinds = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+    return error_response(
+        exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), exc.headers
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # A bug, never bad input; still answer JSON so a sender sees a well-formed error.
+    return error_response(500, "internal_error", f"unexpected {type(exc).__name__}")
+
+
+def create_app(
+    *,
+    urls: Urls,
+    issuer: TokenIssuer,
+    receiver: WebhookReceiver,
+    extra_routes: list[Route] | None = None,
+) -> Starlette:
+    kit = KitApi(receiver.recorder, urls)
+    routes = [
+        # The webhook route first: it is the hot path.
+        Route(urls.webhook_path, receiver.receive, methods=["POST"]),
+        Route("/oauth/token", issuer.token_endpoint, methods=["POST"]),
+        Route("/.well-known/jwks.json", _static_json(issuer.jwks())),
+        Route(
+            "/.well-known/oauth-authorization-server",
+            _static_json(issuer.metadata(urls.token, urls.jwks)),
+        ),
+        Route("/_kit/", kit.index),
+        Route("/_kit/deliveries", kit.deliveries, methods=["GET"]),
+        Route("/_kit/deliveries", kit.clear, methods=["DELETE"]),
+        Route("/_kit/health", kit.health),
+        *(extra_routes or []),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+    )
+
+
+def _static_json(document: dict[str, Any]) -> Any:
+    body = json.dumps(document).encode()
+
+    async def endpoint(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return endpoint

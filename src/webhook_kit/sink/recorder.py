@@ -1,0 +1,163 @@
+"""Every request the endpoint gets, accepted or rejected, with the reason.
+
+Kept in memory (the newest ``keep``) and, with ``--record FILE``, appended as JSON lines that are
+read back on the next start, so history and duplicate detection survive restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from webhook_kit.errors import ConfigError
+
+Record = dict[str, Any]
+Listener = Callable[[Record], None]
+
+#: Headers whose values are never stored as sent.
+MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def mask_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    masked: dict[str, str] = {}
+    for name, value in headers:
+        lower = name.lower()
+        if lower in MASKED_HEADERS:
+            scheme = value.split(" ", 1)[0] if " " in value else ""
+            value = f"{scheme} ********".strip()
+        masked[lower] = value
+    return masked
+
+
+class Recorder:
+    def __init__(self, *, keep: int = 10_000, path: Path | None = None) -> None:
+        self._records: deque[Record] = deque(maxlen=keep)
+        self._seen: set[str] = set()
+        self._next_id = 1
+        self._cond = threading.Condition()
+        self._listeners: list[Listener] = []
+        self._file: IO[str] | None = None
+        self.skipped_lines = 0
+        if path is not None:
+            self._load(path)
+            try:
+                self._file = path.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot append to record file {path}: {exc}") from exc
+
+    def _load(self, path: Path) -> None:
+        if not path.exists():
+            return
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read record file {path}: {exc}") from exc
+        for line in lines:
+            try:
+                record = json.loads(line)
+                self._next_id = max(self._next_id, int(record["id"]) + 1)
+            except (ValueError, KeyError, TypeError):
+                # A line cut short by a crash must not stop the endpoint from starting.
+                self.skipped_lines += 1
+                continue
+            self._records.append(record)
+            if record.get("accepted") and record.get("idempotency_key"):
+                self._seen.add(record["idempotency_key"])
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with each new record; returns the unsubscribe function."""
+        with self._cond:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._cond:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def is_duplicate(self, key: str | None) -> bool:
+        return key is not None and key in self._seen
+
+    def add(self, record: Record) -> Record:
+        """Store ``record`` (assigning ``id`` and ``received_at``), then tell the listeners."""
+        with self._cond:
+            record["id"] = self._next_id
+            self._next_id += 1
+            record.setdefault("received_at", _now_iso())
+            key = record.get("idempotency_key")
+            if record.get("accepted") and key:
+                self._seen.add(key)
+            self._records.append(record)
+            if self._file is not None:
+                self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self._file.flush()
+            listeners = list(self._listeners)
+            self._cond.notify_all()
+        for listener in listeners:
+            listener(record)
+        return record
+
+    def query(
+        self,
+        *,
+        status: str | None = None,
+        accepted: bool | None = None,
+        validation_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        """Matching records, oldest first (the newest ``limit`` when a limit is given)."""
+        with self._cond:
+            snapshot = list(self._records)
+        found = [r for r in snapshot if _matches(r, status, accepted, validation_id)]
+        return found[-limit:] if limit else found
+
+    def clear(self) -> int:
+        """Forget every record and every seen key; returns how many records were dropped."""
+        with self._cond:
+            count = len(self._records)
+            self._records.clear()
+            self._seen.clear()
+            self._cond.notify_all()
+        return count
+
+    def wait_for(
+        self, predicate: Callable[[list[Record]], bool], timeout: float
+    ) -> list[Record]:
+        """Block until ``predicate(records)`` holds; raises :class:`TimeoutError` otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                records = list(self._records)
+                if predicate(records):
+                    return records
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"condition not met within {timeout}s")
+                self._cond.wait(remaining)
+
+    def close(self) -> None:
+        with self._cond:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def _matches(
+    record: Mapping[str, Any], status: str | None, accepted: bool | None, validation_id: str | None
+) -> bool:
+    if status is not None and record.get("status") != status:
+        return False
+    if accepted is not None and bool(record.get("accepted")) != accepted:
+        return False
+    return validation_id is None or record.get("validation_id") == validation_id
+
+
+def _now_iso() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"

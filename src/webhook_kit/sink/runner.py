@@ -1,0 +1,117 @@
+"""Assemble and run the endpoint: certificates, issuer, bearer check, recorder, server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from webhook_kit import servers
+from webhook_kit.oauth.credentials import ClientCredentials
+from webhook_kit.oauth.issuer import IssuerSettings, TokenIssuer
+from webhook_kit.oauth.verifier import BearerVerifier
+from webhook_kit.schemas import notification_validator
+from webhook_kit.sink.app import Urls, WebhookReceiver, create_app
+from webhook_kit.sink.faults import FaultInjector
+from webhook_kit.sink.recorder import Recorder
+from webhook_kit.sink.settings import SinkSettings
+from webhook_kit.tls import CertFiles, ensure_dev_certs, server_context
+
+
+@dataclass(frozen=True)
+class SinkInfo:
+    """What a sender needs to reach the endpoint; ``as_json`` is the ``serve --json`` line."""
+
+    url: str
+    token_url: str
+    jwks_url: str
+    inspect_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    ca_file: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Sink:
+    """One endpoint: built from settings, bound to a socket, served until told to stop."""
+
+    def __init__(self, settings: SinkSettings) -> None:
+        self.settings = settings
+        self.files = self._cert_files()
+        server_context(self.files)  # fails early, with one clear line, on unusable files
+        if settings.client_id is not None and settings.client_secret is not None:
+            self.credentials = ClientCredentials(settings.client_id, settings.client_secret)
+        else:
+            self.credentials = ClientCredentials.generate()
+        self.recorder = Recorder(keep=settings.keep, path=settings.record_file)
+        self.sock = servers.bind(settings.host, settings.port)
+        port = self.sock.getsockname()[1]
+        self.urls = Urls(f"https://{servers.url_host(self.sock)}:{port}", settings.path)
+        self.issuer = TokenIssuer(
+            IssuerSettings(
+                issuer=self.urls.base,
+                audience=settings.audience,
+                credentials=self.credentials,
+                scopes=settings.scopes,
+                token_ttl=settings.token_ttl,
+            )
+        )
+        self.verifier = BearerVerifier(
+            key=self.issuer.public_key, issuer=self.urls.base, audience=settings.audience
+        )
+        self.receiver = WebhookReceiver(
+            verifier=self.verifier,
+            validator=notification_validator(legacy=settings.legacy_statuses),
+            recorder=self.recorder,
+            faults=FaultInjector(settings.faults),
+            max_body=settings.max_body,
+        )
+        self.app = create_app(urls=self.urls, issuer=self.issuer, receiver=self.receiver)
+
+    def _cert_files(self) -> CertFiles:
+        s = self.settings
+        if s.certfile is not None and s.keyfile is not None:
+            return CertFiles(s.certfile.resolve(), s.keyfile.resolve(), None)
+        files, _ = ensure_dev_certs(s.certs_dir)
+        return files
+
+    @property
+    def info(self) -> SinkInfo:
+        return SinkInfo(
+            url=self.urls.webhook,
+            token_url=self.urls.token,
+            jwks_url=self.urls.jwks,
+            inspect_url=self.urls.inspect,
+            client_id=self.credentials.client_id,
+            client_secret=self.credentials.client_secret,
+            ca_file=str(self.files.ca_file) if self.files.ca_file else None,
+        )
+
+    async def run(self, ready: Callable[[], None], shutdown: asyncio.Event) -> None:
+        try:
+            await servers.serve(
+                self.app,
+                sock=self.sock,
+                files=self.files,
+                server=self.settings.server,
+                shutdown=shutdown,
+                ready=ready,
+            )
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        self.recorder.close()
+
+
+@contextlib.contextmanager
+def running_sink(settings: SinkSettings | None = None) -> Iterator[Sink]:
+    """Start an endpoint in a background thread for the block's duration."""
+    sink = Sink(settings or SinkSettings(port=0))
+    with servers.ThreadedServer(sink.run).running():
+        yield sink

@@ -24,6 +24,7 @@ from webhook_kit.tls import CertFiles, pinned_context
 ServerName = Literal["uvicorn", "hypercorn"]
 HEALTH_PATH = "/_kit/health"
 READY_TIMEOUT = 20.0
+SHUTDOWN_GRACE = 5.0
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -117,7 +118,15 @@ async def serve(
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     stop()
-    await task
+    # hypercorn waits for idle keep-alive connections to time out before it returns; a client
+    # holding one open must not keep a stopping server alive, so the grace period is bounded.
+    done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_GRACE)
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    elif not task.cancelled():
+        task.result()
 
 
 def _start_uvicorn(
@@ -160,7 +169,9 @@ def _start_hypercorn(
     config.alpn_protocols = ["h2", "http/1.1"]
     config.accesslog = None
     config.errorlog = logging.getLogger("webhook_kit.hypercorn")
-    config.graceful_timeout = 3
+    # Hypercorn's own graceful timeout crashes when it expires (InvalidStateError in
+    # worker_serve), so it is set beyond SHUTDOWN_GRACE and serve() cancels first.
+    config.graceful_timeout = SHUTDOWN_GRACE * 10
     stop_event = asyncio.Event()
     task = asyncio.ensure_future(
         hypercorn_serve(app, config, shutdown_trigger=stop_event.wait, mode="asgi")  # type: ignore[arg-type]
@@ -191,8 +202,10 @@ class ThreadedServer:
             self._shutdown = asyncio.Event()
             await self._runner(self._ready.set, self._shutdown)
 
+        from webhook_kit.runtime import run
+
         try:
-            asyncio.run(main())
+            run(main())
         except BaseException as exc:  # reported to the starting thread
             self._error = exc
         finally:

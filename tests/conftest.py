@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import KitClient
+from webhook_kit.sink.runner import Sink, running_sink
+from webhook_kit.sink.settings import SinkSettings
+from webhook_kit.tls import ensure_dev_certs
+
+SERVERS = ["uvicorn", "hypercorn"]
+
+
+@pytest.fixture(scope="session")
+def certs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trustme CA and leaf for the whole run."""
+    directory = tmp_path_factory.mktemp("certs")
+    ensure_dev_certs(directory)
+    return directory
+
+
+SinkFactory = Callable[..., Sink]
+
+
+@pytest.fixture
+def start_sink(certs_dir: Path) -> Iterator[SinkFactory]:
+    """Start real endpoints (TLS, ephemeral port, background thread); all stop at test end."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**options: Any) -> Sink:
+            options.setdefault("port", 0)
+            options.setdefault("certs_dir", certs_dir)
+            return stack.enter_context(running_sink(SinkSettings(**options)))
+
+        yield start
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def shared_sink(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sink]:
+    """One endpoint per server kind, shared by a module's read-only tests."""
+    directory = tmp_path_factory.mktemp("shared-certs")
+    settings = SinkSettings(port=0, server=request.param, certs_dir=directory)
+    with running_sink(settings) as sink:
+        yield sink
+
+
+@pytest.fixture
+def client(shared_sink: Sink) -> Iterator[KitClient]:
+    kit = KitClient(shared_sink)
+    yield kit
+    kit.close()

@@ -40,7 +40,9 @@ def start_sink(certs_dir: Path) -> Iterator[SinkFactory]:
 
 
 @pytest.fixture(scope="module", params=SERVERS)
-def shared_sink(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sink]:
+def shared_sink(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sink]:
     """One endpoint per server kind, shared by a module's read-only tests."""
     directory = tmp_path_factory.mktemp("shared-certs")
     settings = SinkSettings(port=0, server=request.param, certs_dir=directory)

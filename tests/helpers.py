@@ -64,9 +64,7 @@ class KitClient:
 
 
 def notification(status: str = "on-course", **overrides: Any) -> dict[str, Any]:
-    body = notifications.build(
-        status, validation_id=str(uuid.uuid4()), previous_status="on-course"
-    )
+    body = notifications.build(status, validation_id=str(uuid.uuid4()), previous_status="on-course")
     body.update(overrides)
     return body
 

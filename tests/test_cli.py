@@ -17,7 +17,15 @@ from click.testing import CliRunner
 
 from webhook_kit.cli import main
 
-SERVE_KEYS = {"url", "token_url", "jwks_url", "inspect_url", "client_id", "client_secret", "ca_file"}
+SERVE_KEYS = {
+    "url",
+    "token_url",
+    "jwks_url",
+    "inspect_url",
+    "client_id",
+    "client_secret",
+    "ca_file",
+}
 
 
 def kit_command(*args: str) -> list[str]:
@@ -75,8 +83,13 @@ def test_serve_json_line_then_clean_exit(serve: object, server: str, sig: signal
     assert os.path.isabs(served.info["ca_file"])
     response = served.http.post(
         served.info["url"],
-        json={"event_id": "e-1", "validation_id": "v-1", "status": "on-course",
-              "previous_status": None, "occurred_at": "2026-11-25T21:58:03.412Z"},
+        json={
+            "event_id": "e-1",
+            "validation_id": "v-1",
+            "status": "on-course",
+            "previous_status": None,
+            "occurred_at": "2026-11-25T21:58:03.412Z",
+        },
         headers={"Authorization": f"Bearer {served.token()}"},
         timeout=10,
     )
@@ -91,7 +104,10 @@ def test_serve_json_line_then_clean_exit(serve: object, server: str, sig: signal
 def test_banner_and_one_line_per_request(tmp_path: Path, certs_dir: Path) -> None:
     process = subprocess.Popen(
         kit_command("serve", "--port", "0", "--certs-dir", str(certs_dir)),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
     )
     try:
         banner = []
@@ -124,7 +140,9 @@ def test_port_in_use_is_one_line_exit_1(certs_dir: Path) -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             kit_command("serve", "--port", str(port), "--certs-dir", str(certs_dir)),
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: port {port} on 127.0.0.1 is already in use"
@@ -133,7 +151,9 @@ def test_port_in_use_is_one_line_exit_1(certs_dir: Path) -> None:
 def test_unreadable_certificate_is_one_line_exit_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate")
-    result = CliRunner().invoke(main, ["serve", "--port", "0", "--certfile", str(bad), "--keyfile", str(bad)])
+    result = CliRunner().invoke(
+        main, ["serve", "--port", "0", "--certfile", str(bad), "--keyfile", str(bad)]
+    )
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot use certificate")
     assert len(result.output.strip().splitlines()) == 1
@@ -175,7 +195,9 @@ def test_certs_command_makes_then_reuses(tmp_path: Path) -> None:
     assert facts["renewed"] is True and facts["days_left"] >= 360
     again = json.loads(CliRunner().invoke(main, ["certs", "--dir", str(tmp_path), "--json"]).output)
     assert again["renewed"] is False
-    renewed = json.loads(CliRunner().invoke(main, ["certs", "--dir", str(tmp_path), "--json", "--renew"]).output)
+    renewed = json.loads(
+        CliRunner().invoke(main, ["certs", "--dir", str(tmp_path), "--json", "--renew"]).output
+    )
     assert renewed["renewed"] is True
 
 
@@ -186,6 +208,8 @@ def test_version_and_help() -> None:
 
 
 def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
-    result = subprocess.run(kit_command("demo"), capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        kit_command("demo"), capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "9/9 delivered" in result.stdout

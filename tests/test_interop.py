@@ -34,7 +34,9 @@ def test_requests_oauthlib_fetches_a_token_and_posts(start_sink: object, server:
 
 
 def _curl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["curl", "--silent", "--show-error", *args], capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["curl", "--silent", "--show-error", *args], capture_output=True, text=True, timeout=30
+    )
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -44,15 +46,29 @@ def test_curl_token_and_post(start_sink: object, server: str, http_version: str)
     info = sink.info
     assert info.ca_file is not None
     token_result = _curl(
-        "--cacert", info.ca_file, "--user", f"{info.client_id}:{info.client_secret}",
-        "--data", "grant_type=client_credentials", info.token_url,
+        "--cacert",
+        info.ca_file,
+        "--user",
+        f"{info.client_id}:{info.client_secret}",
+        "--data",
+        "grant_type=client_credentials",
+        info.token_url,
     )
     token = json.loads(token_result.stdout)["access_token"]
     body = notification("deleted")
     post = _curl(
-        "--http2", "--cacert", info.ca_file, "--write-out", "\n%{http_code} %{http_version}",
-        "-H", f"Authorization: Bearer {token}", "-H", "Content-Type: application/json",
-        "--data", json.dumps(body), info.url,
+        "--http2",
+        "--cacert",
+        info.ca_file,
+        "--write-out",
+        "\n%{http_code} %{http_version}",
+        "-H",
+        f"Authorization: Bearer {token}",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        json.dumps(body),
+        info.url,
     )
     status_line = post.stdout.strip().splitlines()[-1]
     assert status_line == f"200 {http_version}", post.stdout + post.stderr
@@ -62,5 +78,9 @@ def test_curl_token_and_post(start_sink: object, server: str, http_version: str)
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_without_the_ca_is_refused_by_tls(client: KitClient) -> None:
-    result = subprocess.run(["curl", "--silent", client.info.token_url], capture_output=True, timeout=30)
-    assert result.returncode == 60  # peer certificate cannot be authenticated with known CA certificates
+    result = subprocess.run(
+        ["curl", "--silent", client.info.token_url], capture_output=True, timeout=30
+    )
+    assert (
+        result.returncode == 60
+    )  # peer certificate cannot be authenticated with known CA certificates

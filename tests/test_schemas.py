@@ -37,7 +37,9 @@ def test_score_rules_per_status(status: str) -> None:
         wrong_name = dict(body, scores=[{"name": "Other", "value": 0.5}])
         assert not validator.is_valid(wrong_name)
     else:
-        assert not validator.is_valid(dict(body, scores=[{"name": "ValidasScoreSelfie", "value": 0.5}]))
+        assert not validator.is_valid(
+            dict(body, scores=[{"name": "ValidasScoreSelfie", "value": 0.5}])
+        )
 
 
 def test_on_course_previous_status_must_be_null() -> None:
@@ -68,7 +70,9 @@ def test_legacy_alias_only_behind_the_option() -> None:
     body["status"] = "documen2-uploaded"
     assert not schemas.notification_validator().is_valid(body)
     assert schemas.notification_validator(legacy=True).is_valid(body)
-    assert not schemas.notification_validator(legacy=True).is_valid({**body, "scores": [{"name": "ValidasScoreSelfie", "value": 0.1}]})
+    assert not schemas.notification_validator(legacy=True).is_valid(
+        {**body, "scores": [{"name": "ValidasScoreSelfie", "value": 0.1}]}
+    )
 
 
 def test_validators_are_compiled_once() -> None:
@@ -78,11 +82,16 @@ def test_validators_are_compiled_once() -> None:
 
 def test_settings_schema_refuses_http_and_unknown_fields() -> None:
     validator = schemas.validator("settings")
-    good = {"url": "https://example.com/hook", "auth": {"token_url": "https://example.com/token", "client_id": "a", "client_secret": "b"}}
+    good = {
+        "url": "https://example.com/hook",
+        "auth": {"token_url": "https://example.com/token", "client_id": "a", "client_secret": "b"},
+    }
     assert validator.is_valid(good)
     assert not validator.is_valid({**good, "url": "http://example.com/hook"})
     assert not validator.is_valid({**good, "colour": "blue"})
-    assert not validator.is_valid({"url": good["url"], "auth": {"client_id": "a", "client_secret": "b"}})
+    assert not validator.is_valid(
+        {"url": good["url"], "auth": {"client_id": "a", "client_secret": "b"}}
+    )
 
 
 def test_error_schema_accepts_the_endpoint_errors() -> None:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -32,7 +32,9 @@ def _errors_to_exit() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
-@click.group(context_settings={"auto_envvar_prefix": "WEBHOOK_KIT", "help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"auto_envvar_prefix": "WEBHOOK_KIT", "help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="webhook-kit")
 def main() -> None:
     """A local HTTPS + OAuth webhook receiver and conformance kit for validation-status webhooks.
@@ -45,7 +47,9 @@ def main() -> None:
     """
 
 
-def _parse_rules(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[FaultRule, ...]:
+def _parse_rules(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[FaultRule, ...]:
     from webhook_kit.errors import ConfigError
     from webhook_kit.sink.settings import FaultRule
 
@@ -57,13 +61,43 @@ def _parse_rules(ctx: click.Context, param: click.Parameter, values: tuple[str, 
 
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on."),
-        click.option("--port", type=click.IntRange(0, 65535), default=8443, show_default=True, help="0 picks a free port."),
-        click.option("--server", type=click.Choice(["uvicorn", "hypercorn"]), default="uvicorn", show_default=True, help="hypercorn also speaks HTTP/2."),
-        click.option("--certs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("certs"), show_default=True, help="Where the development CA and leaf are kept."),
-        click.option("--certfile", type=click.Path(dir_okay=False, path_type=Path), help="Your own server certificate (PEM); needs --keyfile."),
-        click.option("--keyfile", type=click.Path(dir_okay=False, path_type=Path), help="Your own private key (PEM)."),
-        click.option("--json", "as_json", is_flag=True, help="Print one JSON line when ready, nothing else."),
+        click.option(
+            "--host", default="127.0.0.1", show_default=True, help="Interface to listen on."
+        ),
+        click.option(
+            "--port",
+            type=click.IntRange(0, 65535),
+            default=8443,
+            show_default=True,
+            help="0 picks a free port.",
+        ),
+        click.option(
+            "--server",
+            type=click.Choice(["uvicorn", "hypercorn"]),
+            default="uvicorn",
+            show_default=True,
+            help="hypercorn also speaks HTTP/2.",
+        ),
+        click.option(
+            "--certs-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("certs"),
+            show_default=True,
+            help="Where the development CA and leaf are kept.",
+        ),
+        click.option(
+            "--certfile",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Your own server certificate (PEM); needs --keyfile.",
+        ),
+        click.option(
+            "--keyfile",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Your own private key (PEM).",
+        ),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print one JSON line when ready, nothing else."
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -75,18 +109,73 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--path", default="/webhook", show_default=True, help="Path of the webhook route.")
 @click.option("--client-id", help="OAuth client id the endpoint accepts (default: generated).")
 @click.option("--client-secret", help="OAuth client secret (default: generated).")
-@click.option("--audience", default="webhook-kit", show_default=True, help="The 'aud' tokens must carry.")
-@click.option("--scope", "scopes", multiple=True, default=("webhook",), show_default=True, help="Scopes the issuer grants (repeatable).")
-@click.option("--token-ttl", type=click.IntRange(min=1), default=3600, show_default=True, help="Access token lifetime, seconds.")
-@click.option("--max-body", type=click.IntRange(min=1), default=1024 * 1024, show_default=True, help="Body size limit, bytes (413 above).")
+@click.option(
+    "--audience", default="webhook-kit", show_default=True, help="The 'aud' tokens must carry."
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    default=("webhook",),
+    show_default=True,
+    help="Scopes the issuer grants (repeatable).",
+)
+@click.option(
+    "--token-ttl",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Access token lifetime, seconds.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(min=1),
+    default=1024 * 1024,
+    show_default=True,
+    help="Body size limit, bytes (413 above).",
+)
 @click.option("--legacy-statuses", is_flag=True, help="Also accept v2.32's 'documen2-uploaded'.")
-@click.option("--record", "record_file", type=click.Path(dir_okay=False, path_type=Path), help="Append every request to this JSON-lines file (read back on start).")
-@click.option("--keep", type=click.IntRange(min=1), default=10_000, show_default=True, help="Requests kept in memory.")
-@click.option("--respond", "respond", multiple=True, callback=_parse_rules, metavar="STATUS=CODE[xN]", help="Answer CODE to STATUS (or * for all), the first N times if given. Repeatable.")
-@click.option("--fail-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Fraction of valid notifications answered with --fail-code.")
+@click.option(
+    "--record",
+    "record_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append every request to this JSON-lines file (read back on start).",
+)
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Requests kept in memory.",
+)
+@click.option(
+    "--respond",
+    "respond",
+    multiple=True,
+    callback=_parse_rules,
+    metavar="STATUS=CODE[xN]",
+    help="Answer CODE to STATUS (or * for all), the first N times if given. Repeatable.",
+)
+@click.option(
+    "--fail-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of valid notifications answered with --fail-code.",
+)
 @click.option("--fail-code", type=click.IntRange(400, 599), default=503, show_default=True)
-@click.option("--delay", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Seconds to wait before answering a valid notification.")
-@click.option("--retry-after", type=click.IntRange(min=0), help="Retry-After seconds on injected 429/503 answers.")
+@click.option(
+    "--delay",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait before answering a valid notification.",
+)
+@click.option(
+    "--retry-after",
+    type=click.IntRange(min=0),
+    help="Retry-After seconds on injected 429/503 answers.",
+)
 @click.option("--seed", type=int, help="Seed for --fail-rate, for repeatable runs.")
 def serve(as_json: bool, **options: Any) -> None:
     """Run the HTTPS, OAuth-protected mock endpoint until SIGINT/SIGTERM.
@@ -97,7 +186,10 @@ def serve(as_json: bool, **options: Any) -> None:
     from webhook_kit.errors import ConfigError
     from webhook_kit.sink.settings import FaultSettings, SinkSettings
 
-    faults = {k: options.pop(k) for k in ("respond", "fail_rate", "fail_code", "delay", "retry_after", "seed")}
+    faults = {
+        k: options.pop(k)
+        for k in ("respond", "fail_rate", "fail_code", "delay", "retry_after", "seed")
+    }
     options["scopes"] = tuple(options["scopes"])
     try:
         settings = SinkSettings(faults=FaultSettings(**faults), **options)
@@ -123,7 +215,9 @@ def _run_sink(settings: Any, as_json: bool) -> None:
             click.echo(f"  {label:<14}{value}")
         click.echo(f"  {'deliveries':<14}{sink.urls.deliveries}")
         if sink.recorder.skipped_lines:
-            click.echo(f"  (skipped {sink.recorder.skipped_lines} unreadable lines in the record file)")
+            click.echo(
+                f"  (skipped {sink.recorder.skipped_lines} unreadable lines in the record file)"
+            )
         click.echo("Press Ctrl+C to stop.")
         sink.recorder.subscribe(_print_request)
 
@@ -134,13 +228,22 @@ def _print_request(record: dict[str, Any]) -> None:
     mark = "dup " if record.get("duplicate") else ""
     click.echo(
         f"{record['received_at']} {record.get('http_status', '-')} "
-        f"{record.get('status', '-'):<19} {mark}{record.get('event_id', '-')} {record.get('reason', '')}"
+        f"{record.get('status', '-'):<19} {mark}{record.get('event_id', '-')} "
+        f"{record.get('reason', '')}"
     )
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("certs"), show_default=True)
-@click.option("--renew", is_flag=True, help="Make new certificates even if the current ones are usable.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("certs"),
+    show_default=True,
+)
+@click.option(
+    "--renew", is_flag=True, help="Make new certificates even if the current ones are usable."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
 def certs(directory: Path, renew: bool, as_json: bool) -> None:
     """Make (or reuse) the development CA and server certificate, and show them."""
@@ -169,7 +272,11 @@ def certs(directory: Path, renew: bool, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Write the schemas into this directory.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the schemas into this directory.",
+)
 def schemas(out: Path | None) -> None:
     """List the shipped JSON Schemas (2020-12), or write them with --out."""
     from webhook_kit import schemas as schema_module
@@ -188,9 +295,16 @@ def schemas(out: Path | None) -> None:
 
 
 @main.command()
-@click.option("--server", type=click.Choice(["uvicorn", "hypercorn"]), default="uvicorn", show_default=True)
-@click.option("--certs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("certs"), show_default=True)
-def demo(server: str, certs_dir: Path) -> None:
+@click.option(
+    "--server", type=click.Choice(["uvicorn", "hypercorn"]), default="uvicorn", show_default=True
+)
+@click.option(
+    "--certs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("certs"),
+    show_default=True,
+)
+def demo(server: Literal["uvicorn", "hypercorn"], certs_dir: Path) -> None:
     """The main job: start an endpoint, deliver every status to it over HTTPS + OAuth, report."""
     from webhook_kit.demo import run_demo
 

@@ -38,6 +38,8 @@ def run_demo(*, server: ServerName, certs_dir: Path, echo: Callable[[str], None]
         echo(f"  {status:<20} {result.outcome:<8} {result.reason:<6} {result.duration_ms:8.1f} ms")
     sent = sum(1 for _, r in results if r.ok)
     ok = sent == len(results) and len(received) == len(results)
-    echo(f"{sent}/{len(results)} delivered, {len(received)} accepted by the endpoint: "
-         + ("PASS" if ok else "FAIL"))
+    echo(
+        f"{sent}/{len(results)} delivered, {len(received)} accepted by the endpoint: "
+        + ("PASS" if ok else "FAIL")
+    )
     return ok

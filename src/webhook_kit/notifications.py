@@ -57,5 +57,7 @@ def lifecycle(
     validation_id = validation_id or str(uuid.uuid4())
     previous: str | None = None
     for status in statuses:
-        yield build(status, validation_id=validation_id, previous_status=previous or "on-course", rng=rng)
+        yield build(
+            status, validation_id=validation_id, previous_status=previous or "on-course", rng=rng
+        )
         previous = status

@@ -22,13 +22,13 @@ def _loop_class() -> type[asyncio.AbstractEventLoop]:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is not available on every platform
         return asyncio.SelectorEventLoop
-    return uvloop.Loop  # type: ignore[no-any-return]
+    return uvloop.Loop
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     base: Any = _loop_class()
 
-    class ServerLoop(base):  # type: ignore[misc, valid-type]
+    class ServerLoop(base):  # type: ignore[misc]
         async def create_server(self, *args: Any, **kwargs: Any) -> Any:
             if kwargs.get("ssl") is not None:
                 kwargs.setdefault("ssl_shutdown_timeout", SSL_SHUTDOWN_TIMEOUT)

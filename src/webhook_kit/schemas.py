@@ -84,9 +84,7 @@ def _legacy_notification() -> dict[str, Any]:
 
 
 def _registry() -> Registry[Any]:
-    resources_ = [
-        (load(name)["$id"], Resource.from_contents(load(name))) for name in SCHEMA_NAMES
-    ]
+    resources_ = [(load(name)["$id"], Resource.from_contents(load(name))) for name in SCHEMA_NAMES]
     # Relative "$ref": "notification.json" resolves against the base URI of the referring schema.
     return Registry().with_resources(resources_)
 
@@ -129,7 +127,7 @@ _RULE_KEYWORDS: Final[frozenset[str]] = frozenset({"if", "then", "not", "allOf"}
 
 def _to_schema_error(error: ValidationError) -> SchemaError:
     path = "/" + "/".join(str(part) for part in error.absolute_path)
-    message = error.message
+    message = str(error.message)
     if error.validator in ("if", "then", "allOf", "not") or len(message) > 300:
         message = _explain(error)
     return SchemaError(message, path)
@@ -144,7 +142,7 @@ def _explain(error: ValidationError) -> str:
         return "scores missing or without the score this status requires"
     if error.validator == "contains":
         return "scores do not include the score this status requires"
-    return error.message[:300]
+    return str(error.message)[:300]
 
 
 @cache

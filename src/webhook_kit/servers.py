@@ -68,7 +68,7 @@ async def _probe(host: str, port: int, files: CertFiles) -> bool:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host.strip("[]"), port, ssl=ctx), timeout=2
         )
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     try:
         writer.write(
@@ -77,7 +77,7 @@ async def _probe(host: str, port: int, files: CertFiles) -> bool:
         await writer.drain()
         line = await asyncio.wait_for(reader.readline(), timeout=2)
         return line.split(b" ")[1:2] == [b"200"]
-    except (OSError, asyncio.TimeoutError, IndexError):
+    except (TimeoutError, OSError, IndexError):
         return False
     finally:
         writer.close()
@@ -146,7 +146,7 @@ def _start_uvicorn(
     )
     server = uvicorn.Server(config)
     # The caller owns signals; see the module docstring.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
 
     def stop() -> None:
@@ -174,7 +174,7 @@ def _start_hypercorn(
     config.graceful_timeout = SHUTDOWN_GRACE * 10
     stop_event = asyncio.Event()
     task = asyncio.ensure_future(
-        hypercorn_serve(app, config, shutdown_trigger=stop_event.wait, mode="asgi")  # type: ignore[arg-type]
+        hypercorn_serve(app, config, shutdown_trigger=stop_event.wait, mode="asgi")
     )
     return task, stop_event.set
 

@@ -1,8 +1,8 @@
 """Development certificates (a trustme CA and a leaf) and the SSL contexts built from them.
 
-The CA's private key lives only in memory while the leaf is issued and is never written, so the files
-in ``certs/`` cannot be used to sign anything else. Verification is never switched off: clients trust
-the system store plus, when given, one explicit CA file.
+The CA's private key lives only in memory while the leaf is issued and is never written, so the
+files in ``certs/`` cannot be used to sign anything else. Verification is never switched off:
+clients trust the system store plus, when given, one explicit CA file.
 """
 
 from __future__ import annotations
@@ -85,9 +85,7 @@ def _usable(directory: Path, now: dt.datetime) -> bool:
     except CertificateError:
         return False
     wanted = {str(ipaddress.ip_address(i)) if _is_ip(i) else i for i in LEAF_IDENTITIES}
-    return (
-        min(leaf.days_left, ca.days_left) >= RENEW_DAYS and wanted <= set(leaf.identities)
-    )
+    return min(leaf.days_left, ca.days_left) >= RENEW_DAYS and wanted <= set(leaf.identities)
 
 
 def _is_ip(text: str) -> bool:
@@ -132,7 +130,9 @@ def ensure_dev_certs(
             not_after=now + dt.timedelta(days=LEAF_LIFETIME_DAYS),
         )
         _write_atomic(files.ca_file, ca.cert_pem.bytes(), mode=0o644)  # type: ignore[arg-type]
-        _write_atomic(files.cert_file, b"".join(b.bytes() for b in leaf.cert_chain_pems), mode=0o644)
+        _write_atomic(
+            files.cert_file, b"".join(b.bytes() for b in leaf.cert_chain_pems), mode=0o644
+        )
         _write_atomic(files.key_file, leaf.private_key_pem.bytes(), mode=0o600)
     except OSError as exc:
         raise CertificateError(f"cannot write certificates to {directory}: {exc}") from exc

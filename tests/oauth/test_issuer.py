@@ -90,7 +90,9 @@ def test_wrong_secret_is_invalid_client_401(client: KitClient) -> None:
 
 def test_unknown_client_is_invalid_client(client: KitClient) -> None:
     response = token_request(
-        client, data={"grant_type": "client_credentials"}, auth=("someone", client.info.client_secret)
+        client,
+        data={"grant_type": "client_credentials"},
+        auth=("someone", client.info.client_secret),
     )
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 
@@ -102,20 +104,26 @@ def test_no_client_authentication_is_401(client: KitClient) -> None:
 
 def test_unsupported_grant_type_400(client: KitClient) -> None:
     response = token_request(
-        client, data={"grant_type": "password"}, auth=(client.info.client_id, client.info.client_secret)
+        client,
+        data={"grant_type": "password"},
+        auth=(client.info.client_id, client.info.client_secret),
     )
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
 
 
 def test_missing_grant_type_is_invalid_request(client: KitClient) -> None:
-    response = token_request(client, data={"scope": "webhook"}, auth=(client.info.client_id, client.info.client_secret))
+    response = token_request(
+        client, data={"scope": "webhook"}, auth=(client.info.client_id, client.info.client_secret)
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
 
 def test_json_body_is_invalid_request(client: KitClient) -> None:
     response = token_request(
-        client, json={"grant_type": "client_credentials"}, auth=(client.info.client_id, client.info.client_secret)
+        client,
+        json={"grant_type": "client_credentials"},
+        auth=(client.info.client_id, client.info.client_secret),
     )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
 
@@ -123,7 +131,11 @@ def test_json_body_is_invalid_request(client: KitClient) -> None:
 def test_two_authentication_methods_is_invalid_request(client: KitClient) -> None:
     response = token_request(
         client,
-        data={"grant_type": "client_credentials", "client_id": client.info.client_id, "client_secret": client.info.client_secret},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client.info.client_id,
+            "client_secret": client.info.client_secret,
+        },
         auth=(client.info.client_id, client.info.client_secret),
     )
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
@@ -141,12 +153,18 @@ def test_repeated_parameter_is_invalid_request(client: KitClient) -> None:
 
 def test_unknown_scope_and_audience(client: KitClient) -> None:
     auth = (client.info.client_id, client.info.client_secret)
-    scope = token_request(client, data={"grant_type": "client_credentials", "scope": "admin"}, auth=auth)
+    scope = token_request(
+        client, data={"grant_type": "client_credentials", "scope": "admin"}, auth=auth
+    )
     assert scope.status_code == 400 and scope.json()["error"] == "invalid_scope"
-    audience = token_request(client, data={"grant_type": "client_credentials", "audience": "x"}, auth=auth)
+    audience = token_request(
+        client, data={"grant_type": "client_credentials", "audience": "x"}, auth=auth
+    )
     assert audience.status_code == 400 and audience.json()["error"] == "invalid_target"
     ok = token_request(
-        client, data={"grant_type": "client_credentials", "scope": "webhook", "audience": "webhook-kit"}, auth=auth
+        client,
+        data={"grant_type": "client_credentials", "scope": "webhook", "audience": "webhook-kit"},
+        auth=auth,
     )
     assert ok.status_code == 200
 

@@ -10,7 +10,9 @@ from joserfc.jwk import RSAKey
 from tests.helpers import KitClient, claims_for, hs256_with_public_key, notification, sign, unsigned
 
 
-def assert_refused(client: KitClient, response_token: str | None, reason: str, **kw: object) -> None:
+def assert_refused(
+    client: KitClient, response_token: str | None, reason: str, **kw: object
+) -> None:
     response = client.post(notification(), token=response_token, **kw)  # type: ignore[arg-type]
     assert response.status_code == 401, response.text
     challenge = response.headers["WWW-Authenticate"]
@@ -68,7 +70,7 @@ def test_wrongly_signed_token(client: KitClient) -> None:
 def test_tampered_signature(client: KitClient) -> None:
     token = client.token()
     head, payload, signature = token.split(".")
-    flipped = ("A" if signature[5] != "A" else "B")
+    flipped = "A" if signature[5] != "A" else "B"
     tampered = f"{head}.{payload}.{signature[:5]}{flipped}{signature[6:]}"
     assert_refused(client, tampered, "bad signature")
 
@@ -116,7 +118,9 @@ def test_wrong_token_type(client: KitClient) -> None:
 
 def test_token_in_query_string_is_refused(client: KitClient) -> None:
     token = client.token()
-    response = client.post(notification(), token=None, url=f"{client.info.url}?access_token={token}")
+    response = client.post(
+        notification(), token=None, url=f"{client.info.url}?access_token={token}"
+    )
     assert response.status_code == 401
     assert 'error="invalid_request"' in response.headers["WWW-Authenticate"]
     assert "query string" in response.json()["error_message"]
@@ -124,7 +128,9 @@ def test_token_in_query_string_is_refused(client: KitClient) -> None:
 
 def test_query_string_token_refused_even_with_a_valid_header(client: KitClient) -> None:
     token = client.token()
-    response = client.post(notification(), token=token, url=f"{client.info.url}?access_token={token}")
+    response = client.post(
+        notification(), token=token, url=f"{client.info.url}?access_token={token}"
+    )
     assert response.status_code == 401
 
 

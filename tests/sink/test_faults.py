@@ -73,10 +73,14 @@ def test_fail_rate_is_seeded_and_roughly_right() -> None:
 
 def test_fail_rate_zero_and_one() -> None:
     assert FaultInjector(FaultSettings(fail_rate=0.0), random.Random(1)).decide("deleted") is None
-    assert FaultInjector(FaultSettings(fail_rate=1.0), random.Random(1)).decide("deleted") is not None
+    assert (
+        FaultInjector(FaultSettings(fail_rate=1.0), random.Random(1)).decide("deleted") is not None
+    )
 
 
-@pytest.mark.parametrize("text", ["deleted", "nope=500", "deleted=abc", "deleted=99", "deleted=500x0", "=500"])
+@pytest.mark.parametrize(
+    "text", ["deleted", "nope=500", "deleted=abc", "deleted=99", "deleted=500x0", "=500"]
+)
 def test_bad_rules_are_refused(text: str) -> None:
     with pytest.raises(ConfigError):
         FaultRule.parse(text)

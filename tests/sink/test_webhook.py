@@ -17,7 +17,9 @@ def test_every_status_is_accepted(client: KitClient, status: str) -> None:
 
 
 def test_charset_parameter_is_accepted(client: KitClient) -> None:
-    response = client.post(notification(), headers={"Content-Type": "application/json; charset=utf-8"})
+    response = client.post(
+        notification(), headers={"Content-Type": "application/json; charset=utf-8"}
+    )
     assert response.status_code == 200
 
 
@@ -29,7 +31,9 @@ def test_non_json_content_type_is_415(client: KitClient, content_type: str) -> N
 
 
 def test_non_utf8_charset_is_415(client: KitClient) -> None:
-    response = client.post(notification(), headers={"Content-Type": "application/json; charset=latin-1"})
+    response = client.post(
+        notification(), headers={"Content-Type": "application/json; charset=latin-1"}
+    )
     assert response.status_code == 415
     assert "latin-1" in response.json()["error_message"]
 

@@ -7,7 +7,6 @@ and TLS is always verified (the session's connector carries the SSL context).
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import json
 import ssl
@@ -84,10 +83,12 @@ async def post_once(
             retry_after = response.headers.get("Retry-After")
             location = response.headers.get("Location")
             await response.content.read(MAX_RESPONSE_BYTES)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return AttemptResult("timeout", f"no complete answer within {timeout:g}s", elapsed())
     except aiohttp.ClientConnectorCertificateError as exc:
-        return AttemptResult("tls_error", f"certificate not trusted: {_cert_reason(exc)}", elapsed())
+        return AttemptResult(
+            "tls_error", f"certificate not trusted: {_cert_reason(exc)}", elapsed()
+        )
     except aiohttp.ClientSSLError as exc:
         return AttemptResult("tls_error", f"TLS handshake failed: {_short(exc)}", elapsed())
     except aiohttp.ClientConnectorError as exc:

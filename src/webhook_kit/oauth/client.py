@@ -112,7 +112,7 @@ class OAuthClient:
             ) as response:
                 raw = await response.content.read(MAX_TOKEN_RESPONSE + 1)
                 status = response.status
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise self._error(f"token request timed out after {s.timeout:g}s") from exc
         except aiohttp.ClientSSLError as exc:
             raise self._error(f"TLS error at the token URL: {_short(exc)}") from exc

@@ -152,7 +152,9 @@ class TokenIssuer:
             if not grant_type:
                 raise OAuthError("invalid_request", "grant_type is missing")
             if grant_type != "client_credentials":
-                raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+                raise OAuthError(
+                    "unsupported_grant_type", f"grant_type {grant_type!r} is not supported"
+                )
             body = self.issue(scope=form.get("scope"), audience=form.get("audience"))
         except OAuthError as exc:
             headers = dict(_NO_STORE)
@@ -172,7 +174,9 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def _read_form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        raise OAuthError("invalid_request", "Content-Type must be application/x-www-form-urlencoded")
+        raise OAuthError(
+            "invalid_request", "Content-Type must be application/x-www-form-urlencoded"
+        )
     body = b""
     async for chunk in request.stream():
         body += chunk
@@ -194,7 +198,9 @@ async def _read_form(request: Request) -> dict[str, str]:
 def _parse_basic(authorization: str) -> tuple[str, str]:
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "basic" or not value.strip():
-        raise OAuthError("invalid_client", "unsupported Authorization scheme at the token endpoint", 401)
+        raise OAuthError(
+            "invalid_client", "unsupported Authorization scheme at the token endpoint", 401
+        )
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError) as exc:

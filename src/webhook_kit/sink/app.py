@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -26,6 +27,9 @@ from webhook_kit.oauth.verifier import BearerVerifier, bearer_token, www_authent
 from webhook_kit.schemas import Validator
 from webhook_kit.sink.faults import FaultInjector
 from webhook_kit.sink.recorder import Recorder, mask_headers
+
+_ACCEPTED_BODY = b'{"received":true,"duplicate":false}'
+_DUPLICATE_BODY = b'{"received":true,"duplicate":true}'
 
 #: How much of a refused body is kept for display.
 RECORDED_BODY_LIMIT = 64 * 1024
@@ -113,7 +117,9 @@ class WebhookReceiver:
             record.update(accepted=False, http_status=exc.code, error_type=exc.error_type)
             record["reason"] = f"{exc.code} {exc.message}"
             extra_headers = exc.extra.pop("headers", None)
-            response = error_response(exc.code, exc.error_type, exc.message, extra_headers, **exc.extra)
+            response = error_response(
+                exc.code, exc.error_type, exc.message, extra_headers, **exc.extra
+            )
         record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         self.recorder.add(record)
         return response
@@ -141,8 +147,8 @@ class WebhookReceiver:
 
         body = await self._read_body(request)
         try:
-            payload = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+            payload = parse_json(body)
+        except ValueError as exc:
             record["body_text"] = body[:RECORDED_BODY_LIMIT].decode("utf-8", "replace")
             raise Rejected(400, "invalid_json", f"body is not valid UTF-8 JSON: {exc}") from exc
         record["body"] = payload
@@ -174,7 +180,10 @@ class WebhookReceiver:
             raise Rejected(fault.code, "injected_fault", fault.reason, headers=fault.headers)
         record.update(accepted=True, http_status=200)
         record["reason"] = "duplicate" if record["duplicate"] else "accepted"
-        return JSONResponse({"received": True, "duplicate": record["duplicate"]})
+        return Response(
+            _DUPLICATE_BODY if record["duplicate"] else _ACCEPTED_BODY,
+            media_type="application/json",
+        )
 
     async def _read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -207,6 +216,21 @@ class WebhookReceiver:
             return
         record["body"] = payload
         _note_ids(record, payload)
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON (UTF-8, no NaN/Infinity); orjson first, the stdlib for what it refuses."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    # orjson refuses integers beyond 64 bits, which are valid JSON; anything else it refused the
+    # stdlib refuses too, with a message that says where.
+    return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
 
 
 def _charset(params: str) -> str | None:

@@ -85,7 +85,9 @@ class SinkSettings:
     faults: FaultSettings = FaultSettings()
 
     def __post_init__(self) -> None:
-        if not self.path.startswith("/") or self.path.startswith(("/_kit", "/oauth", "/.well-known")):
+        if not self.path.startswith("/") or self.path.startswith(
+            ("/_kit", "/oauth", "/.well-known")
+        ):
             raise ConfigError(f"webhook path must start with / and not be reserved: {self.path!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, got {self.port}")

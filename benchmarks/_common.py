@@ -1,0 +1,119 @@
+"""Shared benchmark plumbing: subprocess servers, their CPU time, an aiohttp load loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from webhook_kit.tls import client_context
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+class ServerProcess:
+    """A server started as a subprocess that prints one JSON line when ready."""
+
+    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
+        )
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError(self.process.stderr.read())  # type: ignore[union-attr]
+        self.info: dict[str, Any] = json.loads(line)
+
+    @property
+    def cpu(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.communicate(timeout=30)
+
+
+@dataclass
+class LoadResult:
+    requests: int
+    errors: int
+    seconds: float
+    server_cpu: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.requests / self.server_cpu if self.server_cpu else float("nan")
+
+
+async def post_loop(
+    server: ServerProcess,
+    url: str,
+    bodies: list[bytes],
+    *,
+    headers: dict[str, str],
+    ca_file: str,
+    connections: int,
+    seconds: float,
+) -> LoadResult:
+    """POST ``bodies`` round-robin over ``connections`` keep-alive connections for ``seconds``."""
+    connector = aiohttp.TCPConnector(ssl=client_context(Path(ca_file)), limit=connections)
+    counts = {"ok": 0, "errors": 0}
+    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+        # Warm up: open every connection before measuring.
+        await asyncio.gather(
+            *(_one(session, url, bodies[0], headers, counts) for _ in range(connections))
+        )
+        counts.update(ok=0, errors=0)
+        cpu_before = server.cpu
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while time.perf_counter() < deadline:
+                await _one(session, url, bodies[i % len(bodies)], headers, counts)
+                i += connections
+
+        await asyncio.gather(*(worker(n) for n in range(connections)))
+        elapsed = time.perf_counter() - started
+        cpu_used = server.cpu - cpu_before
+    return LoadResult(counts["ok"], counts["errors"], elapsed, cpu_used)
+
+
+async def _one(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    counts: dict[str, int],
+) -> None:
+    async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
+        await response.read()
+        counts["ok" if response.status == 200 else "errors"] += 1
+
+
+def python() -> str:
+    return sys.executable

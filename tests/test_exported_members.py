@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import webhook_kit
+
+
+def test_all_is_sorted_and_every_name_resolves() -> None:
+    assert webhook_kit.__all__ == sorted(webhook_kit.__all__)
+    for name in webhook_kit.__all__:
+        assert getattr(webhook_kit, name) is not None
+
+
+def test_public_names_have_the_package_prefix() -> None:
+    for name in webhook_kit.__all__:
+        value = getattr(webhook_kit, name)
+        module = getattr(value, "__module__", "webhook_kit")
+        assert module.startswith("webhook_kit"), name
+
+
+def test_importing_the_package_is_light() -> None:
+    heavy = "('starlette', 'jsonschema', 'aiohttp', 'joserfc')"
+    code = f"import sys, webhook_kit; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -42,6 +42,8 @@ def main() -> None:
     \b
     Start here:   webhook-kit demo
     Receive:      webhook-kit serve --port 0 --json
+    Send:         webhook-kit emit URL --token-url U --client-id ID --client-secret S --all
+    Provider API: webhook-kit provider --port 0 --json
     Certificates: webhook-kit certs
     Schemas:      webhook-kit schemas --out DIR
     """

@@ -102,6 +102,12 @@ class Validator:
             return bool(self._fast.is_valid(instance))
         return bool(self._slow.is_valid(instance))
 
+    def raw_errors(self, instance: object) -> list[ValidationError]:
+        """The ``jsonschema`` errors themselves, for callers that map them to their own form."""
+        if self.is_valid(instance):
+            return []
+        return list(self._slow.iter_errors(instance))
+
     def errors(self, instance: object) -> list[SchemaError]:
         """Every error, best first, each with a JSON-pointer ``path``."""
         found = list(self._slow.iter_errors(instance))

@@ -1,0 +1,300 @@
+"""The dispatcher: stores each event, then delivers it, retrying per the policy.
+
+I/O lives here; the decisions live in :mod:`policy` and :mod:`scheduler`. The clock and the sleep
+are parameters, so a test can run a three-day retry schedule in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from webhook_kit.delivery import transport
+from webhook_kit.delivery.outcome import AttemptResult
+from webhook_kit.delivery.policy import RetryPolicy
+from webhook_kit.delivery.scheduler import Entry, Scheduler
+from webhook_kit.delivery.store import Store
+from webhook_kit.errors import ConfigError
+from webhook_kit.oauth.client import OAuthClient, OAuthSettings
+from webhook_kit.redact import scrub
+from webhook_kit.tls import client_context
+
+log = logging.getLogger("webhook_kit.dispatcher")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+STATE_FOR_ACTION = {"done": "sent", "retry": "retrying", "fail": "failed", "disable": "pending"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to deliver: the customer's URL and its OAuth client credentials."""
+
+    url: str
+    oauth: OAuthSettings
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        for name, value in (("url", self.url), ("token URL", self.oauth.token_url)):
+            if not value.lower().startswith("https://"):
+                raise ConfigError(f"the {name} must be https://, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DispatcherSettings:
+    concurrency: int = 16
+    timeout: float = 10.0
+    ca_file: Path | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.timeout <= 0:
+            raise ConfigError("timeout must be positive")
+
+
+class Dispatcher:
+    """Use as ``async with Dispatcher(store, settings) as d: await d.enqueue(...)``."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: DispatcherSettings | None = None,
+        *,
+        target: Target | None = None,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+        on_disable: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or DispatcherSettings()
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._on_disable = on_disable
+        self._scheduler = Scheduler()
+        self._bodies: dict[str, dict[str, Any]] = {}
+        self._attempts: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._stopping = False
+        self._runner: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._ssl: ssl.SSLContext = client_context(self.settings.ca_file)
+        self._target: Target | None = None
+        self._oauth: OAuthClient | None = None
+        self._pending_target = target
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Dispatcher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self._session = transport.make_session(self._ssl, limit=self.settings.concurrency * 2)
+        self.set_target(self._pending_target)
+        for row in self.store.unfinished():
+            self._queue(
+                row["seq"], json.loads(row["body"]), row["next_attempt_at"], row["attempts"]
+            )
+        self._runner = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._runner is not None:
+            await self._runner
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "the dispatcher is not started"
+        return self._session
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        return self._ssl
+
+    @property
+    def oauth(self) -> OAuthClient | None:
+        return self._oauth
+
+    @property
+    def target(self) -> Target | None:
+        return self._target
+
+    def set_target(self, target: Target | None) -> None:
+        """Deliver to ``target`` from now on (``None`` or disabled: hold every event)."""
+        if target is not None and self._session is not None:
+            same_auth = self._target is not None and self._target.oauth == target.oauth
+            if not same_auth or self._oauth is None:
+                self._oauth = OAuthClient(target.oauth, self._session)
+        self._target = target
+        self._wake.set()
+
+    # -- queueing ------------------------------------------------------------------------------
+
+    async def enqueue(self, notification: Mapping[str, Any]) -> str:
+        """Store the event durably, then queue it for delivery; returns its ``event_id``."""
+        body = dict(notification)
+        seq = self.store.insert_event(body, self._clock())
+        return self.queue_stored(seq, body)
+
+    def queue_stored(self, seq: int, body: Mapping[str, Any]) -> str:
+        """Queue an event the caller already stored (e.g. with its validation, atomically)."""
+        self._queue(seq, dict(body), self._clock(), 0)
+        self._wake.set()
+        return str(body["event_id"])
+
+    def _queue(self, seq: int, body: dict[str, Any], due: float, attempts: int) -> None:
+        event_id = body["event_id"]
+        self._bodies[event_id] = body
+        self._attempts[event_id] = attempts
+        self._idle.clear()
+        self._scheduler.add(seq, event_id, body["validation_id"], due)
+
+    def redeliver(self, event_id: str) -> bool:
+        """Send a sent or failed event again; False if it is still queued or unknown."""
+        if event_id in self._scheduler or not self.store.requeue(event_id, self._clock()):
+            return False
+        row = self.store.event(event_id)
+        assert row is not None
+        self._queue(row["seq"], json.loads(row["body"]), self._clock(), row["attempts"])
+        self._wake.set()
+        return True
+
+    @property
+    def queued(self) -> int:
+        return len(self._scheduler)
+
+    async def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is queued (all sent or failed); False on timeout."""
+        if not len(self._scheduler):
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            target = self._target
+            wait_for: float | None = None
+            if target is not None and target.enabled:
+                now = self._clock()
+                free = self.settings.concurrency - len(self._tasks)
+                for entry in self._scheduler.take_due(now, free):
+                    task = asyncio.ensure_future(self._attempt(entry, target))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._task_done)
+                next_due = self._scheduler.next_due()
+                if next_due is not None and len(self._tasks) < self.settings.concurrency:
+                    wait_for = max(0.0, next_due - self._clock())
+            if not len(self._scheduler):
+                self._idle.set()
+            await self._wait(wait_for)
+
+    async def _wait(self, seconds: float | None) -> None:
+        if seconds is None:
+            await self._wake.wait()
+            return
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        waker = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        _, pending = await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed: %r", task.exception())
+
+    async def _attempt(self, entry: Entry, target: Target) -> None:
+        event_id = entry.event_id
+        body = self._bodies[event_id]
+        oauth = self._oauth
+        assert oauth is not None
+        attempt = self._attempts.get(event_id, 0) + 1
+        at = self._clock()
+        try:
+            result = await transport.deliver(
+                self.session, oauth, target.url, body, timeout=self.settings.timeout
+            )
+        except Exception as exc:  # a bug must not lose the event: it is retried like a failure
+            log.exception("unexpected error delivering %s", event_id)
+            result = AttemptResult("connect_error", f"internal error: {type(exc).__name__}", 0.0)
+        result = _scrubbed(result, target)
+        decision = self.settings.policy.decide(
+            attempt, result, now=self._clock(), rand=self._rng.random()
+        )
+        state = STATE_FOR_ACTION[decision.action]
+        if decision.action == "disable":
+            result = AttemptResult(
+                result.outcome, decision.reason, result.duration_ms, result.http_status
+            )
+        next_at = decision.next_attempt_at if decision.action == "retry" else None
+        if decision.action == "disable":
+            next_at = self._clock()
+        self.store.record_attempt(
+            event_id, attempt, at, result, state=state, next_attempt_at=next_at
+        )
+        self._attempts[event_id] = attempt
+        if decision.action in ("done", "fail"):
+            self._scheduler.finish(event_id)
+            self._bodies.pop(event_id, None)
+            self._attempts.pop(event_id, None)
+        elif decision.action == "retry":
+            assert next_at is not None
+            self._scheduler.reschedule(event_id, next_at)
+        else:
+            self._scheduler.reschedule(event_id, self._clock())
+            self._disable(decision.reason)
+
+    def _disable(self, reason: str) -> None:
+        if self._target is not None:
+            self.set_target(Target(self._target.url, self._target.oauth, enabled=False))
+        if self._on_disable is not None:
+            self._on_disable(reason)
+
+
+def _scrubbed(result: AttemptResult, target: Target) -> AttemptResult:
+    reason = scrub(result.reason, [target.oauth.client_secret])
+    if reason == result.reason:
+        return result
+    return AttemptResult(
+        result.outcome,
+        reason,
+        result.duration_ms,
+        result.http_status,
+        result.retry_after,
+        result.token_refreshed,
+    )

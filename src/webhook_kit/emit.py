@@ -1,0 +1,77 @@
+"""``webhook-kit emit``: send notifications to any endpoint through the real dispatcher."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from webhook_kit import notifications
+from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
+from webhook_kit.delivery.policy import RetryPolicy
+from webhook_kit.delivery.store import Store
+from webhook_kit.oauth.client import OAuthSettings
+
+
+@dataclass(frozen=True)
+class EmitOutcome:
+    status: str
+    event_id: str
+    state: str
+    attempts: int
+    reason: str
+    duration_ms: float
+
+
+def retry_schedule(retries: int) -> tuple[float, ...]:
+    """``retries`` retries, 1 s apart and doubling: quick enough for a command line."""
+    return tuple(float(min(2**n, 30)) for n in range(retries))
+
+
+async def emit(
+    url: str,
+    oauth: OAuthSettings,
+    statuses: Sequence[str],
+    *,
+    ca_file: Path | None = None,
+    timeout: float = 10.0,
+    retries: int = 0,
+    db: str = ":memory:",
+    echo: Callable[[EmitOutcome], None] | None = None,
+) -> list[EmitOutcome]:
+    store = Store(db)
+    settings = DispatcherSettings(
+        concurrency=4,
+        timeout=timeout,
+        ca_file=ca_file,
+        policy=RetryPolicy(schedule=retry_schedule(retries)),
+    )
+    validation_id = str(uuid.uuid4())
+    try:
+        async with Dispatcher(store, settings, target=Target(url, oauth)) as dispatcher:
+            ids = [
+                (body["status"], await dispatcher.enqueue(body))
+                for body in notifications.lifecycle(tuple(statuses), validation_id=validation_id)
+            ]
+            await dispatcher.wait_idle()
+        outcomes = []
+        for status, event_id in ids:
+            row = store.event(event_id)
+            attempts = store.attempts(event_id)
+            assert row is not None
+            last = attempts[-1] if attempts else None
+            outcome = EmitOutcome(
+                status=status,
+                event_id=event_id,
+                state=row["state"],
+                attempts=len(attempts),
+                reason=last["reason"] if last else "not attempted",
+                duration_ms=last["duration_ms"] if last else 0.0,
+            )
+            outcomes.append(outcome)
+            if echo is not None:
+                echo(outcome)
+        return outcomes
+    finally:
+        store.close()

@@ -1,0 +1,1 @@
+"""The provider side: the settings, test, event and validation API under ``/validas/v1``."""

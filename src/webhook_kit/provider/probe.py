@@ -1,0 +1,90 @@
+"""``POST /webhook/test``: one real delivery, step by step (token, TLS, POST), for people."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from webhook_kit import notifications
+from webhook_kit.delivery import transport
+from webhook_kit.delivery.dispatcher import Dispatcher, Target
+from webhook_kit.errors import TokenFetchError
+from webhook_kit.oauth.client import OAuthClient
+from webhook_kit.redact import scrub
+
+
+def _step(name: str, ok: bool, detail: str, started: float) -> dict[str, Any]:
+    return {
+        "step": name,
+        "ok": ok,
+        "detail": detail,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+async def _tls_facts(url: str, context: ssl.SSLContext, timeout: float) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or 443
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
+    )
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        peer = ssl_object.getpeercert() if ssl_object else {}
+        subject = dict(item[0] for item in peer.get("subject", ()))
+        version = ssl_object.version() if ssl_object else "?"
+        cipher = ssl_object.cipher()[0] if ssl_object else "?"
+        return (
+            f"{version}, {cipher}, certificate for {subject.get('commonName', '?')} "
+            f"valid until {peer.get('notAfter', '?')}, verified"
+        )
+    finally:
+        writer.close()
+
+
+async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
+    """Fetch a fresh token, check TLS, deliver one ``test: true`` notification."""
+    secret = target.oauth.client_secret
+    steps: list[dict[str, Any]] = []
+    body = notifications.build(
+        "on-course", validation_id=f"test-{uuid.uuid4()}", previous_status=None, test=True
+    )
+    timeout = dispatcher.settings.timeout
+
+    started = time.perf_counter()
+    oauth = OAuthClient(target.oauth, dispatcher.session)  # fresh: this tests the credentials
+    try:
+        token = await oauth.token()
+    except TokenFetchError as exc:
+        steps.append(_step("token", False, scrub(str(exc), [secret]), started))
+        return {"ok": False, "url": target.url, "steps": steps, "notification": body}
+    steps.append(_step("token", True, f"token from {target.oauth.token_url}", started))
+
+    started = time.perf_counter()
+    try:
+        facts = await _tls_facts(target.url, dispatcher.ssl_context, timeout)
+    except ssl.SSLCertVerificationError as exc:
+        steps.append(_step("tls", False, f"certificate not trusted: {exc.verify_message}", started))
+        return {"ok": False, "url": target.url, "steps": steps, "notification": body}
+    except (OSError, TimeoutError) as exc:
+        steps.append(_step("tls", False, f"cannot connect: {exc or type(exc).__name__}", started))
+        return {"ok": False, "url": target.url, "steps": steps, "notification": body}
+    steps.append(_step("tls", True, facts, started))
+
+    started = time.perf_counter()
+    result = await transport.post_once(
+        dispatcher.session,
+        target.url,
+        transport.encode(body),
+        token=token,
+        event_id=body["event_id"],
+        timeout=timeout,
+    )
+    detail = f"{result.outcome}: {scrub(result.reason, [secret])}"
+    steps.append(_step("delivery", result.ok, detail, started))
+    return {"ok": result.ok, "url": target.url, "steps": steps, "notification": body}

@@ -52,6 +52,24 @@ def shared_sink(
 
 @pytest.fixture
 def client(shared_sink: Sink) -> Iterator[KitClient]:
+    """A client of the shared endpoint; its connections close before the endpoint stops."""
     kit = KitClient(shared_sink)
     yield kit
     kit.close()
+
+
+@pytest.fixture
+def start_provider(certs_dir: Path) -> Iterator[Callable[..., Any]]:
+    """Start real providers (TLS, ephemeral port, in-memory store unless told otherwise)."""
+    from webhook_kit.provider.runner import ProviderSettings, running_provider
+
+    with contextlib.ExitStack() as stack:
+
+        def start(**options: Any) -> Any:
+            options.setdefault("port", 0)
+            options.setdefault("db", ":memory:")
+            options.setdefault("certs_dir", certs_dir)
+            options.setdefault("ca_file", certs_dir / "ca.pem")
+            return stack.enter_context(running_provider(ProviderSettings(**options)))
+
+        yield start

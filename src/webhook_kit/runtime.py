@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 #: Seconds a closing TLS connection waits for the peer (asyncio's default is 30).
-SSL_SHUTDOWN_TIMEOUT = 2.0
+SSL_SHUTDOWN_TIMEOUT = 0.5
 
 
 def _loop_class() -> type[asyncio.AbstractEventLoop]:

@@ -140,7 +140,7 @@ def _start_uvicorn(
         ssl_keyfile=str(files.key_file),
         log_level="warning",
         access_log=False,
-        lifespan="off",
+        lifespan="auto",
         timeout_graceful_shutdown=3,
         server_header=False,
     )

@@ -149,7 +149,7 @@ class Dispatcher:
         if target is not None and self._session is not None:
             same_auth = self._target is not None and self._target.oauth == target.oauth
             if not same_auth or self._oauth is None:
-                self._oauth = OAuthClient(target.oauth, self._session)
+                self._oauth = OAuthClient(target.oauth, self._session, clock=self._clock)
         self._target = target
         self._wake.set()
 

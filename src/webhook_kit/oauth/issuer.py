@@ -66,6 +66,11 @@ class TokenIssuer:
         self._clock = clock
         self.issued = 0
 
+    def rotate_key(self) -> RSAKey:
+        """Sign with a new key from now on; returns the new public key."""
+        self.key = generate_signing_key()
+        return self.public_key
+
     @property
     def public_key(self) -> RSAKey:
         return RSAKey.import_key(self.key.as_dict(private=False))

@@ -69,6 +69,11 @@ class BearerVerifier:
         self._cache: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
         self._cache_size = cache_size
 
+    def set_key(self, key: RSAKey) -> None:
+        """Verify with ``key`` from now on; tokens verified with the old key are forgotten."""
+        self._key = key
+        self._cache.clear()
+
     def verify(self, token: str) -> Mapping[str, Any]:
         """The token's claims; raises :class:`TokenError` naming why it is refused."""
         claims = self._cache.get(token)

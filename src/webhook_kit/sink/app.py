@@ -253,9 +253,13 @@ def _note_ids(record: dict[str, Any], payload: object) -> None:
 class KitApi:
     """``/_kit``: what the endpoint received, for people and scripts."""
 
-    def __init__(self, recorder: Recorder, urls: Urls) -> None:
+    def __init__(
+        self, recorder: Recorder, urls: Urls, issuer: TokenIssuer, verifier: BearerVerifier
+    ) -> None:
         self.recorder = recorder
         self.urls = urls
+        self.issuer = issuer
+        self.verifier = verifier
 
     async def index(self, request: Request) -> Response:
         return JSONResponse(
@@ -297,6 +301,14 @@ class KitApi:
     async def health(self, request: Request) -> Response:
         return JSONResponse({"ok": True})
 
+    async def rotate_key(self, request: Request) -> Response:
+        # Every token issued so far becomes "wrongly signed": a sender must refetch on the 401.
+        self.verifier.set_key(self.issuer.rotate_key())
+        return JSONResponse({"kid": self.issuer.key.kid})
+
+    async def jwks(self, request: Request) -> Response:
+        return JSONResponse(self.issuer.jwks())
+
 
 def _parse_bool(value: str, name: str) -> bool:
     lowered = value.lower()
@@ -327,12 +339,12 @@ def create_app(
     receiver: WebhookReceiver,
     extra_routes: list[Route] | None = None,
 ) -> Starlette:
-    kit = KitApi(receiver.recorder, urls)
+    kit = KitApi(receiver.recorder, urls, issuer, receiver.verifier)
     routes = [
         # The webhook route first: it is the hot path.
         Route(urls.webhook_path, receiver.receive, methods=["POST"]),
         Route("/oauth/token", issuer.token_endpoint, methods=["POST"]),
-        Route("/.well-known/jwks.json", _static_json(issuer.jwks())),
+        Route("/.well-known/jwks.json", kit.jwks),
         Route(
             "/.well-known/oauth-authorization-server",
             _static_json(issuer.metadata(urls.token, urls.jwks)),
@@ -341,6 +353,7 @@ def create_app(
         Route("/_kit/deliveries", kit.deliveries, methods=["GET"]),
         Route("/_kit/deliveries", kit.clear, methods=["DELETE"]),
         Route("/_kit/health", kit.health),
+        Route("/_kit/rotate-key", kit.rotate_key, methods=["POST"]),
         *(extra_routes or []),
     ]
     return Starlette(

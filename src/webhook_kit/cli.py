@@ -274,6 +274,199 @@ def certs(directory: Path, renew: bool, as_json: bool) -> None:
 
 
 @main.command()
+@_server_options
+@click.option(
+    "--db",
+    default="webhook-kit-provider.db",
+    show_default=True,
+    help="SQLite file (':memory:' for none).",
+)
+@click.option(
+    "--apikey", help="The API key clients must send in the apikey header (default: generated)."
+)
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also trust this CA when delivering (e.g. certs/ca.pem).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=16,
+    show_default=True,
+    help="Deliveries in flight at once.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds per delivery attempt.",
+)
+def provider(as_json: bool, **options: Any) -> None:
+    """Run the provider API (/validas/v1) and deliver its events in the background.
+
+    Settings, test, event queries and the validation lifecycle, as the service offers them;
+    every status change is stored in the SQLite file, then delivered through the dispatcher
+    (at-least-once: a restart on the same file delivers what was left).
+    """
+    from webhook_kit.errors import ConfigError
+    from webhook_kit.provider.runner import Provider, ProviderSettings
+    from webhook_kit.runtime import run_until_signal
+
+    try:
+        settings = ProviderSettings(**options)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    with _errors_to_exit():
+        instance = Provider(settings)
+        info = instance.info
+
+        def ready() -> None:
+            if as_json:
+                click.echo(json.dumps(info.as_json()))
+                return
+            click.echo(f"webhook-kit {__version__} provider ready ({settings.server}, TLS)")
+            for label, value in info.as_json().items():
+                click.echo(f"  {label:<9}{value}")
+            click.echo(f"  {'openapi':<9}{info.base_url}/openapi.json")
+            click.echo("Press Ctrl+C to stop.")
+
+        run_until_signal(instance.run, ready)
+
+
+def _https_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise click.BadParameter(f"must be an absolute https:// URL, got {value!r}")
+    return value
+
+
+EMIT_STATUSES = [
+    "on-course",
+    "document-uploaded",
+    "document2-uploaded",
+    "document3-uploaded",
+    "selfie-uploaded",
+    "video-uploaded",
+    "cancelled",
+    "confirmed",
+    "deleted",
+    "documen2-uploaded",
+]
+
+
+@main.command()
+@click.argument("url", callback=_https_url)
+@click.option(
+    "--token-url", required=True, callback=_https_url, help="The endpoint's OAuth token URL."
+)
+@click.option("--client-id", required=True)
+@click.option(
+    "--client-secret", required=True, help="Also read from WEBHOOK_KIT_EMIT_CLIENT_SECRET."
+)
+@click.option("--scope")
+@click.option("--audience")
+@click.option(
+    "--auth-method",
+    type=click.Choice(["client_secret_basic", "client_secret_post"]),
+    default="client_secret_basic",
+    show_default=True,
+)
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also trust this CA (never 'skip verify').",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(EMIT_STATUSES),
+    help="A status to send (repeatable, in order; v2.32's documen2-uploaded only if named).",
+)
+@click.option(
+    "--all",
+    "all_statuses",
+    is_flag=True,
+    help="Send all nine statuses in lifecycle order (the default).",
+)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=0,
+    show_default=True,
+    help="Retries per notification (1 s, 2 s, 4 s, ...).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per outcome.")
+def emit(
+    url: str,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    scope: str | None,
+    audience: str | None,
+    auth_method: Literal["client_secret_basic", "client_secret_post"],
+    ca_file: Path | None,
+    statuses: tuple[str, ...],
+    all_statuses: bool,
+    timeout: float,
+    retries: int,
+    as_json: bool,
+) -> None:
+    """Send notifications for one validation to URL through the real dispatcher.
+
+    Exits 0 when every notification got a 2xx, 1 otherwise.
+    """
+    from webhook_kit.emit import EmitOutcome
+    from webhook_kit.emit import emit as run_emit
+    from webhook_kit.oauth.client import OAuthSettings
+    from webhook_kit.runtime import run
+    from webhook_kit.statuses import STATUSES
+
+    if statuses and all_statuses:
+        raise click.UsageError("use --status or --all, not both")
+    chosen = statuses or STATUSES
+    oauth = OAuthSettings(
+        token_url,
+        client_id,
+        client_secret,
+        scope=scope,
+        audience=audience,
+        auth_method=auth_method,
+        timeout=timeout,
+    )
+
+    def show(outcome: EmitOutcome) -> None:
+        if as_json:
+            click.echo(json.dumps(outcome.__dict__))
+            return
+        mark = "sent  " if outcome.state == "sent" else "FAILED"
+        click.echo(
+            f"{mark} {outcome.status:<19} {outcome.attempts} attempt(s) "
+            f"{outcome.duration_ms:8.1f} ms  {outcome.reason}"
+        )
+
+    with _errors_to_exit():
+        outcomes = run(
+            run_emit(
+                url, oauth, chosen, ca_file=ca_file, timeout=timeout, retries=retries, echo=show
+            )
+        )
+    sent = sum(1 for o in outcomes if o.state == "sent")
+    if not as_json:
+        click.echo(f"{sent}/{len(outcomes)} sent")
+    sys.exit(0 if sent == len(outcomes) else 1)
+
+
+@main.command()
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -1,0 +1,99 @@
+"""`webhook-kit emit` against the kit's endpoint, through the real dispatcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from webhook_kit.cli import main
+from webhook_kit.sink.runner import Sink
+from webhook_kit.sink.settings import FaultRule, FaultSettings
+from webhook_kit.statuses import STATUSES
+
+
+def emit_args(sink: Sink, *extra: str) -> list[str]:
+    info = sink.info
+    assert info.ca_file is not None
+    return [
+        "emit", info.url, "--token-url", info.token_url, "--client-id", info.client_id,
+        "--client-secret", info.client_secret, "--ca", info.ca_file, *extra,
+    ]
+
+
+def run_emit(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "webhook_kit", *args],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+    )
+
+
+def test_emit_all_statuses_exit_0(start_sink: Any) -> None:
+    sink: Sink = start_sink()
+    result = run_emit(emit_args(sink, "--all"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "9/9 sent" in result.stdout
+    assert [r["status"] for r in sink.recorder.query()] == list(STATUSES)
+    assert sink.info.client_secret not in result.stdout + result.stderr
+
+
+def test_emit_selected_statuses_json(start_sink: Any) -> None:
+    sink: Sink = start_sink()
+    result = run_emit(emit_args(sink, "--status", "selfie-uploaded", "--status", "deleted", "--json"))
+    assert result.returncode == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(o["status"], o["state"]) for o in lines] == [("selfie-uploaded", "sent"), ("deleted", "sent")]
+
+
+def test_emit_exit_1_when_one_fails(start_sink: Any) -> None:
+    sink: Sink = start_sink(faults=FaultSettings(respond=(FaultRule.parse("deleted=500"),)))
+    result = run_emit(emit_args(sink, "--all"))
+    assert result.returncode == 1
+    assert "FAILED deleted" in result.stdout and "HTTP 500" in result.stdout
+    assert "8/9 sent" in result.stdout
+
+
+def test_emit_retries(start_sink: Any) -> None:
+    sink: Sink = start_sink(faults=FaultSettings(respond=(FaultRule.parse("*=503x1"),), retry_after=0))
+    result = run_emit(emit_args(sink, "--status", "on-course", "--retries", "2"))
+    assert result.returncode == 0, result.stdout
+    assert "2 attempt(s)" in result.stdout
+
+
+def test_emit_secret_from_the_environment(start_sink: Any) -> None:
+    sink: Sink = start_sink()
+    args = [a for a in emit_args(sink, "--status", "on-course")]
+    index = args.index("--client-secret")
+    del args[index : index + 2]
+    result = run_emit(args, WEBHOOK_KIT_EMIT_CLIENT_SECRET=sink.info.client_secret)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["emit", "not-a-url", "--token-url", "https://x/t", "--client-id", "a", "--client-secret", "b"], "https://"),
+        (["emit", "http://127.0.0.1/w", "--token-url", "https://x/t", "--client-id", "a", "--client-secret", "b"], "https://"),
+        (["emit", "https://127.0.0.1/w", "--token-url", "https://x/t", "--client-id", "a"], "--client-secret"),
+        (["emit", "https://127.0.0.1/w", "--token-url", "https://x/t", "--client-id", "a", "--client-secret", "b", "--all", "--status", "deleted"], "not both"),
+        (["emit", "https://127.0.0.1/w", "--token-url", "https://x/t", "--client-id", "a", "--client-secret", "b", "--status", "approved"], "approved"),
+    ],
+)
+def test_emit_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, args, env={"WEBHOOK_KIT_EMIT_CLIENT_SECRET": ""})
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_emit_unreachable_endpoint_is_a_failure_not_a_crash(tmp_path: Path) -> None:
+    result = run_emit(["emit", "https://127.0.0.1:9/webhook", "--token-url", "https://127.0.0.1:9/token",
+                       "--client-id", "a", "--client-secret", "b", "--status", "on-course"])
+    assert result.returncode == 1
+    assert "token URL unreachable" in result.stdout
+    assert "Traceback" not in result.stderr

@@ -22,15 +22,27 @@ def emit_args(sink: Sink, *extra: str) -> list[str]:
     info = sink.info
     assert info.ca_file is not None
     return [
-        "emit", info.url, "--token-url", info.token_url, "--client-id", info.client_id,
-        "--client-secret", info.client_secret, "--ca", info.ca_file, *extra,
+        "emit",
+        info.url,
+        "--token-url",
+        info.token_url,
+        "--client-id",
+        info.client_id,
+        "--client-secret",
+        info.client_secret,
+        "--ca",
+        info.ca_file,
+        *extra,
     ]
 
 
 def run_emit(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "webhook_kit", *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
     )
 
 
@@ -45,10 +57,15 @@ def test_emit_all_statuses_exit_0(start_sink: Any) -> None:
 
 def test_emit_selected_statuses_json(start_sink: Any) -> None:
     sink: Sink = start_sink()
-    result = run_emit(emit_args(sink, "--status", "selfie-uploaded", "--status", "deleted", "--json"))
+    result = run_emit(
+        emit_args(sink, "--status", "selfie-uploaded", "--status", "deleted", "--json")
+    )
     assert result.returncode == 0
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(o["status"], o["state"]) for o in lines] == [("selfie-uploaded", "sent"), ("deleted", "sent")]
+    assert [(o["status"], o["state"]) for o in lines] == [
+        ("selfie-uploaded", "sent"),
+        ("deleted", "sent"),
+    ]
 
 
 def test_emit_exit_1_when_one_fails(start_sink: Any) -> None:
@@ -60,7 +77,9 @@ def test_emit_exit_1_when_one_fails(start_sink: Any) -> None:
 
 
 def test_emit_retries(start_sink: Any) -> None:
-    sink: Sink = start_sink(faults=FaultSettings(respond=(FaultRule.parse("*=503x1"),), retry_after=0))
+    sink: Sink = start_sink(
+        faults=FaultSettings(respond=(FaultRule.parse("*=503x1"),), retry_after=0)
+    )
     result = run_emit(emit_args(sink, "--status", "on-course", "--retries", "2"))
     assert result.returncode == 0, result.stdout
     assert "2 attempt(s)" in result.stdout
@@ -78,11 +97,67 @@ def test_emit_secret_from_the_environment(start_sink: Any) -> None:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["emit", "not-a-url", "--token-url", "https://x/t", "--client-id", "a", "--client-secret", "b"], "https://"),
-        (["emit", "http://127.0.0.1/w", "--token-url", "https://x/t", "--client-id", "a", "--client-secret", "b"], "https://"),
-        (["emit", "https://127.0.0.1/w", "--token-url", "https://x/t", "--client-id", "a"], "--client-secret"),
-        (["emit", "https://127.0.0.1/w", "--token-url", "https://x/t", "--client-id", "a", "--client-secret", "b", "--all", "--status", "deleted"], "not both"),
-        (["emit", "https://127.0.0.1/w", "--token-url", "https://x/t", "--client-id", "a", "--client-secret", "b", "--status", "approved"], "approved"),
+        (
+            [
+                "emit",
+                "not-a-url",
+                "--token-url",
+                "https://x/t",
+                "--client-id",
+                "a",
+                "--client-secret",
+                "b",
+            ],
+            "https://",
+        ),
+        (
+            [
+                "emit",
+                "http://127.0.0.1/w",
+                "--token-url",
+                "https://x/t",
+                "--client-id",
+                "a",
+                "--client-secret",
+                "b",
+            ],
+            "https://",
+        ),
+        (
+            ["emit", "https://127.0.0.1/w", "--token-url", "https://x/t", "--client-id", "a"],
+            "--client-secret",
+        ),
+        (
+            [
+                "emit",
+                "https://127.0.0.1/w",
+                "--token-url",
+                "https://x/t",
+                "--client-id",
+                "a",
+                "--client-secret",
+                "b",
+                "--all",
+                "--status",
+                "deleted",
+            ],
+            "not both",
+        ),
+        (
+            [
+                "emit",
+                "https://127.0.0.1/w",
+                "--token-url",
+                "https://x/t",
+                "--client-id",
+                "a",
+                "--client-secret",
+                "b",
+                "--status",
+                "approved",
+            ],
+            "approved",
+        ),
     ],
 )
 def test_emit_usage_errors(args: list[str], message: str) -> None:
@@ -92,8 +167,20 @@ def test_emit_usage_errors(args: list[str], message: str) -> None:
 
 
 def test_emit_unreachable_endpoint_is_a_failure_not_a_crash(tmp_path: Path) -> None:
-    result = run_emit(["emit", "https://127.0.0.1:9/webhook", "--token-url", "https://127.0.0.1:9/token",
-                       "--client-id", "a", "--client-secret", "b", "--status", "on-course"])
+    result = run_emit(
+        [
+            "emit",
+            "https://127.0.0.1:9/webhook",
+            "--token-url",
+            "https://127.0.0.1:9/token",
+            "--client-id",
+            "a",
+            "--client-secret",
+            "b",
+            "--status",
+            "on-course",
+        ]
+    )
     assert result.returncode == 1
     assert "token URL unreachable" in result.stdout
     assert "Traceback" not in result.stderr

@@ -9,7 +9,8 @@
     ├── SchemaError            a document does not match a shipped schema
     ├── TokenError             a bearer token is refused
     │   (attribute ``description`` says why, ``error`` is the RFC 6750 code)
-    └── TokenFetchError        a sender could not get an access token (failure class token_error)
+    ├── TokenFetchError        a sender could not get an access token (failure class token_error)
+    └── StoreError             the durable store could not take a write
 
 Exit codes are decided at the CLI edge only.
 """
@@ -54,3 +55,7 @@ class TokenError(WebhookKitError):
 
 class TokenFetchError(WebhookKitError):
     """A sender could not obtain an access token. The message never contains a secret."""
+
+
+class StoreError(WebhookKitError):
+    """The durable store could not take a write (the event was not accepted)."""

@@ -10,6 +10,9 @@ from typing import Any
 
 from webhook_kit.statuses import SCORE_NAMES, STATUSES
 
+#: Default source of scores; seeding a new Random per notification showed up in profiles.
+_RNG = random.Random()
+
 
 def iso_now(now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.UTC)
@@ -32,7 +35,7 @@ def build(
     test: bool = False,
 ) -> dict[str, Any]:
     """One notification for ``status``; ``scores`` present exactly for ``*-uploaded``."""
-    rng = rng or random.Random()
+    rng = rng or _RNG
     body: dict[str, Any] = {
         "event_id": event_id or str(uuid.uuid4()),
         "validation_id": validation_id,
@@ -55,6 +58,7 @@ def lifecycle(
 ) -> Iterator[dict[str, Any]]:
     """Notifications for ``statuses`` of one validation, each naming the one before it."""
     validation_id = validation_id or str(uuid.uuid4())
+    rng = rng or _RNG
     previous: str | None = None
     for status in statuses:
         yield build(

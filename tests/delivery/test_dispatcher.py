@@ -122,6 +122,7 @@ def test_410_disables_the_webhook_and_keeps_the_event(start_sink: Any) -> None:
                     break
                 await asyncio.sleep(0.01)
             assert d.target is not None and d.target.enabled is False
+            d.flush()
             row = store.event(event_id)
             assert row is not None and row["state"] == "pending"
             assert "410" in store.attempts(event_id)[0]["reason"]

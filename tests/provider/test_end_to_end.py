@@ -76,10 +76,14 @@ def configure(api: requests.Session, base: str, sink: dict[str, str], **extra: A
     assert response.status_code == 201, response.text
 
 
-def wait_deliveries(http: requests.Session, url: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+def wait_deliveries(
+    http: requests.Session, url: str, count: int, timeout: float = 30
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found: list[dict[str, Any]] = http.get(url, params={"accepted": "true"}, timeout=10).json()["deliveries"]
+        found: list[dict[str, Any]] = http.get(url, params={"accepted": "true"}, timeout=10).json()[
+            "deliveries"
+        ]
         if len(found) >= count:
             return found
         time.sleep(0.05)
@@ -89,7 +93,18 @@ def wait_deliveries(http: requests.Session, url: str, count: int, timeout: float
 def test_provider_drives_every_status_to_serve(tmp_path: Path, processes: list[Process]) -> None:
     sink = start(processes, "serve", "--port", "0", "--json", cwd=tmp_path)
     ca_file = sink.info["ca_file"]
-    provider = start(processes, "provider", "--port", "0", "--json", "--db", "p.db", "--ca", ca_file, cwd=tmp_path)
+    provider = start(
+        processes,
+        "provider",
+        "--port",
+        "0",
+        "--json",
+        "--db",
+        "p.db",
+        "--ca",
+        ca_file,
+        cwd=tmp_path,
+    )
     assert set(provider.info) == PROVIDER_KEYS
     assert provider.info["base_url"].endswith("/validas/v1")
     assert Path(provider.info["db"]).is_absolute()
@@ -100,10 +115,18 @@ def test_provider_drives_every_status_to_serve(tmp_path: Path, processes: list[P
 
     validation_id = api.post(base + "/validation", timeout=30).json()["data"]["id"]
     for n in range(3):
-        api.put(f"{base}/validation/{validation_id}/document", files={"documentImage": ("d.jpg", b"img")},
-                data={"analysisType": "complete", "documentType": "IDCARD"}, timeout=30).raise_for_status()
-    api.put(f"{base}/validation/{validation_id}/selfie", files={"image": ("s.jpg", b"img")}, timeout=30).raise_for_status()
-    api.put(f"{base}/validation/{validation_id}/video", files={"video": ("v.mp4", b"vid")}, timeout=30).raise_for_status()
+        api.put(
+            f"{base}/validation/{validation_id}/document",
+            files={"documentImage": ("d.jpg", b"img")},
+            data={"analysisType": "complete", "documentType": "IDCARD"},
+            timeout=30,
+        ).raise_for_status()
+    api.put(
+        f"{base}/validation/{validation_id}/selfie", files={"image": ("s.jpg", b"img")}, timeout=30
+    ).raise_for_status()
+    api.put(
+        f"{base}/validation/{validation_id}/video", files={"video": ("v.mp4", b"vid")}, timeout=30
+    ).raise_for_status()
     api.put(f"{base}/validation/{validation_id}/cancellation", timeout=30).raise_for_status()
     api.put(f"{base}/validation/{validation_id}/confirmation", timeout=30)  # 409: already final
     api.delete(f"{base}/validation/{validation_id}", timeout=30).raise_for_status()
@@ -121,10 +144,23 @@ def test_provider_drives_every_status_to_serve(tmp_path: Path, processes: list[P
     assert sink.stop() == 0
 
 
-def test_provider_sigkill_then_restart_delivers_everything(tmp_path: Path, processes: list[Process]) -> None:
+def test_provider_sigkill_then_restart_delivers_everything(
+    tmp_path: Path, processes: list[Process]
+) -> None:
     sink = start(processes, "serve", "--port", "0", "--json", cwd=tmp_path)
     ca_file = sink.info["ca_file"]
-    args = ("provider", "--port", "0", "--json", "--db", "crash.db", "--ca", ca_file, "--apikey", "k")
+    args = (
+        "provider",
+        "--port",
+        "0",
+        "--json",
+        "--db",
+        "crash.db",
+        "--ca",
+        ca_file,
+        "--apikey",
+        "k",
+    )
     first = start(processes, *args, cwd=tmp_path)
     base = first.info["base_url"]
     api = session(ca_file, "k")

@@ -2,14 +2,16 @@
 
 WAL mode with ``synchronous=NORMAL``: a committed row survives a crash of the process (what
 at-least-once needs here); only a power loss can drop the last commits. One connection, used
-from the event loop's thread; every write is a short ``BEGIN IMMEDIATE`` transaction.
+from the event loop's thread; every write is a short ``BEGIN IMMEDIATE`` transaction. One process
+writes a database file at a time (the provider, or emit), so sequence numbers are assigned here.
+Events carry only the indexes their queries need: each index costs every insert and update.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ from webhook_kit.errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL UNIQUE,
     validation_id TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -32,7 +34,6 @@ CREATE TABLE IF NOT EXISTS events (
     attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_by_validation ON events (validation_id, seq);
-CREATE INDEX IF NOT EXISTS events_by_state ON events (state, seq);
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL REFERENCES events (event_id),
@@ -64,6 +65,21 @@ EVENT_COLUMNS = (
 )
 
 
+def encode_body(notification: Mapping[str, Any]) -> str:
+    """The notification as sent: compact UTF-8 JSON (the same text is stored and delivered)."""
+    return json.dumps(notification, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    event_id: str
+    attempt: int
+    at: float
+    result: AttemptResult
+    state: str
+    next_attempt_at: float | None
+
+
 @dataclass(frozen=True)
 class EventFilter:
     sent: bool | None = None
@@ -85,6 +101,9 @@ class Store:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            self._next_seq = 1 + (
+                self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            )
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open database {self.path}: {exc}") from exc
 
@@ -105,22 +124,29 @@ class Store:
 
     def insert_event(self, notification: Mapping[str, Any], now: float) -> int:
         """Store a new event as ``pending``, due ``now``; returns its sequence number."""
+        return self.insert_events([notification], now)[0]
+
+    def insert_events(self, batch: Sequence[Mapping[str, Any]], now: float) -> list[int]:
+        """Store new events in one transaction (one commit for the batch); their seq numbers."""
+        return self.insert_encoded([(n, encode_body(n)) for n in batch], now)
+
+    def insert_encoded(
+        self, batch: Sequence[tuple[Mapping[str, Any], str]], now: float
+    ) -> list[int]:
+        """Like :meth:`insert_events`, with each body already encoded as JSON text."""
+        first = self._next_seq
+        rows = [
+            (first + i, n["event_id"], n["validation_id"], n["status"], text, now, now)
+            for i, (n, text) in enumerate(batch)
+        ]
         with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO events (event_id, validation_id, status, body, state, created_at,"
-                " next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                (
-                    notification["event_id"],
-                    notification["validation_id"],
-                    notification["status"],
-                    json.dumps(notification, separators=(",", ":")),
-                    now,
-                    now,
-                ),
+            db.executemany(
+                "INSERT INTO events (seq, event_id, validation_id, status, body, state,"
+                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                rows,
             )
-        seq = cursor.lastrowid
-        assert seq is not None
-        return seq
+        self._next_seq = first + len(rows)
+        return [row[0] for row in rows]
 
     def record_attempt(
         self,
@@ -132,24 +158,34 @@ class Store:
         state: str,
         next_attempt_at: float | None,
     ) -> None:
+        self.record_attempts([AttemptRecord(event_id, attempt, at, result, state, next_attempt_at)])
+
+    def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
+        """Store attempts and their events' new states, all in one transaction."""
         with self._write() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO attempts (event_id, attempt, at, duration_ms, outcome, http_status,"
                 " reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event_id,
-                    attempt,
-                    at,
-                    result.duration_ms,
-                    result.outcome,
-                    result.http_status,
-                    result.reason[:500],
-                ),
+                [
+                    (
+                        r.event_id,
+                        r.attempt,
+                        r.at,
+                        r.result.duration_ms,
+                        r.result.outcome,
+                        r.result.http_status,
+                        r.result.reason[:500],
+                    )
+                    for r in records
+                ],
             )
-            db.execute(
+            db.executemany(
                 "UPDATE events SET state = ?, attempts = ?, next_attempt_at = ?,"
                 " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE event_id = ?",
-                (state, attempt, next_attempt_at, state, at, event_id),
+                [
+                    (r.state, r.attempt, r.next_attempt_at, r.state, r.at, r.event_id)
+                    for r in records
+                ],
             )
 
     def requeue(self, event_id: str, now: float) -> bool:
@@ -272,18 +308,19 @@ class Store:
                 " documents = excluded.documents, updated_at = excluded.updated_at",
                 (validation_id, status, documents, now, now),
             )
-            cursor = db.execute(
-                "INSERT INTO events (event_id, validation_id, status, body, state, created_at,"
-                " next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+            seq = self._next_seq
+            db.execute(
+                "INSERT INTO events (seq, event_id, validation_id, status, body, state, created_at,"
+                " next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
                 (
+                    seq,
                     notification["event_id"],
                     validation_id,
                     status,
-                    json.dumps(notification, separators=(",", ":")),
+                    encode_body(notification),
                     now,
                     now,
                 ),
             )
-        seq = cursor.lastrowid
-        assert seq is not None
+        self._next_seq = seq + 1
         return seq

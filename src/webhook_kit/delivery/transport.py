@@ -46,6 +46,10 @@ def encode(notification: Mapping[str, Any]) -> bytes:
     return json.dumps(notification, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def deadline(timeout: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=timeout)
+
+
 async def post_once(
     session: aiohttp.ClientSession,
     url: str,
@@ -114,9 +118,13 @@ async def deliver(
     notification: Mapping[str, Any],
     *,
     timeout: float,
+    body: bytes | None = None,
 ) -> AttemptResult:
-    """Token, POST; on a 401 drop the token, fetch a new one and POST once more."""
-    body = encode(notification)
+    """Token, POST; on a 401 drop the token, fetch a new one and POST once more.
+
+    ``body`` is the notification already encoded, when the caller has it.
+    """
+    body = encode(notification) if body is None else body
     event_id = str(notification["event_id"])
     started = time.perf_counter()
     secret = oauth.settings.client_secret

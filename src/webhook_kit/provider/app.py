@@ -112,6 +112,8 @@ class ProviderApi:
             raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
 
     def _require_enabled(self) -> None:
+        # Every event endpoint passes here: make the latest attempts visible to the query.
+        self.dispatcher.flush()
         settings = self.store.settings()
         if settings is None:
             raise ApiError(409, "webhook_not_configured", "create the webhook settings first")

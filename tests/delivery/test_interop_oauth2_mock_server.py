@@ -1,0 +1,78 @@
+"""The dispatcher against an independent authorization server (npm oauth2-mock-server) and the
+example receiver, which verifies that server's tokens against its JWKS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from examples.receiver.app import create_app
+from tests.interop_node import oauth2_mock_server
+from webhook_kit import notifications
+from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
+from webhook_kit.delivery.policy import RetryPolicy
+from webhook_kit.delivery.store import Store
+from webhook_kit.oauth.client import OAuthSettings
+from webhook_kit.runtime import run
+from webhook_kit.statuses import STATUSES
+from webhook_kit.testing import serve_app
+from webhook_kit.tls import CertFiles
+
+
+def deliver_all(url: str, token_url: str, ca_file: Path, **oauth: str) -> tuple[Store, int]:
+    store = Store()
+    settings = DispatcherSettings(ca_file=ca_file, policy=RetryPolicy(schedule=()))
+    target = Target(url, OAuthSettings(token_url, "interop-client", "interop-secret", **oauth))
+    fetches = 0
+
+    async def scenario() -> None:
+        nonlocal fetches
+        async with Dispatcher(store, settings, target=target) as d:
+            for body in notifications.lifecycle():
+                await d.enqueue(body)
+            assert await d.wait_idle(60)
+            assert d.oauth is not None
+            fetches = d.oauth.fetches
+
+    run(scenario())
+    return store, fetches
+
+
+def files(certs_dir: Path) -> CertFiles:
+    return CertFiles(certs_dir / "server.pem", certs_dir / "server-key.pem", certs_dir / "ca.pem")
+
+
+def test_tokens_from_oauth2_mock_server_are_accepted(certs_dir: Path) -> None:
+    cert = files(certs_dir)
+    received: list[dict[str, object]] = []
+    with oauth2_mock_server(cert.cert_file, cert.key_file) as auth:
+        app = create_app(
+            jwks_url=auth.jwks_url,
+            issuer=auth.issuer,
+            ca_file=str(cert.ca_file),
+            handle=received.append,
+        )
+        with serve_app(app, certs_dir=certs_dir) as served:
+            store, fetches = deliver_all(
+                served.url("/webhook"), auth.token_url, cert.ca_file, scope="webhook"
+            )
+    assert store.counts() == {"sent": len(STATUSES)}
+    assert [n["status"] for n in received] == list(STATUSES)
+    assert fetches == 1
+
+
+def test_a_receiver_expecting_another_issuer_refuses_them(certs_dir: Path) -> None:
+    cert = files(certs_dir)
+    with oauth2_mock_server(cert.cert_file, cert.key_file) as auth:
+        app = create_app(
+            jwks_url=auth.jwks_url, issuer="https://someone-else.example", ca_file=str(cert.ca_file)
+        )
+        with serve_app(app, certs_dir=certs_dir) as served:
+            store, fetches = deliver_all(served.url("/webhook"), auth.token_url, cert.ca_file)
+    assert store.counts() == {"failed": len(STATUSES)}
+    from webhook_kit.delivery.store import EventFilter
+
+    first = store.events(EventFilter(), limit=1)[0]
+    (attempt,) = store.attempts(first["event_id"])
+    # A 401 makes the dispatcher fetch a new token and try once more before it gives up.
+    assert attempt["outcome"] == "unauthorized" and "after a token refresh" in attempt["reason"]
+    assert fetches > 1

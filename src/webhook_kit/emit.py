@@ -50,9 +50,10 @@ async def emit(
     validation_id = str(uuid.uuid4())
     try:
         async with Dispatcher(store, settings, target=Target(url, oauth)) as dispatcher:
+            bodies = list(notifications.lifecycle(tuple(statuses), validation_id=validation_id))
+            event_ids = await dispatcher.enqueue_many(bodies)
             ids = [
-                (body["status"], await dispatcher.enqueue(body))
-                for body in notifications.lifecycle(tuple(statuses), validation_id=validation_id)
+                (body["status"], event_id) for body, event_id in zip(bodies, event_ids, strict=True)
             ]
             await dispatcher.wait_idle()
         outcomes = []

@@ -114,7 +114,7 @@ def test_provider_drives_every_status_to_serve(tmp_path: Path, processes: list[P
     assert api.post(base + "/webhook/test", timeout=30).json()["data"]["ok"] is True
 
     validation_id = api.post(base + "/validation", timeout=30).json()["data"]["id"]
-    for n in range(3):
+    for _ in range(3):
         api.put(
             f"{base}/validation/{validation_id}/document",
             files={"documentImage": ("d.jpg", b"img")},

@@ -13,7 +13,7 @@ import random
 import sqlite3
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,8 +91,11 @@ class Dispatcher:
         self._bodies: dict[str, dict[str, Any]] = {}
         self._encoded: dict[str, bytes] = {}
         self._attempts: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        #: Wakes the coordinator: the queue, the due times or the target changed.
         self._wake = asyncio.Event()
+        #: Wakes the workers: something is due now.
+        self._work = asyncio.Event()
         self._idle = asyncio.Event()
         self._stopping = False
         self._runner: asyncio.Task[None] | None = None
@@ -127,15 +130,18 @@ class Dispatcher:
                 body_text.encode(),
             )
         self._runner = asyncio.ensure_future(self._run())
+        self._workers = [
+            asyncio.ensure_future(self._worker()) for _ in range(self.settings.concurrency)
+        ]
 
     async def stop(self) -> None:
         self._stopping = True
-        self._wake.set()
+        self._nudge()
         if self._runner is not None:
             await self._runner
-        for task in list(self._tasks):
+        for task in self._workers:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._workers, return_exceptions=True)
         self._flush_attempts()
         if self._session is not None:
             await self._session.close()
@@ -164,7 +170,7 @@ class Dispatcher:
             if not same_auth or self._oauth is None:
                 self._oauth = OAuthClient(target.oauth, self._session, clock=self._clock)
         self._target = target
-        self._wake.set()
+        self._nudge()
 
     # -- queueing ------------------------------------------------------------------------------
 
@@ -182,6 +188,21 @@ class Dispatcher:
             asyncio.get_running_loop().call_soon(self._flush_inserts)
         await future
         return str(body["event_id"])
+
+    async def enqueue_many(self, notifications: Iterable[Mapping[str, Any]]) -> list[str]:
+        """:meth:`enqueue` for a batch: stored in one transaction, then queued in order."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        ids = []
+        for notification in notifications:
+            body = dict(notification)
+            self._insert_batch.append((body, encode_body(body), future))
+            ids.append(str(body["event_id"]))
+        if ids and len(self._insert_batch) == len(ids):
+            loop.call_soon(self._flush_inserts)
+        if ids:
+            await future
+        return ids
 
     def _flush_inserts(self) -> None:
         batch, self._insert_batch = self._insert_batch, []
@@ -208,7 +229,7 @@ class Dispatcher:
             self._queue(seq, body, now, 0, text.encode())
             if not future.done():
                 future.set_result(None)
-        self._wake.set()
+        self._nudge()
 
     def _record(self, record: AttemptRecord) -> None:
         # Attempts are written in small timed batches (every ATTEMPT_FLUSH_SECONDS, or sooner
@@ -237,7 +258,7 @@ class Dispatcher:
     def queue_stored(self, seq: int, body: Mapping[str, Any]) -> str:
         """Queue an event the caller already stored (e.g. with its validation, atomically)."""
         self._queue(seq, dict(body), self._clock(), 0)
-        self._wake.set()
+        self._nudge()
         return str(body["event_id"])
 
     def _queue(
@@ -269,7 +290,7 @@ class Dispatcher:
             row["attempts"],
             row["body"].encode(),
         )
-        self._wake.set()
+        self._nudge()
         return True
 
     @property
@@ -288,21 +309,28 @@ class Dispatcher:
 
     # -- the loop ------------------------------------------------------------------------------
 
+    def _nudge(self) -> None:
+        """Work may be due now: wake the workers and the coordinator."""
+        self._work.set()
+        self._wake.set()
+
     async def _run(self) -> None:
+        """The coordinator: wakes the workers when work is due, sleeps until the next due time.
+
+        Only this loop sleeps, so an injected sleep that advances a fake clock is called once
+        per wait, not once per worker.
+        """
         while not self._stopping:
             self._wake.clear()
             target = self._target
             wait_for: float | None = None
             if target is not None and target.enabled:
-                now = self._clock()
-                free = self.settings.concurrency - len(self._tasks)
-                for entry in self._scheduler.take_due(now, free):
-                    task = asyncio.ensure_future(self._attempt(entry, target))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._task_done)
                 next_due = self._scheduler.next_due()
-                if next_due is not None and len(self._tasks) < self.settings.concurrency:
-                    wait_for = max(0.0, next_due - self._clock())
+                if next_due is not None:
+                    wait_for = next_due - self._clock()
+                    if wait_for <= 0:
+                        self._work.set()
+                        wait_for = None  # the workers have it; wait for the next change
             if not len(self._scheduler):
                 self._idle.set()
             await self._wait(wait_for)
@@ -311,20 +339,38 @@ class Dispatcher:
         if seconds is None:
             await self._wake.wait()
             return
-        if seconds <= 0:
-            await asyncio.sleep(0)
-            return
         waker = asyncio.ensure_future(self._wake.wait())
         sleeper = asyncio.ensure_future(self._sleep(seconds))
         _, pending = await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._wake.set()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("delivery task failed: %r", task.exception())
+    async def _worker(self) -> None:
+        """Take the next due event, deliver it, repeat; wait when nothing is due.
+
+        Long-lived workers instead of a task per attempt: task creation and its callbacks were a
+        visible share of the per-delivery cost.
+        """
+        while not self._stopping:
+            target = self._target
+            entries = (
+                self._scheduler.take_due(self._clock(), 1)
+                if target is not None and target.enabled
+                else []
+            )
+            if entries:
+                try:
+                    await self._attempt(entries[0], target)  # type: ignore[arg-type]
+                except Exception:  # a bug must not stop the worker; the event stays queued
+                    log.exception("delivery of %s failed unexpectedly", entries[0].event_id)
+                    self._scheduler.release(entries[0].event_id)
+                if not len(self._scheduler):
+                    self._idle.set()
+                    self._wake.set()
+                continue
+            self._work.clear()
+            self._wake.set()  # let the coordinator look for the next due time
+            await self._work.wait()
 
     async def _attempt(self, entry: Entry, target: Target) -> None:
         event_id = entry.event_id
@@ -357,16 +403,18 @@ class Dispatcher:
         next_at = decision.next_attempt_at if decision.action == "retry" else None
         if decision.action == "disable":
             next_at = self._clock()
-        self._record(AttemptRecord(event_id, attempt, at, result, state, next_at))
+        self._record(AttemptRecord(entry.seq, event_id, attempt, at, result, state, next_at))
         self._attempts[event_id] = attempt
         if decision.action in ("done", "fail"):
             self._scheduler.finish(event_id)
+            self._work.set()  # the validation's next event may now go
             self._bodies.pop(event_id, None)
             self._encoded.pop(event_id, None)
             self._attempts.pop(event_id, None)
         elif decision.action == "retry":
             assert next_at is not None
             self._scheduler.reschedule(event_id, next_at)
+            self._wake.set()  # the coordinator sleeps until the earliest retry
         else:
             self._scheduler.reschedule(event_id, self._clock())
             self._disable(decision.reason)

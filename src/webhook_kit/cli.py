@@ -44,6 +44,7 @@ def main() -> None:
     Receive:      webhook-kit serve --port 0 --json
     Send:         webhook-kit emit URL --token-url U --client-id ID --client-secret S --all
     Provider API: webhook-kit provider --port 0 --json
+    Certify:      webhook-kit certify URL --token-url U --client-id ID --client-secret S
     Certificates: webhook-kit certs
     Schemas:      webhook-kit schemas --out DIR
     """
@@ -233,6 +234,143 @@ def _print_request(record: dict[str, Any]) -> None:
         f"{record.get('status', '-'):<19} {mark}{record.get('event_id', '-')} "
         f"{record.get('reason', '')}"
     )
+
+
+def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An absolute http(s) URL; plain http is allowed here so that certify can fail it."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter(f"must be an absolute https:// URL, got {value!r}")
+    return value
+
+
+@main.command()
+@click.argument("url", callback=_absolute_url)
+@click.option(
+    "--token-url", required=True, callback=_absolute_url, help="The endpoint's OAuth token URL."
+)
+@click.option("--client-id", required=True)
+@click.option(
+    "--client-secret", required=True, help="Also read from WEBHOOK_KIT_CERTIFY_CLIENT_SECRET."
+)
+@click.option("--scope")
+@click.option("--audience")
+@click.option(
+    "--auth-method",
+    type=click.Choice(["client_secret_basic", "client_secret_post"]),
+    default="client_secret_basic",
+    show_default=True,
+)
+@click.option(
+    "--ca",
+    "ca_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also trust this CA (a pass is then development-only).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a 2xx may take.",
+)
+@click.option(
+    "--probes",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Availability probes.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the report here (the verdict line still goes to stdout).",
+)
+def certify(
+    url: str,
+    token_url: str,
+    client_id: str,
+    client_secret: str,
+    scope: str | None,
+    audience: str | None,
+    auth_method: Literal["client_secret_basic", "client_secret_post"],
+    ca_file: Path | None,
+    timeout: float,
+    probes: int,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Certify, check by check, that the endpoint at URL meets the requirements.
+
+    Requirements: url, https, oauth, json, delivery, availability, robustness.
+    Exit 0 = pass (warnings allowed), 1 = fail, 2 = usage error.
+    """
+    from webhook_kit.certify import report as reports
+    from webhook_kit.certify.model import CertifySettings
+    from webhook_kit.certify.runner import certify as run_certify
+    from webhook_kit.runtime import run
+
+    settings = CertifySettings(
+        url,
+        token_url,
+        client_id,
+        client_secret,
+        scope=scope,
+        audience=audience,
+        auth_method=auth_method,
+        ca_file=ca_file,
+        timeout=timeout,
+        probes=probes,
+    )
+    with _errors_to_exit(), _progress(enabled=fmt == "text" and output is None) as progress:
+        result = run(run_certify(settings, progress))
+    if fmt == "json":
+        text = reports.to_json(result)
+    elif fmt == "junit":
+        text = reports.to_junit(result)
+    else:
+        text = reports.to_text(result, color=output is None and sys.stdout.isatty())
+    if output is not None:
+        try:
+            output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from exc
+        click.echo(reports.verdict_line(result))
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+    sys.exit(0 if result.verdict == "pass" else 1)
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Callable[[Any], None] | None]:
+    """A transient progress bar on stderr while the checks run."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from webhook_kit.certify.runner import CHECK_IDS
+
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("certifying", total=len(CHECK_IDS))
+
+        def advance(check: Any) -> None:
+            bar.update(task, advance=1, description=f"{check.id} {check.verdict}")
+
+        yield advance
 
 
 @main.command()

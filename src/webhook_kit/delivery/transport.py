@@ -55,19 +55,21 @@ async def post_once(
     url: str,
     body: bytes,
     *,
-    token: str,
+    token: str | None,
     event_id: str,
     timeout: float,
     content_type: str = "application/json",
     extra_headers: Mapping[str, str] | None = None,
 ) -> AttemptResult:
+    """One POST; ``token=None`` sends no Authorization header (certify's negative checks)."""
     headers = {
         "Content-Type": content_type,
-        "Authorization": f"Bearer {token}",
         "User-Agent": USER_AGENT,
         "Webhook-Id": event_id,
         "Webhook-Timestamp": str(int(time.time())),
     }
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     if extra_headers:
         headers.update(extra_headers)
     started = time.perf_counter()

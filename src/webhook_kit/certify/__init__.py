@@ -1,0 +1,1 @@
+"""``webhook-kit certify``: does an endpoint meet the documented requirements, check by check."""

@@ -1,0 +1,1 @@
+"""One module per requirement; each exposes ``CHECK_IDS`` and ``async def run(ctx)``."""

@@ -1,0 +1,88 @@
+"""delivery: each of the nine statuses, sent through the real dispatcher, gets a 2xx in time."""
+
+from __future__ import annotations
+
+from webhook_kit import notifications
+from webhook_kit.certify.context import Context, skipped
+from webhook_kit.certify.model import CheckResult
+from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
+from webhook_kit.delivery.policy import RetryPolicy
+from webhook_kit.delivery.store import Store
+from webhook_kit.schemas import notification_validator
+from webhook_kit.statuses import STATUSES
+
+CHECK_IDS = tuple(f"delivery.{status}" for status in STATUSES)
+
+
+def _fix(outcome: str, status: int | None) -> str:
+    if outcome == "redirect":
+        return "senders never follow redirects: answer 2xx at this URL itself"
+    if outcome == "timeout":
+        return "answer sooner: acknowledge first, process afterwards"
+    if outcome == "unauthorized":
+        return "the endpoint refused a valid token, even after a fresh one was fetched"
+    if outcome == "token_error":
+        return "the token endpoint did not issue a token"
+    if status is not None and status >= 500:
+        return "the endpoint failed on this status: every status must be accepted"
+    return "every status must be accepted with a 2xx"
+
+
+async def run(ctx: Context) -> list[CheckResult]:
+    if not ctx.reachable or ctx.token is None:
+        return [
+            skipped(i, "delivery", "needs a verified HTTPS endpoint and a token") for i in CHECK_IDS
+        ]
+    s = ctx.settings
+    bodies = [
+        dict(body, test=True)
+        for body in notifications.lifecycle(STATUSES, validation_id=ctx.validation_id + "-delivery")
+    ]
+    for body in bodies:
+        notification_validator().check(body)  # never send what the contract forbids
+    store = Store(":memory:")
+    settings = DispatcherSettings(
+        concurrency=1, timeout=s.timeout, ca_file=s.ca_file, policy=RetryPolicy(schedule=())
+    )
+    try:
+        async with Dispatcher(
+            store, settings, target=Target(s.url, ctx.oauth_settings)
+        ) as dispatcher:
+            ids = await dispatcher.enqueue_many(bodies)
+            # Nine attempts, each bounded by the timeout (twice with a token refresh).
+            await dispatcher.wait_idle(timeout=len(ids) * (2 * s.timeout + 5))
+        out = []
+        for status, event_id in zip(STATUSES, ids, strict=True):
+            attempts = store.attempts(event_id)
+            check_id = f"delivery.{status}"
+            if not attempts:
+                out.append(CheckResult(check_id, "delivery", "fail", "not attempted in time", 0.0))
+                continue
+            last = attempts[-1]
+            took = float(last["duration_ms"])
+            if last["outcome"] == "success":
+                out.append(
+                    CheckResult(
+                        check_id,
+                        "delivery",
+                        "pass",
+                        f"HTTP {last['http_status']} in {took:.0f} ms",
+                        took,
+                    )
+                )
+            else:
+                reason = ctx.clean(str(last["reason"]))
+                out.append(
+                    CheckResult(
+                        check_id,
+                        "delivery",
+                        "fail",
+                        f"sent a valid '{status}' notification with a valid token; got "
+                        f"{last['outcome']}: {reason}. "
+                        f"{_fix(last['outcome'], last['http_status'])}",
+                        took,
+                    )
+                )
+        return out
+    finally:
+        store.close()

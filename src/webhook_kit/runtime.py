@@ -15,6 +15,9 @@ from typing import Any
 
 #: Seconds a closing TLS connection waits for the peer (asyncio's default is 30).
 SSL_SHUTDOWN_TIMEOUT = 0.5
+#: The same for client connections: a connection dropped after a timeout is waiting for a peer
+#: that is busy, and the loop must not close under it.
+CLIENT_SSL_SHUTDOWN_TIMEOUT = 0.1
 
 
 def _loop_class() -> type[asyncio.AbstractEventLoop]:
@@ -29,10 +32,19 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     base: Any = _loop_class()
 
     class ServerLoop(base):  # type: ignore[misc]
+        #: TLS client connections opened on this loop (see ``run``).
+        tls_clients = 0
+
         async def create_server(self, *args: Any, **kwargs: Any) -> Any:
             if kwargs.get("ssl") is not None:
                 kwargs.setdefault("ssl_shutdown_timeout", SSL_SHUTDOWN_TIMEOUT)
             return await super().create_server(*args, **kwargs)
+
+        async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("ssl"):
+                kwargs.setdefault("ssl_shutdown_timeout", CLIENT_SSL_SHUTDOWN_TIMEOUT)
+                self.tls_clients += 1
+            return await super().create_connection(*args, **kwargs)
 
     loop: asyncio.AbstractEventLoop = ServerLoop()
     loop.set_exception_handler(_quiet_peer_errors)
@@ -51,9 +63,22 @@ def _quiet_peer_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
 
 
 def run(main: Awaitable[Any]) -> Any:
-    """``asyncio.run`` on a server loop."""
+    """``asyncio.run`` on a server loop.
+
+    When TLS client connections were opened, the loop lives a moment longer than ``main`` so
+    that connections still closing (bounded by CLIENT_SSL_SHUTDOWN_TIMEOUT) finish before it
+    closes; otherwise they would report errors from a closed loop.
+    """
+
+    async def wrapped() -> Any:
+        try:
+            return await main
+        finally:
+            if getattr(asyncio.get_running_loop(), "tls_clients", 0):
+                await asyncio.sleep(CLIENT_SSL_SHUTDOWN_TIMEOUT * 1.5)
+
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(main)  # type: ignore[arg-type]
+        return runner.run(wrapped())
 
 
 def run_until_signal(

@@ -8,18 +8,135 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from webhook_kit import servers
+from webhook_kit.emit import EmitOutcome, emit
+from webhook_kit.oauth.client import OAuthSettings
+from webhook_kit.runtime import run
 from webhook_kit.servers import ServerName
 from webhook_kit.sink.runner import Sink, running_sink
 from webhook_kit.sink.settings import SinkSettings
+from webhook_kit.statuses import STATUSES
 from webhook_kit.tls import CertFiles, ensure_dev_certs
 
-__all__ = ["FakeClock", "ServedApp", "Sink", "SinkSettings", "running_sink", "serve_app"]
+if TYPE_CHECKING:
+    from webhook_kit.certify.model import Report
+
+__all__ = [
+    "FakeClock",
+    "ServedApp",
+    "Sink",
+    "SinkHandle",
+    "SinkSettings",
+    "WebhookDispatcher",
+    "certify_url",
+    "running_sink",
+    "serve_app",
+]
+
+
+class SinkHandle:
+    """A running endpoint as a test sees it (the ``webhook_sink`` fixture)."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        info = sink.info
+        self.url = info.url
+        self.token_url = info.token_url
+        self.jwks_url = info.jwks_url
+        self.inspect_url = info.inspect_url
+        self.client_id = info.client_id
+        self.client_secret = info.client_secret
+        self.issuer = sink.urls.base
+        self.audience = sink.settings.audience
+        assert info.ca_file is not None, "the sink runs on the kit's certificates"
+        self.ca_file = Path(info.ca_file)
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request received since the last ``clear()``, accepted or not, oldest first."""
+        return self.sink.recorder.query()
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """The accepted notifications (their bodies), oldest first."""
+        return [r["body"] for r in self.sink.recorder.query(accepted=True)]
+
+    def wait_for(
+        self,
+        condition: int | Callable[[list[dict[str, Any]]], bool] = 1,
+        timeout: float = 10.0,
+    ) -> list[dict[str, Any]]:
+        """Wait until ``condition`` notifications were accepted (or ``condition(received)``)."""
+
+        def met(records: list[dict[str, Any]]) -> bool:
+            bodies = [r["body"] for r in records if r.get("accepted")]
+            return len(bodies) >= condition if isinstance(condition, int) else condition(bodies)
+
+        self.sink.recorder.wait_for(met, timeout)
+        return self.received
+
+    def clear(self) -> None:
+        self.sink.recorder.clear()
+
+
+class WebhookDispatcher:
+    """Send notifications through the real dispatcher (the ``webhook_dispatcher`` fixture)."""
+
+    def __init__(self, ca_file: Path | None = None, timeout: float = 10.0) -> None:
+        self.ca_file = ca_file
+        self.timeout = timeout
+
+    def send(
+        self,
+        url: str,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        statuses: Sequence[str] = STATUSES,
+        scope: str | None = None,
+        audience: str | None = None,
+        ca_file: Path | None = None,
+        retries: int = 0,
+    ) -> list[EmitOutcome]:
+        """One validation's ``statuses``, in order; returns each outcome."""
+        oauth = OAuthSettings(
+            token_url,
+            client_id,
+            client_secret,
+            scope=scope,
+            audience=audience,
+            timeout=self.timeout,
+        )
+        return cast(
+            "list[EmitOutcome]",
+            run(
+                emit(
+                    url,
+                    oauth,
+                    statuses,
+                    ca_file=ca_file or self.ca_file,
+                    timeout=self.timeout,
+                    retries=retries,
+                )
+            ),
+        )
+
+    def send_to(self, sink: SinkHandle, statuses: Sequence[str] = STATUSES) -> list[EmitOutcome]:
+        """Send to a running kit endpoint."""
+        return self.send(
+            sink.url,
+            token_url=sink.token_url,
+            client_id=sink.client_id,
+            client_secret=sink.client_secret,
+            statuses=statuses,
+            ca_file=sink.ca_file,
+        )
 
 
 class FakeClock:
@@ -103,3 +220,17 @@ def _with_health(app: Any) -> Any:
         await app(scope, receive, send)
 
     return asgi
+
+
+def certify_url(url: str, sink: SinkHandle, **options: Any) -> Report:
+    """Certify the endpoint at ``url`` with ``sink`` as the authorization server.
+
+    For a receiver under test that trusts the sink's tokens (its JWKS); ``options`` are
+    :class:`~webhook_kit.certify.model.CertifySettings` fields (``timeout``, ``probes``, ...).
+    """
+    from webhook_kit.certify.model import CertifySettings
+    from webhook_kit.certify.runner import certify
+
+    options.setdefault("ca_file", sink.ca_file)
+    settings = CertifySettings(url, sink.token_url, sink.client_id, sink.client_secret, **options)
+    return cast("Report", run(certify(settings)))

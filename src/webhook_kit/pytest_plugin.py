@@ -1,0 +1,200 @@
+"""The pytest plugin: fixtures for webhook tests, and ``--webhook-certify URL`` in CI.
+
+Registered through the ``pytest11`` entry point, so it loads in every pytest run of every
+environment that has webhook-kit installed: only pytest is imported here at load time; the rest
+is imported inside the fixtures and hooks that need it.
+
+Fixtures: ``webhook_sink`` (the kit's HTTPS OAuth endpoint, cleared for each test),
+``webhook_ca`` (the CA file to trust), ``webhook_dispatcher`` (sends through the real
+dispatcher), ``webhook_sink_settings`` (override it to configure the endpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from webhook_kit.certify.model import CertifySettings, CheckResult, Report
+    from webhook_kit.sink.runner import Sink
+    from webhook_kit.sink.settings import SinkSettings
+    from webhook_kit.testing import SinkHandle, WebhookDispatcher
+
+#: (option suffix, help); each is also an ini key ``webhook_<suffix with _>``.
+OPTIONS = (
+    ("certify", "certify the endpoint at this URL: one test item per check"),
+    ("token-url", "the endpoint's OAuth token URL"),
+    ("client-id", "OAuth client id"),
+    ("client-secret", "OAuth client secret (better: the WEBHOOK_KIT_CLIENT_SECRET variable)"),
+    ("scope", "OAuth scope to request"),
+    ("audience", "OAuth audience to request"),
+    ("ca", "a CA file to trust besides the system store (development only)"),
+    ("timeout", "seconds a 2xx may take (default 10)"),
+    ("probes", "availability probes (default 10)"),
+)
+REPORT_KEY = pytest.StashKey["Report"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("webhook-kit", "webhook-kit: certify a webhook endpoint")
+    for suffix, help_text in OPTIONS:
+        key = "webhook_" + suffix.replace("-", "_")
+        group.addoption(f"--webhook-{suffix}", dest=key, default=None, help=help_text)
+        parser.addini(key, help=help_text, default=None)
+
+
+def _value(config: pytest.Config, suffix: str) -> str | None:
+    key = "webhook_" + suffix.replace("-", "_")
+    value = config.getoption(key) or config.getini(key)
+    if not value and suffix == "client-secret":
+        import os
+
+        value = os.environ.get("WEBHOOK_KIT_CLIENT_SECRET")
+    return str(value) if value else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "webhook_certify(check): a webhook-kit certify check made by --webhook-certify"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from webhook_kit._version import __version__
+
+    url = _value(config, "certify")
+    line = f"webhook-kit {__version__}"
+    return [f"{line}, certifying {url}" if url else line]
+
+
+def _certify_settings(config: pytest.Config) -> CertifySettings:
+    from webhook_kit.certify.model import CertifySettings
+
+    url = _value(config, "certify")
+    missing = [s for s in ("token-url", "client-id", "client-secret") if not _value(config, s)]
+    if missing:
+        raise pytest.UsageError(
+            "--webhook-certify needs " + ", ".join(f"--webhook-{m}" for m in missing)
+        )
+    ca = _value(config, "ca")
+    try:
+        return CertifySettings(
+            url=str(url),
+            token_url=str(_value(config, "token-url")),
+            client_id=str(_value(config, "client-id")),
+            client_secret=str(_value(config, "client-secret")),
+            scope=_value(config, "scope"),
+            audience=_value(config, "audience"),
+            ca_file=Path(ca) if ca else None,
+            timeout=float(_value(config, "timeout") or 10),
+            probes=int(_value(config, "probes") or 10),
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(f"webhook-kit: {exc}") from exc
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    if not _value(config, "certify"):
+        return
+    _certify_settings(config)  # usage errors surface before anything runs
+    from webhook_kit.certify.runner import CHECK_IDS
+
+    for check_id in CHECK_IDS:
+        item = CertifyItem.from_parent(session, name=f"certify[{check_id}]", check_id=check_id)
+        item.add_marker(pytest.mark.webhook_certify(check_id))
+        items.append(item)
+
+
+class CertifyFailure(Exception):
+    """A certify check that failed; its detail is the whole report."""
+
+
+class CertifyItem(pytest.Item):
+    """One certify check as a test item; the checks run once, on the first item."""
+
+    def __init__(self, *, check_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check_id = check_id
+
+    def _report(self) -> Report:
+        report = self.config.stash.get(REPORT_KEY, None)
+        if report is None:
+            from webhook_kit.certify.runner import certify
+            from webhook_kit.runtime import run
+
+            report = run(certify(_certify_settings(self.config)))
+            self.config.stash[REPORT_KEY] = report
+        return report
+
+    def runtest(self) -> None:
+        result: CheckResult = next(c for c in self._report().checks if c.id == self.check_id)
+        if result.verdict == "fail":
+            raise CertifyFailure(f"{result.id} ({result.requirement}): {result.detail}")
+        if result.verdict == "skip":
+            pytest.skip(result.detail)
+        if result.verdict == "warn":
+            self.add_report_section("call", "webhook-kit warning", result.detail)
+        self.user_properties.append(("verdict", result.verdict))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CertifyFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return "webhook-kit certify", None, self.name
+
+
+@pytest.fixture(scope="session")
+def webhook_certs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's development CA and leaf live (made once per test session)."""
+    from webhook_kit.tls import ensure_dev_certs
+
+    directory = tmp_path_factory.mktemp("webhook-kit-certs")
+    ensure_dev_certs(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def webhook_ca(webhook_certs_dir: Path) -> Path:
+    """The CA file that the kit's certificates chain to: trust it in your sender."""
+    return webhook_certs_dir / "ca.pem"
+
+
+@pytest.fixture(scope="session")
+def webhook_sink_settings(webhook_certs_dir: Path) -> SinkSettings:
+    """Settings of the session's endpoint; override this fixture to configure it."""
+    from webhook_kit.sink.settings import SinkSettings
+
+    return SinkSettings(port=0, certs_dir=webhook_certs_dir)
+
+
+@pytest.fixture(scope="session")
+def _webhook_sink_server(webhook_sink_settings: SinkSettings) -> Iterator[Sink]:
+    from webhook_kit.sink.runner import running_sink
+
+    with running_sink(webhook_sink_settings) as sink:
+        yield sink
+
+
+@pytest.fixture
+def webhook_sink(_webhook_sink_server: Sink) -> SinkHandle:
+    """The kit's HTTPS, OAuth-protected endpoint, emptied for each test."""
+    from webhook_kit.testing import SinkHandle
+
+    handle = SinkHandle(_webhook_sink_server)
+    handle.clear()
+    return handle
+
+
+@pytest.fixture
+def webhook_dispatcher(webhook_ca: Path) -> WebhookDispatcher:
+    """Sends notifications through the real dispatcher to any target (trusts ``webhook_ca``)."""
+    from webhook_kit.testing import WebhookDispatcher
+
+    return WebhookDispatcher(ca_file=webhook_ca)

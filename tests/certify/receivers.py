@@ -1,0 +1,64 @@
+"""Receivers the certify tests build: one conforming, and ones broken in exactly one way."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from webhook_kit.errors import TokenError
+from webhook_kit.oauth.verifier import BearerVerifier, bearer_token
+
+
+@dataclass(frozen=True)
+class Breakage:
+    auth: Literal["verify", "none", "any"] = "verify"
+    fail_status: str | None = None
+    delay: float = 0.0
+    redirect: bool = False
+    required_content_type: str = "application/json"
+    unavailable_every: int = 0
+
+
+def receiver(verifier: BearerVerifier, breakage: Breakage = Breakage()) -> Starlette:
+    counter = itertools.count(1)
+
+    async def webhook(request: Request) -> Response:
+        if breakage.auth == "verify":
+            try:
+                verifier.verify(
+                    bearer_token(
+                        request.headers.get("authorization"), request.scope["query_string"]
+                    )
+                )
+            except TokenError as exc:
+                return JSONResponse({"error": exc.description}, 401, {"WWW-Authenticate": "Bearer"})
+        elif breakage.auth == "any" and not request.headers.get("authorization", "").startswith(
+            "Bearer "
+        ):
+            return JSONResponse({"error": "no token"}, 401, {"WWW-Authenticate": "Bearer"})
+        media_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if media_type != breakage.required_content_type:
+            return JSONResponse({"error": "unsupported media type"}, 415)
+        if breakage.unavailable_every and next(counter) % breakage.unavailable_every == 0:
+            return JSONResponse({"error": "busy"}, 503)
+        if breakage.redirect:
+            return Response(status_code=307, headers={"Location": "/elsewhere"})
+        if breakage.delay:
+            await asyncio.sleep(breakage.delay)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = {}
+        if breakage.fail_status is not None and body.get("status") == breakage.fail_status:
+            return JSONResponse({"error": "boom"}, 500)
+        return JSONResponse({"received": True})
+
+    return Starlette(routes=[Route("/webhook", webhook, methods=["POST"])])

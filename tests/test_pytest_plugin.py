@@ -1,0 +1,181 @@
+"""The pytest plugin, tested with pytester."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.certify.receivers import Breakage, receiver
+from webhook_kit.certify.runner import CHECK_IDS
+from webhook_kit.sink.runner import Sink
+from webhook_kit.testing import serve_app
+
+
+def certify_args(sink: Sink, url: str | None = None) -> list[str]:
+    info = sink.info
+    assert info.ca_file is not None
+    return [
+        "--webhook-certify",
+        url or info.url,
+        "--webhook-token-url",
+        info.token_url,
+        "--webhook-client-id",
+        info.client_id,
+        "--webhook-client-secret",
+        info.client_secret,
+        "--webhook-ca",
+        info.ca_file,
+        "--webhook-probes",
+        "3",
+    ]
+
+
+def test_fixtures_send_and_receive(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from webhook_kit.statuses import STATUSES
+
+        def test_send_every_status(webhook_sink, webhook_dispatcher):
+            outcomes = webhook_dispatcher.send_to(webhook_sink)
+            assert [o.state for o in outcomes] == ["sent"] * 9
+            received = webhook_sink.wait_for(9, timeout=10)
+            assert [n["status"] for n in received] == list(STATUSES)
+
+        def test_sink_is_cleared_between_tests(webhook_sink):
+            assert webhook_sink.requests == []
+
+        def test_wait_for_times_out(webhook_sink):
+            with pytest.raises(TimeoutError):
+                webhook_sink.wait_for(1, timeout=0.2)
+
+        def test_ca_is_a_file(webhook_ca, webhook_sink):
+            assert webhook_ca.is_file() and webhook_sink.ca_file == webhook_ca
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+
+
+def test_sink_settings_can_be_overridden(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+        from webhook_kit.sink.settings import FaultRule, FaultSettings, SinkSettings
+
+        @pytest.fixture(scope="session")
+        def webhook_sink_settings(webhook_certs_dir):
+            return SinkSettings(port=0, certs_dir=webhook_certs_dir,
+                                faults=FaultSettings(respond=(FaultRule.parse("deleted=500"),)))
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_deleted_fails(webhook_sink, webhook_dispatcher):
+            outcomes = webhook_dispatcher.send_to(webhook_sink, ["on-course", "deleted"])
+            assert [o.state for o in outcomes] == ["sent", "failed"]
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_certify_makes_one_item_per_check(pytester: pytest.Pytester, start_sink: Any) -> None:
+    sink: Sink = start_sink()
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v", *certify_args(sink))
+    result.assert_outcomes(passed=len(CHECK_IDS))
+    result.stdout.fnmatch_lines(
+        ["*webhook-kit *, certifying https://127.0.0.1:*", "*certify?oauth.no_token? PASSED*"]
+    )
+    assert sink.info.client_secret not in result.stdout.str()
+
+
+def test_certify_failures_show_per_check(
+    pytester: pytest.Pytester, start_sink: Any, certs_dir: Path
+) -> None:
+    sink: Sink = start_sink()
+    with serve_app(receiver(sink.verifier, Breakage(auth="none")), certs_dir=certs_dir) as served:
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", *certify_args(sink, served.url("/webhook"))
+        )
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] >= 4
+    result.stdout.fnmatch_lines(
+        [
+            "*oauth.no_token (oauth): sent a valid notification with no Authorization header: "
+            "ACCEPTED*"
+        ]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_certify_options_from_ini(pytester: pytest.Pytester, start_sink: Any) -> None:
+    sink: Sink = start_sink()
+    info = sink.info
+    pytester.makeini(
+        f"""
+        [pytest]
+        webhook_certify = {info.url}
+        webhook_token_url = {info.token_url}
+        webhook_client_id = {info.client_id}
+        webhook_ca = {info.ca_file}
+        webhook_probes = 2
+        """
+    )
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("WEBHOOK_KIT_CLIENT_SECRET", info.client_secret)
+    try:
+        result = pytester.runpytest("-p", "no:cacheprovider")
+    finally:
+        monkey.undo()
+    result.assert_outcomes(passed=len(CHECK_IDS))
+
+
+def test_certify_without_credentials_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--webhook-certify", "https://127.0.0.1:9/webhook"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--webhook-certify needs --webhook-token-url*"])
+
+
+def test_plugin_module_imports_only_pytest() -> None:
+    code = (
+        "import sys; import webhook_kit.pytest_plugin; "
+        "heavy = [m for m in ('starlette', 'aiohttp', 'jsonschema', 'joserfc', 'uvicorn', 'rich') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_plugin_is_registered_by_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    names = {ep.value for ep in entry_points(group="pytest11")}
+    assert "webhook_kit.pytest_plugin" in names
+
+
+def test_the_examples_pass() -> None:
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "examples/receiver"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
+def test_the_ci_workflow_example_is_valid_yaml() -> None:
+    yaml = pytest.importorskip("yaml")
+    root = Path(__file__).resolve().parent.parent
+    workflow = yaml.safe_load((root / "examples/ci/webhook-kit.yml").read_text())
+    steps = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
+    assert any("--webhook-certify" in s for s in steps)
+    assert any("pytest examples/receiver" in s for s in steps)

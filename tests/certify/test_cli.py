@@ -1,0 +1,191 @@
+"""`webhook-kit certify`: exit codes, the three report formats, usage errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.certify.receivers import Breakage, receiver
+from webhook_kit.certify.runner import CHECK_IDS
+from webhook_kit.cli import main
+from webhook_kit.sink.runner import Sink
+from webhook_kit.testing import serve_app
+
+
+def args_for(sink: Sink, url: str | None = None, *extra: str) -> list[str]:
+    info = sink.info
+    assert info.ca_file is not None
+    return [
+        "certify",
+        url or info.url,
+        "--token-url",
+        info.token_url,
+        "--client-id",
+        info.client_id,
+        "--client-secret",
+        info.client_secret,
+        "--ca",
+        info.ca_file,
+        "--probes",
+        "3",
+        *extra,
+    ]
+
+
+def run_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "webhook_kit", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_text_report_and_exit_0(start_sink: Any) -> None:
+    sink: Sink = start_sink()
+    result = run_cli(args_for(sink))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("PASS: ")
+    for requirement in ("url", "https", "oauth", "json", "delivery", "availability", "robustness"):
+        assert requirement in result.stdout
+    assert sink.info.client_secret not in result.stdout + result.stderr
+
+
+def test_json_report(start_sink: Any) -> None:
+    sink: Sink = start_sink()
+    result = run_cli(args_for(sink, None, "--format", "json"))
+    assert result.returncode == 0
+    report = json.loads(result.stdout)
+    assert set(report) == {"url", "verdict", "checks"}
+    assert report["verdict"] == "pass" and report["url"] == sink.info.url
+    assert [c["id"] for c in report["checks"]] == list(CHECK_IDS)
+    for check in report["checks"]:
+        assert set(check) == {"id", "requirement", "verdict", "detail", "duration_ms"}
+        assert check["verdict"] in ("pass", "fail", "warn", "skip")
+
+
+def test_junit_report_to_a_file_and_exit_1(
+    start_sink: Any, certs_dir: Path, tmp_path: Path
+) -> None:
+    sink: Sink = start_sink()
+    out = tmp_path / "certify.xml"
+    with serve_app(
+        receiver(sink.verifier, Breakage(fail_status="confirmed")), certs_dir=certs_dir
+    ) as served:
+        result = run_cli(
+            args_for(sink, served.url("/webhook"), "--format", "junit", "--output", str(out))
+        )
+    assert result.returncode == 1
+    assert result.stdout.startswith("FAIL: ")
+    suite = ET.parse(out).getroot().find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == len(CHECK_IDS) and suite.get("failures") == "1"
+    (failing,) = [c for c in cases if c.find("failure") is not None]
+    assert (
+        failing.get("name") == "delivery.confirmed"
+        and failing.get("classname") == "certify.delivery"
+    )
+
+
+def test_broken_endpoint_text_report_names_the_fix(start_sink: Any, certs_dir: Path) -> None:
+    sink: Sink = start_sink()
+    with serve_app(receiver(sink.verifier, Breakage(redirect=True)), certs_dir=certs_dir) as served:
+        result = CliRunner().invoke(main, args_for(sink, served.url("/webhook")))
+    assert result.exit_code == 1
+    assert "redirect" in result.output and "FAIL: " in result.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            [
+                "certify",
+                "not-a-url",
+                "--token-url",
+                "https://a/t",
+                "--client-id",
+                "c",
+                "--client-secret",
+                "s",
+            ],
+            "absolute",
+        ),
+        (
+            [
+                "certify",
+                "ftp://x/y",
+                "--token-url",
+                "https://a/t",
+                "--client-id",
+                "c",
+                "--client-secret",
+                "s",
+            ],
+            "absolute",
+        ),
+        (
+            ["certify", "https://127.0.0.1/w", "--token-url", "https://a/t", "--client-id", "c"],
+            "--client-secret",
+        ),
+        (
+            ["certify", "https://127.0.0.1/w", "--client-id", "c", "--client-secret", "s"],
+            "--token-url",
+        ),
+        (
+            [
+                "certify",
+                "https://127.0.0.1/w",
+                "--token-url",
+                "nope",
+                "--client-id",
+                "c",
+                "--client-secret",
+                "s",
+            ],
+            "absolute",
+        ),
+        (
+            [
+                "certify",
+                "https://127.0.0.1/w",
+                "--token-url",
+                "https://a/t",
+                "--client-id",
+                "c",
+                "--client-secret",
+                "s",
+                "--format",
+                "pdf",
+            ],
+            "pdf",
+        ),
+        (
+            [
+                "certify",
+                "https://127.0.0.1/w",
+                "--token-url",
+                "https://a/t",
+                "--client-id",
+                "c",
+                "--client-secret",
+                "s",
+                "--probes",
+                "0",
+            ],
+            "probes",
+        ),
+    ],
+)
+def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEBHOOK_KIT_")}
+    result = CliRunner().invoke(main, args, env={**env, "WEBHOOK_KIT_CERTIFY_CLIENT_SECRET": ""})
+    assert result.exit_code == 2, result.output
+    assert message in result.output

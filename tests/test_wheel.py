@@ -45,6 +45,9 @@ def test_wheel_contains_the_schemas_and_no_key_material(wheel: Path) -> None:
     for schema in ("notification", "settings", "event", "error"):
         assert f"webhook_kit/schemas/{schema}.json" in names
     assert "webhook_kit/py.typed" in names
+    for asset in ("index.html", "inspector.js", "inspector.css"):
+        assert f"webhook_kit/sink/inspector/{asset}" in names
+    assert "webhook_kit/provider/openapi.json" in names
     assert not [n for n in names if n.endswith((".pem", ".key"))]
 
 

@@ -134,6 +134,12 @@ _RULE_KEYWORDS: Final[frozenset[str]] = frozenset({"if", "then", "not", "allOf"}
 def _to_schema_error(error: ValidationError) -> SchemaError:
     path = "/" + "/".join(str(part) for part in error.absolute_path)
     message = str(error.message)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        wanted: Any = error.validator_value
+        missing = [name for name in wanted if name not in error.instance]
+        if missing:
+            # "'scores' is a required property" names no path; say which field, where.
+            return SchemaError(f"{missing[0]} missing", path.rstrip("/") + "/" + missing[0])
     if error.validator in ("if", "then", "allOf", "not") or len(message) > 300:
         message = _explain(error)
     return SchemaError(message, path)

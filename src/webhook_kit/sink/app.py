@@ -26,6 +26,7 @@ from webhook_kit.oauth.issuer import TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier, bearer_token, www_authenticate
 from webhook_kit.schemas import Validator
 from webhook_kit.sink.faults import FaultInjector
+from webhook_kit.sink.live import Inspector
 from webhook_kit.sink.recorder import Recorder, mask_headers
 
 _ACCEPTED_BODY = b'{"received":true,"duplicate":false}'
@@ -160,7 +161,7 @@ class WebhookReceiver:
             raise Rejected(
                 422,
                 "invalid_notification",
-                f"{first.path} {first.message}" if first.path != "/" else first.message,
+                _describe(first),
                 errors=[{"field": e.path, "message": e.message} for e in errors[:10]],
             )
 
@@ -231,6 +232,14 @@ def parse_json(body: bytes) -> Any:
     # orjson refuses integers beyond 64 bits, which are valid JSON; anything else it refused the
     # stdlib refuses too, with a message that says where.
     return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+
+
+def _describe(error: SchemaError) -> str:
+    """'scores missing' names its field already; '1.7 is greater than ...' needs the path."""
+    field = error.path.rsplit("/", 1)[-1]
+    if error.path == "/" or (field and error.message.startswith(field)):
+        return error.message
+    return f"{error.path} {error.message}"
 
 
 def _charset(params: str) -> str | None:
@@ -349,7 +358,8 @@ def create_app(
             "/.well-known/oauth-authorization-server",
             _static_json(issuer.metadata(urls.token, urls.jwks)),
         ),
-        Route("/_kit/", kit.index),
+        *Inspector(receiver.recorder).routes(),
+        Route("/_kit/index.json", kit.index),
         Route("/_kit/deliveries", kit.deliveries, methods=["GET"]),
         Route("/_kit/deliveries", kit.clear, methods=["DELETE"]),
         Route("/_kit/health", kit.health),

@@ -45,6 +45,7 @@ class Recorder:
         self._next_id = 1
         self._cond = threading.Condition()
         self._listeners: list[Listener] = []
+        self._clear_listeners: list[Callable[[], None]] = []
         self._fd: int | None = None
         self._pending: list[bytes] = []
         self._flush_scheduled = False
@@ -78,15 +79,24 @@ class Recorder:
             if record.get("accepted") and record.get("idempotency_key"):
                 self._seen.add(record["idempotency_key"])
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` with each new record; returns the unsubscribe function."""
+    def subscribe(
+        self, listener: Listener, on_clear: Callable[[], None] | None = None
+    ) -> Callable[[], None]:
+        """Call ``listener`` with each new record (and ``on_clear`` after a clear).
+
+        Returns the unsubscribe function.
+        """
         with self._cond:
             self._listeners.append(listener)
+            if on_clear is not None:
+                self._clear_listeners.append(on_clear)
 
         def unsubscribe() -> None:
             with self._cond:
                 if listener in self._listeners:
                     self._listeners.remove(listener)
+                if on_clear is not None and on_clear in self._clear_listeners:
+                    self._clear_listeners.remove(on_clear)
 
         return unsubscribe
 
@@ -157,6 +167,9 @@ class Recorder:
             self._records.clear()
             self._seen.clear()
             self._cond.notify_all()
+            listeners = list(self._clear_listeners)
+        for listener in listeners:
+            listener()
         return count
 
     def wait_for(self, predicate: Callable[[list[Record]], bool], timeout: float) -> list[Record]:

@@ -442,6 +442,11 @@ def certs(directory: Path, renew: bool, as_json: bool) -> None:
     show_default=True,
     help="Seconds per delivery attempt.",
 )
+@click.option(
+    "--public-only",
+    is_flag=True,
+    help="Refuse to deliver to loopback, private, link-local, CGNAT or metadata addresses.",
+)
 def provider(as_json: bool, **options: Any) -> None:
     """Run the provider API (/validas/v1) and deliver its events in the background.
 
@@ -544,6 +549,11 @@ EMIT_STATUSES = [
     help="Retries per notification (1 s, 2 s, 4 s, ...).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per outcome.")
+@click.option(
+    "--public-only",
+    is_flag=True,
+    help="Refuse loopback, private, link-local, CGNAT or metadata addresses (checked on connect).",
+)
 def emit(
     url: str,
     token_url: str,
@@ -558,6 +568,7 @@ def emit(
     timeout: float,
     retries: int,
     as_json: bool,
+    public_only: bool,
 ) -> None:
     """Send notifications for one validation to URL through the real dispatcher.
 
@@ -595,7 +606,14 @@ def emit(
     with _errors_to_exit():
         outcomes = run(
             run_emit(
-                url, oauth, chosen, ca_file=ca_file, timeout=timeout, retries=retries, echo=show
+                url,
+                oauth,
+                chosen,
+                ca_file=ca_file,
+                timeout=timeout,
+                retries=retries,
+                echo=show,
+                public_only=public_only,
             )
         )
     sent = sum(1 for o in outcomes if o.state == "sent")

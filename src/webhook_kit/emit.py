@@ -39,6 +39,7 @@ async def emit(
     retries: int = 0,
     db: str = ":memory:",
     echo: Callable[[EmitOutcome], None] | None = None,
+    public_only: bool = False,
 ) -> list[EmitOutcome]:
     store = Store(db)
     settings = DispatcherSettings(
@@ -46,6 +47,7 @@ async def emit(
         timeout=timeout,
         ca_file=ca_file,
         policy=RetryPolicy(schedule=retry_schedule(retries)),
+        public_only=public_only,
     )
     validation_id = str(uuid.uuid4())
     try:

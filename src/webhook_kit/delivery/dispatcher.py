@@ -59,6 +59,9 @@ class DispatcherSettings:
     timeout: float = 10.0
     ca_file: Path | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Refuse targets (and token URLs) on loopback, private, link-local, CGNAT or metadata
+    #: addresses: for a provider that delivers to URLs its customers type in.
+    public_only: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -117,7 +120,9 @@ class Dispatcher:
         await self.stop()
 
     async def start(self) -> None:
-        self._session = transport.make_session(self._ssl, limit=self.settings.concurrency * 2)
+        self._session = transport.make_session(
+            self._ssl, limit=self.settings.concurrency * 2, public_only=self.settings.public_only
+        )
         self.set_target(self._pending_target)
         for row in self.store.unfinished():
             # The stored text is what is sent again: retries are byte-identical across restarts.

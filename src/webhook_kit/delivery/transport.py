@@ -19,6 +19,7 @@ import aiohttp
 from webhook_kit._version import __version__
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.errors import TokenFetchError
+from webhook_kit.guard import ForbiddenAddress, public_only_socket
 from webhook_kit.oauth.client import OAuthClient
 from webhook_kit.redact import scrub
 
@@ -28,11 +29,24 @@ USER_AGENT = f"webhook-kit/{__version__}"
 
 
 def make_session(
-    ssl_context: ssl.SSLContext, *, limit: int = 64, limit_per_host: int = 0
+    ssl_context: ssl.SSLContext,
+    *,
+    limit: int = 64,
+    limit_per_host: int = 0,
+    public_only: bool = False,
 ) -> aiohttp.ClientSession:
-    """A session for deliveries: verifying TLS, keep-alive, no cookies, no env proxies."""
+    """A session for deliveries: verifying TLS, keep-alive, no cookies, no env proxies.
+
+    ``public_only`` refuses connections to loopback, private, link-local, CGNAT and metadata
+    addresses, checked on the address actually connected to (see :mod:`guard`).
+    """
+    extra: dict[str, Any] = {"socket_factory": public_only_socket} if public_only else {}
     connector = aiohttp.TCPConnector(
-        ssl=ssl_context, limit=limit, limit_per_host=limit_per_host, enable_cleanup_closed=False
+        ssl=ssl_context,
+        limit=limit,
+        limit_per_host=limit_per_host,
+        enable_cleanup_closed=False,
+        **extra,
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -98,6 +112,8 @@ async def post_once(
     except aiohttp.ClientSSLError as exc:
         return AttemptResult("tls_error", f"TLS handshake failed: {_short(exc)}", elapsed())
     except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, ForbiddenAddress):
+            return AttemptResult("connect_error", _short(exc.os_error), elapsed())
         return AttemptResult("connect_error", f"cannot connect: {_short(exc.os_error)}", elapsed())
     except (aiohttp.ClientError, OSError) as exc:
         return AttemptResult("connect_error", f"connection failed: {_short(exc)}", elapsed())

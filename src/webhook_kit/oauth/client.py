@@ -21,6 +21,7 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from webhook_kit.errors import TokenFetchError
+from webhook_kit.guard import ForbiddenAddress
 from webhook_kit.redact import scrub
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post"]
@@ -116,6 +117,10 @@ class OAuthClient:
             raise self._error(f"token request timed out after {s.timeout:g}s") from exc
         except aiohttp.ClientSSLError as exc:
             raise self._error(f"TLS error at the token URL: {_short(exc)}") from exc
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, ForbiddenAddress):
+                raise self._error(f"token URL {_short(exc.os_error)}") from exc
+            raise self._error(f"token URL unreachable: {_short(exc)}") from exc
         except aiohttp.ClientError as exc:
             raise self._error(f"token URL unreachable: {_short(exc)}") from exc
         if 300 <= status < 400:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 import uuid
@@ -13,6 +14,7 @@ from webhook_kit import notifications
 from webhook_kit.delivery import transport
 from webhook_kit.delivery.dispatcher import Dispatcher, Target
 from webhook_kit.errors import TokenFetchError
+from webhook_kit.guard import ForbiddenAddress, why_not_public
 from webhook_kit.oauth.client import OAuthClient
 from webhook_kit.redact import scrub
 
@@ -26,12 +28,21 @@ def _step(name: str, ok: bool, detail: str, started: float) -> dict[str, Any]:
     }
 
 
-async def _tls_facts(url: str, context: ssl.SSLContext, timeout: float) -> str:
+async def _tls_facts(url: str, context: ssl.SSLContext, timeout: float, public_only: bool) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or 443
+    address = host
+    if public_only:
+        # Resolve once, vet the address, and connect to exactly that address.
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        allowed = [i[4][0] for i in infos if why_not_public(str(i[4][0])) is None]
+        if not allowed:
+            reason = why_not_public(str(infos[0][4][0])) if infos else "no address"
+            raise ForbiddenAddress(f"refused by --public-only: {reason}")
+        address = str(allowed[0])
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
+        asyncio.open_connection(address, port, ssl=context, server_hostname=host), timeout
     )
     try:
         ssl_object = writer.get_extra_info("ssl_object")
@@ -67,9 +78,14 @@ async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
 
     started = time.perf_counter()
     try:
-        facts = await _tls_facts(target.url, dispatcher.ssl_context, timeout)
+        facts = await _tls_facts(
+            target.url, dispatcher.ssl_context, timeout, dispatcher.settings.public_only
+        )
     except ssl.SSLCertVerificationError as exc:
         steps.append(_step("tls", False, f"certificate not trusted: {exc.verify_message}", started))
+        return {"ok": False, "url": target.url, "steps": steps, "notification": body}
+    except ForbiddenAddress as exc:
+        steps.append(_step("tls", False, str(exc), started))
         return {"ok": False, "url": target.url, "steps": steps, "notification": body}
     except (OSError, TimeoutError) as exc:
         steps.append(_step("tls", False, f"cannot connect: {exc or type(exc).__name__}", started))

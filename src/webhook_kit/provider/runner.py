@@ -35,6 +35,7 @@ class ProviderSettings:
     concurrency: int = 16
     timeout: float = 10.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    public_only: bool = False
 
     def __post_init__(self) -> None:
         if (self.certfile is None) != (self.keyfile is None):
@@ -89,7 +90,11 @@ class Provider:
         dispatcher = Dispatcher(
             self.store,
             DispatcherSettings(
-                concurrency=s.concurrency, timeout=s.timeout, ca_file=s.ca_file, policy=s.policy
+                concurrency=s.concurrency,
+                timeout=s.timeout,
+                ca_file=s.ca_file,
+                policy=s.policy,
+                public_only=s.public_only,
             ),
             target=target,
             on_disable=self._on_disable,

@@ -36,7 +36,14 @@ def _errors_to_exit() -> Iterator[None]:
     context_settings={"auto_envvar_prefix": "WEBHOOK_KIT", "help_option_names": ["-h", "--help"]}
 )
 @click.version_option(__version__, prog_name="webhook-kit")
-def main() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Log to stderr at this level (secrets are never logged at any level).",
+)
+def main(log_level: str) -> None:
     """A local HTTPS + OAuth webhook receiver and conformance kit for validation-status webhooks.
 
     \b
@@ -48,6 +55,13 @@ def main() -> None:
     Certificates: webhook-kit certs
     Schemas:      webhook-kit schemas --out DIR
     """
+    import logging
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _parse_rules(

@@ -28,8 +28,10 @@ def spki_pin(cert_file: Path) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(certs_dir: Path) -> Iterator[Any]:
+    """Module-scoped: Playwright's sync API keeps an event loop running in the main thread while
+    it is open, and later tests call asyncio.run() there."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         if os.environ.get("WEBHOOK_KIT_REQUIRE_BROWSER"):

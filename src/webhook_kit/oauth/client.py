@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from webhook_kit.errors import TokenFetchError
 from webhook_kit.guard import ForbiddenAddress
 from webhook_kit.redact import scrub
+
+log = logging.getLogger("webhook_kit.oauth")
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post"]
 #: Lifetime assumed when a token response has no ``expires_in`` (a 401 still forces a refetch).
@@ -139,6 +142,7 @@ class OAuthClient:
         skew = min(s.skew, lifetime / 4)
         value: str = payload["access_token"]
         self._token = CachedToken(value, started + lifetime - skew)
+        log.info("token for %s from %s, valid %.0f s", s.client_id, s.token_url, lifetime)
         return value
 
     def _error(self, reason: str) -> TokenFetchError:

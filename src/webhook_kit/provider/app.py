@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import random
 import time
 import uuid
@@ -29,6 +30,8 @@ from webhook_kit.provider.lifecycle import Change, LifecycleError, State, apply
 from webhook_kit.provider.openapi import build_openapi
 from webhook_kit.provider.probe import run_test
 from webhook_kit.statuses import STATUSES
+
+log = logging.getLogger("webhook_kit.provider")
 
 BASE_PATH = "/validas/v1"
 MAX_BODY = 1024 * 1024
@@ -122,6 +125,10 @@ class ProviderApi:
             raise ApiError(409, "webhook_not_enabled", f"the webhook is not enabled: {reason}")
 
     def _apply_settings(self, settings: dict[str, Any] | None) -> None:
+        if settings is None:
+            log.info("webhook settings removed")
+        else:
+            log.info("webhook settings saved: %s", json.dumps(webhook_settings.masked(settings)))
         self.dispatcher.set_target(
             None
             if settings is None

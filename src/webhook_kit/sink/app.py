@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from webhook_kit.schemas import Validator
 from webhook_kit.sink.faults import FaultInjector
 from webhook_kit.sink.live import Inspector
 from webhook_kit.sink.recorder import Recorder, mask_headers
+
+log = logging.getLogger("webhook_kit.sink")
 
 _ACCEPTED_BODY = b'{"received":true,"duplicate":false}'
 _DUPLICATE_BODY = b'{"received":true,"duplicate":true}'
@@ -123,6 +126,10 @@ class WebhookReceiver:
             )
         record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
         self.recorder.add(record)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s", record.get("status", "-"), record.get("event_id", "-"), record.get("reason")
+            )
         return response
 
     async def _handle(self, request: Request, record: dict[str, Any]) -> Response:

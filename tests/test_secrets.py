@@ -1,0 +1,162 @@
+"""A full run (serve, provider, emit, certify) at every log level: the client secret never shows.
+
+It is searched in every log line, every API answer (settings reads included), every stored event
+and attempt, the endpoint's record file, and every report. The one place it may appear is the
+endpoint's own hand-out line (`serve --json` prints the credentials it issues, by design).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+SECRET = "s3cret-Value-that-must-never-leak-0123456789"
+WRONG = "wrong-Secret-that-must-never-leak-9876543210"
+
+
+def kit(level: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "webhook_kit", "--log-level", level, *args]
+
+
+@pytest.mark.parametrize("level", ["debug", "info", "warning", "error"])
+def test_secret_never_leaks(level: str, tmp_path: Path, certs_dir: Path) -> None:
+    seen: list[str] = []
+    record = tmp_path / "record.jsonl"
+    serve = subprocess.Popen(
+        kit(
+            level,
+            "serve",
+            "--port",
+            "0",
+            "--json",
+            "--certs-dir",
+            str(certs_dir),
+            "--client-id",
+            "leak-test",
+            "--client-secret",
+            SECRET,
+            "--record",
+            str(record),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    handout = json.loads(serve.stdout.readline())  # type: ignore[union-attr]
+    assert handout["client_secret"] == SECRET
+    ca = handout["ca_file"]
+    provider = subprocess.Popen(
+        kit(
+            level,
+            "provider",
+            "--port",
+            "0",
+            "--json",
+            "--db",
+            str(tmp_path / "p.db"),
+            "--ca",
+            ca,
+            "--certs-dir",
+            str(certs_dir),
+            "--apikey",
+            "key",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = json.loads(provider.stdout.readline())["base_url"]  # type: ignore[union-attr]
+    api = requests.Session()
+    api.trust_env = False
+    api.verify = ca
+    api.headers["apikey"] = "key"
+    try:
+        auth = {"token_url": handout["token_url"], "client_id": "leak-test", "client_secret": WRONG}
+        seen.append(
+            api.post(
+                f"{base}/webhook/settings", json={"url": handout["url"], "auth": auth}, timeout=30
+            ).text
+        )
+        seen.append(api.post(f"{base}/webhook/test", timeout=30).text)  # fails: wrong secret
+        auth["client_secret"] = SECRET
+        seen.append(
+            api.post(
+                f"{base}/webhook/settings", json={"url": handout["url"], "auth": auth}, timeout=30
+            ).text
+        )
+        seen.append(api.get(f"{base}/webhook/settings", timeout=30).text)
+        seen.append(api.post(f"{base}/webhook/test", timeout=30).text)
+        validation = api.post(f"{base}/validation", timeout=30).json()["data"]["id"]
+        seen.append(api.put(f"{base}/validation/{validation}/cancellation", timeout=30).text)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            events = api.get(f"{base}/validation/{validation}/events", timeout=30)
+            if all(e["state"] == "sent" for e in events.json()["data"]):
+                break
+            time.sleep(0.05)
+        seen.append(events.text)
+        seen.append(api.get(f"{base}/webhook/events", timeout=30).text)
+        seen.append(
+            api.get(f"{base}/webhook/validations", params={"sent": "true"}, timeout=30).text
+        )
+
+        common = ["--token-url", handout["token_url"], "--client-id", "leak-test", "--ca", ca]
+        for secret in (SECRET, WRONG):
+            done = subprocess.run(
+                kit(level, "emit", handout["url"], *common, "--client-secret", secret),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            seen += [done.stdout, done.stderr]
+            for fmt in ("text", "json", "junit"):
+                report = tmp_path / f"report.{fmt}"
+                done = subprocess.run(
+                    kit(
+                        level,
+                        "certify",
+                        handout["url"],
+                        *common,
+                        "--client-secret",
+                        secret,
+                        "--probes",
+                        "2",
+                        "--format",
+                        fmt,
+                        "--output",
+                        str(report),
+                    ),
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                seen += [done.stdout, done.stderr, report.read_text()]
+    finally:
+        api.close()
+        for process in (provider, serve):
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=30)
+            seen += [out, err]
+
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        for table in ("events", "attempts", "validations"):
+            seen.append(json.dumps(db.execute(f"SELECT * FROM {table}").fetchall()))
+    seen.append(record.read_text())
+
+    everything = "\n".join(seen)
+    assert "webhook-kit" in everything or "event_id" in everything  # the run produced output
+    for secret in (SECRET, WRONG):
+        assert secret not in everything
+    assert "********" in everything  # settings reads show the mask
+    if level in ("debug", "info"):
+        assert "webhook_kit.oauth: token for leak-test" in everything  # the logs were really on
+    if level == "debug":
+        assert "webhook_kit.dispatcher: event " in everything

@@ -128,7 +128,10 @@ class WebhookReceiver:
         self.recorder.add(record)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
-                "%s %s %s", record.get("status", "-"), record.get("event_id", "-"), record.get("reason")
+                "%s %s %s",
+                record.get("status", "-"),
+                record.get("event_id", "-"),
+                record.get("reason"),
             )
         return response
 

@@ -256,7 +256,11 @@ def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None)
 
     if value is None:
         return None
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise click.BadParameter(f"not a valid URL: {value!r} ({exc})") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise click.BadParameter(f"must be an absolute https:// URL, got {value!r}")
     return value
@@ -498,7 +502,11 @@ def _https_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
     if value is None:
         return None
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise click.BadParameter(f"not a valid URL: {value!r} ({exc})") from exc
     if parts.scheme != "https" or not parts.hostname:
         raise click.BadParameter(f"must be an absolute https:// URL, got {value!r}")
     return value

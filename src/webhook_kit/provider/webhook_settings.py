@@ -50,7 +50,12 @@ def validate(document: Any) -> dict[str, Any]:
     if errors:
         raise SettingsInvalid(errors)
     for name, url in (("url", document["url"]), ("auth.token_url", document["auth"]["token_url"])):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+        except ValueError as exc:
+            errors.append({"field": name, "message": f"not a valid URL ({exc})"})
+            continue
         if parts.scheme != "https" or not parts.hostname:
             errors.append(
                 {"field": name, "message": "must be an absolute https:// URL with a host"}

@@ -24,8 +24,13 @@ async def run(ctx: Context) -> list[CheckResult]:
     out: list[CheckResult] = []
     url = ctx.settings.url
     timer = Timer()
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+        valid = bool(parts.scheme and parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
         out.append(
             timer.result(
                 "url.absolute",

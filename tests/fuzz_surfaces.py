@@ -140,39 +140,41 @@ def fuzz_token_endpoint(
     return count[0]
 
 
+def _fuzz_operation(
+    http: requests.Session, base_url: str, apikey: str, operation: Any, examples: int
+) -> int:
+    count = [0]
+
+    @settings(max_examples=examples, **SETTINGS)
+    @given(case=operation.as_strategy(), key=st.sampled_from([apikey, apikey, apikey, "wrong"]))
+    def run(case: Any, key: str) -> None:
+        count[0] += 1
+        response = case.call(
+            base_url=base_url,
+            session=http,
+            headers={"apikey": key},
+            timeout=30,
+            verify=http.verify,
+        )
+        where = f"{case.method} {case.formatted_path}"
+        assert response.status_code < 500, f"{where}: {response.status_code} {response.text[:300]}"
+        if response.status_code >= 400:
+            body = response.json()
+            assert isinstance(body.get("error_type"), str)
+            assert isinstance(body.get("error_message"), str)
+
+    run()
+    return count[0]
+
+
 def fuzz_provider(
     http: requests.Session, base_url: str, apikey: str, examples_per_operation: int
 ) -> int:
     import schemathesis
 
-    schema = schemathesis.openapi.from_dict(
-        json.loads(http.get(base_url + "/openapi.json", timeout=30).text)
+    spec = json.loads(http.get(base_url + "/openapi.json", timeout=30).text)
+    schema = schemathesis.openapi.from_dict(spec)
+    return sum(
+        _fuzz_operation(http, base_url, apikey, result.ok(), examples_per_operation)
+        for result in schema.get_all_operations()
     )
-    total = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        count = [0]
-
-        @settings(max_examples=examples_per_operation, **SETTINGS)
-        @given(case=operation.as_strategy(), key=st.sampled_from([apikey, apikey, apikey, "wrong"]))
-        def run(case: Any, key: str) -> None:
-            count[0] += 1
-            response = case.call(
-                base_url=base_url,
-                session=http,
-                headers={"apikey": key},
-                timeout=30,
-                verify=http.verify,
-            )
-            assert response.status_code < 500, (
-                f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
-            )
-            if response.status_code >= 400:
-                body = response.json()
-                assert isinstance(body.get("error_type"), str) and isinstance(
-                    body.get("error_message"), str
-                )
-
-        run()
-        total += count[0]
-    return total

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from webhook_kit.oauth.credentials import ClientCredentials
+from webhook_kit.redact import scrub
 
 #: Token requests are tiny; anything larger is refused before parsing.
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
@@ -165,8 +166,10 @@ class TokenIssuer:
             headers = dict(_NO_STORE)
             if exc.status == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="webhook-kit"'
+            # Descriptions may quote what the client sent; never echo the secret back.
+            description = scrub(exc.description, [self.settings.credentials.client_secret])
             return JSONResponse(
-                {"error": exc.error, "error_description": exc.description},
+                {"error": exc.error, "error_description": description},
                 status_code=exc.status,
                 headers=headers,
             )

@@ -117,3 +117,21 @@ async def _one(
 
 def python() -> str:
     return sys.executable
+
+
+def token_for(info: dict[str, Any]) -> str:
+    """A token from the kit's endpoint (client credentials), for the bare loops."""
+    import requests
+
+    http = requests.Session()
+    http.trust_env = False
+    response = http.post(
+        info["token_url"],
+        data={"grant_type": "client_credentials"},
+        auth=(info["client_id"], info["client_secret"]),
+        verify=info["ca_file"],
+        timeout=10,
+    )
+    http.close()
+    value: str = response.json()["access_token"]
+    return value

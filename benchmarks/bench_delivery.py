@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import requests  # noqa: E402
-from _common import ServerProcess, machine, python  # noqa: E402
+from _common import ServerProcess, machine, python, token_for  # noqa: E402
 
 from webhook_kit import notifications  # noqa: E402
 from webhook_kit.delivery import transport  # noqa: E402
@@ -85,20 +85,6 @@ async def bare_loop(info: dict[str, str], token: str, events: int, concurrency: 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return events / (time.perf_counter() - started)
-
-
-def token_for(info: dict[str, str]) -> str:
-    http = requests.Session()
-    http.trust_env = False
-    response = http.post(
-        info["token_url"],
-        data={"grant_type": "client_credentials"},
-        auth=(info["client_id"], info["client_secret"]),
-        verify=info["ca_file"],
-        timeout=10,
-    )
-    value: str = response.json()["access_token"]
-    return value
 
 
 def latency(work: Path, sink: ServerProcess, rate: float, seconds: float) -> list[float]:

@@ -22,8 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import requests  # noqa: E402
-from _common import LoadResult, ServerProcess, machine, post_loop, python  # noqa: E402
+from _common import LoadResult, ServerProcess, machine, post_loop, python, token_for  # noqa: E402
 
 from webhook_kit import notifications  # noqa: E402
 from webhook_kit.statuses import STATUSES  # noqa: E402
@@ -37,20 +36,6 @@ def bodies(count: int = 2000) -> list[bytes]:
         for body in notifications.lifecycle(validation_id=str(uuid.uuid4())):
             out.append(json.dumps(body).encode())
     return out
-
-
-def token(info: dict[str, str]) -> str:
-    http = requests.Session()
-    http.trust_env = False
-    response = http.post(
-        info["token_url"],
-        data={"grant_type": "client_credentials"},
-        auth=(info["client_id"], info["client_secret"]),
-        verify=info["ca_file"],
-        timeout=10,
-    )
-    value: str = response.json()["access_token"]
-    return value
 
 
 def main() -> None:
@@ -88,7 +73,7 @@ def main() -> None:
         [python(), str(HERE / "bare_app.py"), "--server", args.server, "--certs-dir", str(certs)]
     )
     payloads = bodies()
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token(kit.info)}"}
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token_for(kit.info)}"}
     results: dict[str, list[LoadResult]] = {"bare": [], "kit": []}
     try:
         for round_ in range(args.rounds):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from webhook_kit._version import __version__
+from webhook_kit.statuses import LEGACY_ALIASES, STATUSES
 
 if TYPE_CHECKING:
     from webhook_kit.sink.settings import FaultRule
@@ -250,6 +251,46 @@ def _print_request(record: dict[str, Any]) -> None:
     )
 
 
+def _sender_options(
+    *, token_url_check: Callable[..., str | None], ca_help: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The OAuth client options that emit and certify share (the secret may come from
+    WEBHOOK_KIT_<COMMAND>_CLIENT_SECRET instead of the command line)."""
+    options = [
+        click.option(
+            "--token-url",
+            required=True,
+            callback=token_url_check,
+            help="The endpoint's OAuth token URL.",
+        ),
+        click.option("--client-id", required=True),
+        click.option(
+            "--client-secret", required=True, help="Or WEBHOOK_KIT_<COMMAND>_CLIENT_SECRET."
+        ),
+        click.option("--scope"),
+        click.option("--audience"),
+        click.option(
+            "--auth-method",
+            type=click.Choice(["client_secret_basic", "client_secret_post"]),
+            default="client_secret_basic",
+            show_default=True,
+        ),
+        click.option(
+            "--ca",
+            "ca_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help=ca_help,
+        ),
+    ]
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """An absolute http(s) URL; plain http is allowed here so that certify can fail it."""
     from urllib.parse import urlsplit
@@ -268,26 +309,8 @@ def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None)
 
 @main.command()
 @click.argument("url", callback=_absolute_url)
-@click.option(
-    "--token-url", required=True, callback=_absolute_url, help="The endpoint's OAuth token URL."
-)
-@click.option("--client-id", required=True)
-@click.option(
-    "--client-secret", required=True, help="Also read from WEBHOOK_KIT_CERTIFY_CLIENT_SECRET."
-)
-@click.option("--scope")
-@click.option("--audience")
-@click.option(
-    "--auth-method",
-    type=click.Choice(["client_secret_basic", "client_secret_post"]),
-    default="client_secret_basic",
-    show_default=True,
-)
-@click.option(
-    "--ca",
-    "ca_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Also trust this CA (a pass is then development-only).",
+@_sender_options(
+    token_url_check=_absolute_url, ca_help="Also trust this CA (a pass is then development-only)."
 )
 @click.option(
     "--timeout",
@@ -512,43 +535,13 @@ def _https_url(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
-EMIT_STATUSES = [
-    "on-course",
-    "document-uploaded",
-    "document2-uploaded",
-    "document3-uploaded",
-    "selfie-uploaded",
-    "video-uploaded",
-    "cancelled",
-    "confirmed",
-    "deleted",
-    "documen2-uploaded",
-]
+#: The nine statuses, and v2.32's alias only when named explicitly.
+EMIT_STATUSES = [*STATUSES, *LEGACY_ALIASES]
 
 
 @main.command()
 @click.argument("url", callback=_https_url)
-@click.option(
-    "--token-url", required=True, callback=_https_url, help="The endpoint's OAuth token URL."
-)
-@click.option("--client-id", required=True)
-@click.option(
-    "--client-secret", required=True, help="Also read from WEBHOOK_KIT_EMIT_CLIENT_SECRET."
-)
-@click.option("--scope")
-@click.option("--audience")
-@click.option(
-    "--auth-method",
-    type=click.Choice(["client_secret_basic", "client_secret_post"]),
-    default="client_secret_basic",
-    show_default=True,
-)
-@click.option(
-    "--ca",
-    "ca_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Also trust this CA (never 'skip verify').",
-)
+@_sender_options(token_url_check=_https_url, ca_help="Also trust this CA (never 'skip verify').")
 @click.option(
     "--status",
     "statuses",
@@ -600,7 +593,6 @@ def emit(
     from webhook_kit.emit import emit as run_emit
     from webhook_kit.oauth.client import OAuthSettings
     from webhook_kit.runtime import run
-    from webhook_kit.statuses import STATUSES
 
     if statuses and all_statuses:
         raise click.UsageError("use --status or --all, not both")

@@ -7,7 +7,6 @@ are parameters, so a test can run a three-day retry schedule in milliseconds.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import random
@@ -110,10 +109,6 @@ class Dispatcher:
         self._pending_target = target
         self._insert_batch: list[tuple[dict[str, Any], str, asyncio.Future[None]]] = []
         self._attempt_batch: list[AttemptRecord] = []
-        #: Store writes run here, one at a time and in order; sqlite3 releases the GIL while it
-        #: works, so the writes overlap the event loop instead of stalling it.
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kit-store")
-        self._last_write: concurrent.futures.Future[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -152,8 +147,7 @@ class Dispatcher:
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        self.flush()
-        self._writer.shutdown(wait=True)
+        self._flush_attempts()
         if self._session is not None:
             await self._session.close()
 
@@ -218,43 +212,25 @@ class Dispatcher:
     def _flush_inserts(self) -> None:
         batch, self._insert_batch = self._insert_batch, []
         now = self._clock()
-        loop = asyncio.get_running_loop()
-        written = self._writer.submit(self._store_events, [(b, t) for b, t, _ in batch], now)
-        written.add_done_callback(
-            lambda done: loop.call_soon_threadsafe(self._inserted, batch, now, done)
-        )
-
-    def _store_events(
-        self, batch: list[tuple[dict[str, Any], str]], now: float
-    ) -> list[int | BaseException]:
-        """In the writer thread: one transaction for the batch, or one per event on a conflict."""
         try:
-            return list(self.store.insert_encoded(batch, now))
+            seqs: list[int | BaseException] = list(
+                self.store.insert_encoded([(b, text) for b, text, _ in batch], now)
+            )
         except sqlite3.IntegrityError:
-            # One bad event (a repeated event_id) must not fail the others.
-            seqs: list[int | BaseException] = []
-            for item in batch:
+            # One bad event (a repeated event_id) must not fail the others: insert one by one.
+            seqs = []
+            for body, text, _ in batch:
                 try:
-                    seqs.extend(self.store.insert_encoded([item], now))
+                    seqs.extend(self.store.insert_encoded([(body, text)], now))
                 except sqlite3.Error as exc:
                     seqs.append(exc)
-            return seqs
         except sqlite3.Error as exc:
-            return [exc] * len(batch)
-
-    def _inserted(
-        self,
-        batch: list[tuple[dict[str, Any], str, asyncio.Future[None]]],
-        now: float,
-        done: concurrent.futures.Future[list[int | BaseException]],
-    ) -> None:
-        seqs = done.result()
+            seqs = [exc] * len(batch)
         for (body, text, future), seq in zip(batch, seqs, strict=True):
             if isinstance(seq, BaseException):
                 if not future.done():
                     future.set_exception(StoreError(f"cannot store event: {seq}"))
                 continue
-            # Committed: only now may the first attempt start.
             self._queue(seq, body, now, 0, text.encode())
             if not future.done():
                 future.set_result(None)
@@ -272,20 +248,13 @@ class Dispatcher:
             asyncio.get_running_loop().call_later(ATTEMPT_FLUSH_SECONDS, self._flush_attempts)
 
     def flush(self) -> None:
-        """Write the attempts recorded so far now, and wait until every write is on disk.
-
-        Readers call this before querying, so what they read includes the latest attempts.
-        """
+        """Write the attempts recorded so far now (readers call this before querying)."""
         self._flush_attempts()
-        if self._last_write is not None:
-            self._last_write.result()
 
     def _flush_attempts(self) -> None:
         batch, self._attempt_batch = self._attempt_batch, []
-        if batch:
-            self._last_write = self._writer.submit(self._store_attempts, batch)
-
-    def _store_attempts(self, batch: list[AttemptRecord]) -> None:
+        if not batch:
+            return
         try:
             self.store.record_attempts(batch)
         except sqlite3.Error:
@@ -314,7 +283,7 @@ class Dispatcher:
 
     def redeliver(self, event_id: str) -> bool:
         """Send a sent or failed event again; False if it is still queued or unknown."""
-        self.flush()
+        self._flush_attempts()
         if event_id in self._scheduler or not self.store.requeue(event_id, self._clock()):
             return False
         row = self.store.event(event_id)
@@ -335,12 +304,12 @@ class Dispatcher:
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until nothing is queued (all sent or failed); False on timeout."""
-        if len(self._scheduler) or self._insert_batch:
+        if len(self._scheduler):
             try:
                 await asyncio.wait_for(self._idle.wait(), timeout)
             except TimeoutError:
                 return False
-        self.flush()
+        self._flush_attempts()
         return True
 
     # -- the loop ------------------------------------------------------------------------------

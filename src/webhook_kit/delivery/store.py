@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,7 +94,6 @@ class EventFilter:
 class Store:
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
-        self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
@@ -107,34 +105,24 @@ class Store:
             # of events a second the default checkpointed several times a second.
             self._db.execute("PRAGMA wal_autocheckpoint=10000")
             self._db.executescript(SCHEMA)
-            self._next_seq = 1 + (self._fetchone("SELECT MAX(seq) FROM events")[0] or 0)
+            self._next_seq = 1 + (
+                self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            )
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open database {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    # The dispatcher writes from one background thread (sqlite3 releases the GIL while it works,
-    # so writes overlap the event loop); the API reads from the loop. One lock serialises them.
-    def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
-
-    def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._lock:
-            return self._db.execute(sql, params).fetchone()
+        self._db.close()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # -- events --------------------------------------------------------------------------------
 
@@ -150,18 +138,18 @@ class Store:
         self, batch: Sequence[tuple[Mapping[str, Any], str]], now: float
     ) -> list[int]:
         """Like :meth:`insert_events`, with each body already encoded as JSON text."""
+        first = self._next_seq
+        rows = [
+            (first + i, n["event_id"], n["validation_id"], n["status"], text, now, now)
+            for i, (n, text) in enumerate(batch)
+        ]
         with self._write() as db:
-            first = self._next_seq
-            rows = [
-                (first + i, n["event_id"], n["validation_id"], n["status"], text, now, now)
-                for i, (n, text) in enumerate(batch)
-            ]
             db.executemany(
                 "INSERT INTO events (seq, event_id, validation_id, status, body, state,"
                 " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
                 rows,
             )
-            self._next_seq = first + len(rows)
+        self._next_seq = first + len(rows)
         return [row[0] for row in rows]
 
     def record_attempt(
@@ -216,23 +204,23 @@ class Store:
 
     def unfinished(self) -> list[sqlite3.Row]:
         """Events not yet sent or failed, oldest first: what a restart must deliver."""
-        return self._fetchall(
+        return self._db.execute(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE state IN ('pending', 'retrying')"
             " ORDER BY seq"
-        )
+        ).fetchall()
 
     def event(self, event_id: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._fetchone(
+        row: sqlite3.Row | None = self._db.execute(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,)
-        )
+        ).fetchone()
         return row
 
     def attempts(self, event_id: str) -> list[sqlite3.Row]:
-        return self._fetchall(
+        return self._db.execute(
             "SELECT attempt, at, duration_ms, outcome, http_status, reason FROM attempts"
             " WHERE event_id = ? ORDER BY attempt, id",
             (event_id,),
-        )
+        ).fetchall()
 
     def events(
         self, where: EventFilter, *, after_seq: int = 0, limit: int = 100
@@ -258,32 +246,32 @@ class Store:
             clauses.append("created_at < ?")
             params.append(where.until)
         params.append(limit)
-        return self._fetchall(
+        return self._db.execute(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
             " ORDER BY seq LIMIT ?",
             params,
-        )
+        ).fetchall()
 
     def validations_by_sent(
         self, sent: bool, *, after: str = "", limit: int = 100
     ) -> list[sqlite3.Row]:
         """Validations whose events were all sent (``sent``) or not all sent (not ``sent``)."""
         having = "SUM(state != 'sent') = 0" if sent else "SUM(state != 'sent') > 0"
-        return self._fetchall(
+        return self._db.execute(
             "SELECT validation_id, COUNT(*) AS events, SUM(state = 'sent') AS sent,"
             " SUM(state != 'sent') AS not_sent FROM events WHERE validation_id > ?"
             f" GROUP BY validation_id HAVING {having} ORDER BY validation_id LIMIT ?",
             (after, limit),
-        )
+        ).fetchall()
 
     def counts(self) -> dict[str, int]:
-        rows = self._fetchall("SELECT state, COUNT(*) FROM events GROUP BY state")
+        rows = self._db.execute("SELECT state, COUNT(*) FROM events GROUP BY state").fetchall()
         return {state: count for state, count in rows}
 
     # -- settings ------------------------------------------------------------------------------
 
     def settings(self) -> dict[str, Any] | None:
-        row = self._fetchone("SELECT document FROM settings WHERE id = 1")
+        row = self._db.execute("SELECT document FROM settings WHERE id = 1").fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def put_settings(self, document: Mapping[str, Any], now: float) -> None:
@@ -302,10 +290,10 @@ class Store:
     # -- validations ---------------------------------------------------------------------------
 
     def validation(self, validation_id: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._fetchone(
+        row: sqlite3.Row | None = self._db.execute(
             "SELECT id, status, documents, created_at, updated_at FROM validations WHERE id = ?",
             (validation_id,),
-        )
+        ).fetchone()
         return row
 
     def save_validation(
@@ -338,5 +326,5 @@ class Store:
                     now,
                 ),
             )
-            self._next_seq = seq + 1
+        self._next_seq = seq + 1
         return seq

@@ -213,3 +213,11 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "9/9 delivered" in result.stdout
+
+
+def test_provider_with_an_unusable_database_is_one_line_exit_1(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["provider", "--port", "0", "--db", str(tmp_path / "no" / "x.db")]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot open database")

@@ -364,3 +364,15 @@ def test_plain_http_targets_are_refused() -> None:
         Target("http://127.0.0.1/webhook", OAuthSettings("https://127.0.0.1/token", "a", "b"))
     with pytest.raises(ConfigError):
         Target("https://127.0.0.1/webhook", OAuthSettings("http://127.0.0.1/token", "a", "b"))
+
+
+def test_database_file_is_private(tmp_path: Path) -> None:
+    import stat
+
+    store = Store(tmp_path / "p.db")
+    store.insert_event(
+        notifications.build("on-course", validation_id="v", previous_status=None), 1.0
+    )
+    for name in ("p.db", "p.db-wal"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    store.close()

@@ -95,6 +95,11 @@ class Store:
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
         try:
+            if self.path != ":memory:":
+                # The webhook settings include the client secret: the file is the owner's
+                # alone. SQLite gives its -wal and -shm files the same mode as the database.
+                Path(self.path).touch(mode=0o600, exist_ok=True)
+                Path(self.path).chmod(0o600)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -108,7 +113,7 @@ class Store:
             self._next_seq = 1 + (
                 self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
             )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"cannot open database {self.path}: {exc}") from exc
 
     def close(self) -> None:

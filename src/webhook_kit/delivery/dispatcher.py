@@ -397,14 +397,15 @@ class Dispatcher:
             log.exception("unexpected error delivering %s", event_id)
             result = AttemptResult("connect_error", f"internal error: {type(exc).__name__}", 0.0)
         result = _scrubbed(result, target)
-        log.debug(
-            "event %s attempt %d to %s: %s %s",
-            event_id,
-            attempt,
-            target.url,
-            result.outcome,
-            result.reason,
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "event %s attempt %d to %s: %s %s",
+                event_id,
+                attempt,
+                target.url,
+                result.outcome,
+                result.reason,
+            )
         decision = self.settings.policy.decide(
             attempt, result, now=self._clock(), rand=self._rng.random()
         )

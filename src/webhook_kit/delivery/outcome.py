@@ -27,7 +27,7 @@ OUTCOMES: Final[tuple[str, ...]] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttemptResult:
     outcome: Outcome
     reason: str

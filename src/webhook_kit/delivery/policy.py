@@ -33,12 +33,15 @@ DEFAULT_SCHEDULE = exponential_schedule()
 Action = Literal["done", "retry", "fail", "disable"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     action: Action
     #: When to try again (absolute, in the caller's clock), for ``retry``.
     next_attempt_at: float | None = None
     reason: str = ""
+
+
+DONE = Decision("done")
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class RetryPolicy:
     def decide(self, attempts: int, result: AttemptResult, *, now: float, rand: float) -> Decision:
         """What to do after the ``attempts``-th attempt (1-based) ended with ``result``."""
         if result.ok:
-            return Decision("done")
+            return DONE
         if result.http_status == 410:
             return Decision(
                 "disable", reason="410 Gone: the receiver asked to stop; webhook disabled"

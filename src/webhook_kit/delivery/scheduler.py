@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     seq: int
     event_id: str

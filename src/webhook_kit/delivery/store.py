@@ -70,7 +70,7 @@ def encode_body(notification: Mapping[str, Any]) -> str:
     return json.dumps(notification, separators=(",", ":"), ensure_ascii=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttemptRecord:
     seq: int
     event_id: str

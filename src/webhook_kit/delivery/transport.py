@@ -8,6 +8,7 @@ and TLS is always verified (the session's connector carries the SSL context).
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import ssl
 import time
@@ -60,7 +61,9 @@ def encode(notification: Mapping[str, Any]) -> bytes:
     return json.dumps(notification, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+@functools.lru_cache(maxsize=16)
 def deadline(timeout: float) -> aiohttp.ClientTimeout:
+    """The whole-request deadline (shared: a ClientTimeout is immutable)."""
     return aiohttp.ClientTimeout(total=timeout)
 
 
@@ -97,7 +100,7 @@ async def post_once(
             data=body,
             headers=headers,
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=deadline(timeout),
         ) as response:
             status = response.status
             retry_after = response.headers.get("Retry-After")
@@ -147,7 +150,7 @@ async def deliver(
     started = time.perf_counter()
     secret = oauth.settings.client_secret
     try:
-        token = await oauth.token()
+        token = oauth.cached() or await oauth.token()
     except TokenFetchError as exc:
         duration = round((time.perf_counter() - started) * 1000, 3)
         return AttemptResult("token_error", scrub(str(exc), [secret]), duration)

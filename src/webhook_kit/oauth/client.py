@@ -70,6 +70,13 @@ class OAuthClient:
         #: How many token requests were sent (for benchmarks and tests).
         self.fetches = 0
 
+    def cached(self) -> str | None:
+        """The cached token while it is fresh, without awaiting anything (the hot path)."""
+        cached = self._token
+        if cached is not None and self._clock() < cached.refresh_at:
+            return cached.value
+        return None
+
     async def token(self) -> str:
         cached = self._token
         if cached is not None and self._clock() < cached.refresh_at:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.errors import ConfigError
 
@@ -67,7 +69,10 @@ EVENT_COLUMNS = (
 
 def encode_body(notification: Mapping[str, Any]) -> str:
     """The notification as sent: compact UTF-8 JSON (the same text is stored and delivered)."""
-    return json.dumps(notification, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return orjson.dumps(notification).decode()
+    except TypeError:  # orjson refuses integers beyond 64 bits and non-string keys
+        return json.dumps(notification, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import functools
-import json
 import ssl
 import time
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import aiohttp
 
 from webhook_kit._version import __version__
 from webhook_kit.delivery.outcome import AttemptResult
+from webhook_kit.delivery.store import encode_body
 from webhook_kit.errors import TokenFetchError
 from webhook_kit.guard import ForbiddenAddress, public_only_socket
 from webhook_kit.oauth.client import OAuthClient
@@ -58,7 +58,8 @@ def make_session(
 
 
 def encode(notification: Mapping[str, Any]) -> bytes:
-    return json.dumps(notification, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON, exactly as the store keeps it."""
+    return encode_body(notification).encode("utf-8")
 
 
 @functools.lru_cache(maxsize=16)

@@ -19,7 +19,7 @@ from webhook_kit.oauth.verifier import BearerVerifier, bearer_token
 
 @dataclass(frozen=True)
 class Breakage:
-    auth: Literal["verify", "none", "any"] = "verify"
+    auth: Literal["verify", "none", "any", "alg_none_ok"] = "verify"
     fail_status: str | None = None
     delay: float = 0.0
     redirect: bool = False
@@ -31,7 +31,11 @@ def receiver(verifier: BearerVerifier, breakage: Breakage = Breakage()) -> Starl
     counter = itertools.count(1)
 
     async def webhook(request: Request) -> Response:
-        if breakage.auth == "verify":
+        if breakage.auth == "alg_none_ok" and _is_unsigned(
+            request.headers.get("authorization", "")
+        ):
+            pass  # the classic flaw: an unsigned token is taken at its word
+        elif breakage.auth in ("verify", "alg_none_ok"):
             try:
                 verifier.verify(
                     bearer_token(
@@ -62,3 +66,15 @@ def receiver(verifier: BearerVerifier, breakage: Breakage = Breakage()) -> Starl
         return JSONResponse({"received": True})
 
     return Starlette(routes=[Route("/webhook", webhook, methods=["POST"])])
+
+
+def _is_unsigned(authorization: str) -> bool:
+    import base64
+
+    token = authorization.partition(" ")[2]
+    head = token.split(".")[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except ValueError:
+        return False
+    return isinstance(header, dict) and header.get("alg") == "none"

@@ -106,6 +106,15 @@ def test_accepting_any_token_fails_under_oauth(sink: Sink, certs_dir: Path) -> N
     assert failed(report)["oauth.tampered_token"] == "oauth"
 
 
+def test_accepting_unsigned_tokens_fails_under_oauth(sink: Sink, certs_dir: Path) -> None:
+    with broken(sink, certs_dir, auth="alg_none_ok") as served:
+        report = certify_url(sink, served.url("/webhook"))
+    assert report.verdict == "fail"
+    assert failed(report) == {"oauth.alg_none": "oauth"}
+    detail = next(c.detail for c in report.checks if c.id == "oauth.alg_none")
+    assert "alg: none" in detail and "ACCEPTED" in detail
+
+
 class _PlainHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's naming
         self.send_response(200)

@@ -4,6 +4,8 @@ the query string."""
 
 from __future__ import annotations
 
+import base64
+import json
 from urllib.parse import urlsplit
 
 from webhook_kit.certify.context import Context, Timer, describe, skipped
@@ -19,6 +21,7 @@ CHECK_IDS = (
     "oauth.no_token",
     "oauth.garbage_token",
     "oauth.tampered_token",
+    "oauth.alg_none",
     "oauth.query_token",
 )
 
@@ -39,6 +42,22 @@ def _refusal_verdict(result: AttemptResult) -> tuple[Verdict, str]:
     if status is not None:
         return "fail", f"HTTP {status}: the endpoint errors instead of refusing with 401"
     return "fail", f"no answer ({result.outcome}: {result.reason})"
+
+
+def _unsigned(token: str) -> str | None:
+    """The real token's claims under ``alg: none`` with no signature (the classic JWT forgery)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except ValueError:
+        return None
+    if not isinstance(header, dict):
+        return None
+    header["alg"] = "none"
+    encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    return f"{encoded}.{parts[1]}."
 
 
 def _tamper(token: str) -> str | None:
@@ -191,6 +210,31 @@ async def run(ctx: Context) -> list[CheckResult]:
                     if verdict != "fail"
                     else ". The endpoint does not check JWT "
                     "signatures: verify them against the issuer's JWKS"
+                ),
+            )
+        )
+
+    timer = Timer()
+    unsigned = _unsigned(ctx.token) if ctx.token else None
+    if ctx.token is None:
+        out.append(skipped("oauth.alg_none", "oauth", "no token was obtained"))
+    elif unsigned is None:
+        out.append(skipped("oauth.alg_none", "oauth", "the token is opaque, not a JWT"))
+    else:
+        result = await ctx.post(ctx.notification(), token=unsigned)
+        verdict, what = _refusal_verdict(result)
+        out.append(
+            timer.result(
+                "oauth.alg_none",
+                "oauth",
+                verdict,
+                f"sent {sent} with the real token's claims re-signed as 'alg: none' (no "
+                f"signature): {what}"
+                + (
+                    ""
+                    if verdict != "fail"
+                    else ". The endpoint accepts unsigned tokens: allow only the issuer's "
+                    "signing algorithms (e.g. RS256) when verifying"
                 ),
             )
         )

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.helpers import KitClient, claims_for, notification, sign
 from webhook_kit.sink.runner import Sink
 
@@ -21,8 +23,9 @@ def rows(page: Any) -> list[str]:
     return [r.get_attribute("data-status") for r in page.query_selector_all("details.row")]
 
 
-def test_requests_appear_live_newest_first(start_sink: Any, page: Any) -> None:
-    sink: Sink = start_sink()
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_requests_appear_live_newest_first(start_sink: Any, page: Any, server: str) -> None:
+    sink: Sink = start_sink(server=server)
     open_live(page, sink)
     kit = KitClient(sink)
     token = kit.token()

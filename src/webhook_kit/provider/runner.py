@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,7 +82,7 @@ class Provider:
         current = self.store.settings()
         if current is not None:
             current.update(enabled=False, disabled_reason=reason)
-            self.store.put_settings(current, 0.0)
+            self.store.put_settings(current, time.time())
 
     async def run(self, ready: Callable[[], None], shutdown: asyncio.Event) -> None:
         s = self.settings

@@ -365,3 +365,35 @@ def test_unknown_route_is_json_404(setup: tuple[Sink, ProviderClient]) -> None:
     _, api = setup
     response = api.call("GET", "/nothing/here")
     assert response.status_code == 404 and response.json()["error_type"] == "not_found"
+
+
+def test_410_disables_the_webhook_until_it_is_enabled_again(
+    start_sink: Any, start_provider: Any
+) -> None:
+    import time
+
+    from webhook_kit.sink.settings import FaultRule, FaultSettings
+
+    sink = start_sink(faults=FaultSettings(respond=(FaultRule.parse("*=410x1"),)))
+    api = ProviderClient(start_provider())
+    api.configure(sink)
+    validation_id = api.new_validation()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        settings = api.call("GET", "/webhook/settings").json()["data"]
+        if not settings["enabled"]:
+            break
+        time.sleep(0.05)
+    assert settings["enabled"] is False and "410" in settings["disabled_reason"]
+    refused = api.call("GET", "/webhook/events")
+    assert refused.status_code == 409 and "410" in refused.json()["error_message"]
+
+    update = {
+        "url": settings["url"],
+        "enabled": True,
+        "auth": {k: v for k, v in settings["auth"].items() if k != "client_secret"},
+    }
+    assert api.call("PUT", "/webhook/settings", json=update).status_code == 200
+    wait_all_sent(api, validation_id)  # the held event goes out once the webhook is enabled
+    assert [r["http_status"] for r in sink.recorder.query()] == [410, 200]
+    api.http.close()

@@ -36,15 +36,3 @@ FINAL_STATUSES: Final[frozenset[str]] = frozenset({"cancelled", "confirmed", "de
 def canonical(status: str) -> str:
     """The v2.40 spelling of ``status`` (legacy aliases mapped, others unchanged)."""
     return LEGACY_ALIASES.get(status, status)
-
-
-def family(status: str) -> str:
-    """A coarse grouping used for display: ``created``, ``upload``, ``final``, or ``unknown``."""
-    status = canonical(status)
-    if status == "on-course":
-        return "created"
-    if status in SCORE_NAMES:
-        return "upload"
-    if status in FINAL_STATUSES:
-        return "final"
-    return "unknown"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal
 
 Outcome = Literal[
     "success",
@@ -15,16 +15,6 @@ Outcome = Literal[
     "connect_error",
     "redirect",
 ]
-OUTCOMES: Final[tuple[str, ...]] = (
-    "success",
-    "token_error",
-    "unauthorized",
-    "http_error",
-    "timeout",
-    "tls_error",
-    "connect_error",
-    "redirect",
-)
 
 
 @dataclass(frozen=True, slots=True)

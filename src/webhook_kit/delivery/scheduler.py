@@ -34,10 +34,6 @@ class Scheduler:
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._entries
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
     def add(self, seq: int, event_id: str, validation_id: str, due: float) -> None:
         """Queue an event; events must be added in ``seq`` order within a validation."""
         if event_id in self._entries:
@@ -115,9 +111,3 @@ class Scheduler:
         if entry is not None:
             self._in_flight.discard(entry.validation_id)
             heapq.heappush(self._heap, (entry.due, entry.seq, entry.validation_id))
-
-    def clear(self) -> None:
-        self._queues.clear()
-        self._entries.clear()
-        self._heap.clear()
-        self._in_flight.clear()

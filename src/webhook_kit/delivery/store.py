@@ -138,16 +138,13 @@ class Store:
 
     def insert_event(self, notification: Mapping[str, Any], now: float) -> int:
         """Store a new event as ``pending``, due ``now``; returns its sequence number."""
-        return self.insert_events([notification], now)[0]
-
-    def insert_events(self, batch: Sequence[Mapping[str, Any]], now: float) -> list[int]:
-        """Store new events in one transaction (one commit for the batch); their seq numbers."""
-        return self.insert_encoded([(n, encode_body(n)) for n in batch], now)
+        return self.insert_encoded([(notification, encode_body(notification))], now)[0]
 
     def insert_encoded(
         self, batch: Sequence[tuple[Mapping[str, Any], str]], now: float
     ) -> list[int]:
-        """Like :meth:`insert_events`, with each body already encoded as JSON text."""
+        """Store new events, each with its body already encoded as JSON text, in one transaction
+        (one commit for the batch); returns their sequence numbers."""
         first = self._next_seq
         rows = [
             (first + i, n["event_id"], n["validation_id"], n["status"], text, now, now)
@@ -161,21 +158,6 @@ class Store:
             )
         self._next_seq = first + len(rows)
         return [row[0] for row in rows]
-
-    def record_attempt(
-        self,
-        seq: int,
-        event_id: str,
-        attempt: int,
-        at: float,
-        result: AttemptResult,
-        *,
-        state: str,
-        next_attempt_at: float | None,
-    ) -> None:
-        self.record_attempts(
-            [AttemptRecord(seq, event_id, attempt, at, result, state, next_attempt_at)]
-        )
 
     def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
         """Store attempts and their events' new states, all in one transaction."""

@@ -59,10 +59,6 @@ class FaultSettings:
         if self.retry_after is not None and self.retry_after < 0:
             raise ConfigError(f"retry-after must not be negative, got {self.retry_after}")
 
-    @property
-    def active(self) -> bool:
-        return bool(self.respond) or self.fail_rate > 0 or self.delay > 0
-
 
 @dataclass(frozen=True)
 class SinkSettings:

@@ -30,7 +30,7 @@ async def run(ctx: Context) -> list[CheckResult]:
         result = await ctx.post(ctx.notification(), token=ctx.token)
         latencies.append(result.duration_ms)
         if not result.ok:
-            failures.append(f"probe {n + 1}: {ctx.clean(describe(result))}")
+            failures.append(f"probe {n + 1}: {describe(result)}")
     ok = s.probes - len(failures)
     summary = (
         f"{ok}/{s.probes} probes answered 2xx; latency p50 {_percentile(latencies, 0.5):.0f} ms, "

@@ -71,7 +71,7 @@ async def run(ctx: Context) -> list[CheckResult]:
                     )
                 )
             else:
-                reason = ctx.clean(str(last["reason"]))
+                reason = str(last["reason"])
                 out.append(
                     CheckResult(
                         check_id,

@@ -33,7 +33,7 @@ async def run(ctx: Context) -> list[CheckResult]:
                     "json",
                     "fail",
                     f"sent a valid notification as Content-Type: {content_type} with a valid "
-                    f"token; got {ctx.clean(describe(result))}. The endpoint must accept "
+                    f"token; got {describe(result)}. The endpoint must accept "
                     "JSON bodies with this media type",
                 )
             )

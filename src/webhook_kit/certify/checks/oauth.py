@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from webhook_kit.certify.context import Context, Timer, describe, skipped
@@ -58,6 +59,20 @@ def _unsigned(token: str) -> str | None:
     header["alg"] = "none"
     encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
     return f"{encoded}.{parts[1]}."
+
+
+class Skip:
+    """Why a forged-token check cannot run (no token, or an opaque one)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _forge(token: str | None, forge: Callable[[str], str | None]) -> str | Skip:
+    if token is None:
+        return Skip("no token was obtained")
+    forged = forge(token)
+    return Skip("the token is opaque, not a JWT") if forged is None else forged
 
 
 def _tamper(token: str) -> str | None:
@@ -115,7 +130,7 @@ async def run(ctx: Context) -> list[CheckResult]:
                     "oauth",
                     "fail",
                     f"POST {s.token_url} (grant_type=client_credentials, {s.auth_method}) "
-                    f"failed: {ctx.clean(str(exc))}. Check the client id and secret, "
+                    f"failed: {exc}. Check the client id and secret, "
                     "and that the token endpoint allows the client credentials grant",
                 )
             )
@@ -142,100 +157,53 @@ async def run(ctx: Context) -> list[CheckResult]:
                 )
             )
         except TokenFetchError as exc:
-            out.append(
-                timer.result(
-                    "oauth.wrong_secret", "oauth", "pass", f"refused ({ctx.clean(str(exc))})"
-                )
-            )
+            out.append(timer.result("oauth.wrong_secret", "oauth", "pass", f"refused ({exc})"))
 
     if not ctx.reachable:
         why = "the endpoint is not reachable over verified HTTPS"
         out.extend(skipped(i, "oauth", why) for i in CHECK_IDS[3:])
         return out
 
-    sent = "a valid notification"
-    timer = Timer()
-    result = await ctx.post(ctx.notification(), token=None)
-    verdict, what = _refusal_verdict(result)
-    out.append(
-        timer.result(
+    # (check, the token sent or why there is none, what was sent, how to fix an acceptance)
+    forged = [
+        (
             "oauth.no_token",
-            "oauth",
-            verdict,
-            f"sent {sent} with no Authorization header: {what}"
-            + (
-                ""
-                if verdict != "fail"
-                else ". Protect the endpoint with OAuth: only requests "
-                "with a valid bearer token may be accepted"
-            ),
-        )
-    )
-
-    timer = Timer()
-    result = await ctx.post(ctx.notification(), token="not-a-valid-token")
-    verdict, what = _refusal_verdict(result)
-    out.append(
-        timer.result(
+            None,
+            "no Authorization header",
+            "Protect the endpoint with OAuth: only requests with a valid bearer token may be "
+            "accepted",
+        ),
+        (
             "oauth.garbage_token",
-            "oauth",
-            verdict,
-            f"sent {sent} with 'Bearer not-a-valid-token': {what}"
-            + (
-                ""
-                if verdict != "fail"
-                else ". Verify every bearer token (signature, "
-                "issuer, audience, expiry) before accepting"
-            ),
-        )
-    )
-
-    timer = Timer()
-    tampered = _tamper(ctx.token) if ctx.token else None
-    if ctx.token is None:
-        out.append(skipped("oauth.tampered_token", "oauth", "no token was obtained"))
-    elif tampered is None:
-        out.append(skipped("oauth.tampered_token", "oauth", "the token is opaque, not a JWT"))
-    else:
-        result = await ctx.post(ctx.notification(), token=tampered)
+            "not-a-valid-token",
+            "'Bearer not-a-valid-token'",
+            "Verify every bearer token (signature, issuer, audience, expiry) before accepting",
+        ),
+        (
+            "oauth.tampered_token",
+            _forge(ctx.token, _tamper),
+            "the real token's signature altered",
+            "The endpoint does not check JWT signatures: verify them against the issuer's JWKS",
+        ),
+        (
+            "oauth.alg_none",
+            _forge(ctx.token, _unsigned),
+            "the real token's claims re-signed as 'alg: none' (no signature)",
+            "The endpoint accepts unsigned tokens: allow only the issuer's signing algorithms "
+            "(e.g. RS256) when verifying",
+        ),
+    ]
+    for check_id, token, what_was_sent, fix in forged:
+        if isinstance(token, Skip):
+            out.append(skipped(check_id, "oauth", token.why))
+            continue
+        timer = Timer()
+        result = await ctx.post(ctx.notification(), token=token)
         verdict, what = _refusal_verdict(result)
+        detail = f"sent a valid notification with {what_was_sent}: {what}"
         out.append(
             timer.result(
-                "oauth.tampered_token",
-                "oauth",
-                verdict,
-                f"sent {sent} with the real token's signature altered: {what}"
-                + (
-                    ""
-                    if verdict != "fail"
-                    else ". The endpoint does not check JWT "
-                    "signatures: verify them against the issuer's JWKS"
-                ),
-            )
-        )
-
-    timer = Timer()
-    unsigned = _unsigned(ctx.token) if ctx.token else None
-    if ctx.token is None:
-        out.append(skipped("oauth.alg_none", "oauth", "no token was obtained"))
-    elif unsigned is None:
-        out.append(skipped("oauth.alg_none", "oauth", "the token is opaque, not a JWT"))
-    else:
-        result = await ctx.post(ctx.notification(), token=unsigned)
-        verdict, what = _refusal_verdict(result)
-        out.append(
-            timer.result(
-                "oauth.alg_none",
-                "oauth",
-                verdict,
-                f"sent {sent} with the real token's claims re-signed as 'alg: none' (no "
-                f"signature): {what}"
-                + (
-                    ""
-                    if verdict != "fail"
-                    else ". The endpoint accepts unsigned tokens: allow only the issuer's "
-                    "signing algorithms (e.g. RS256) when verifying"
-                ),
+                check_id, "oauth", verdict, detail + (f". {fix}" if verdict == "fail" else "")
             )
         )
 

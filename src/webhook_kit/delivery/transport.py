@@ -22,7 +22,6 @@ from webhook_kit.delivery.store import encode_body
 from webhook_kit.errors import TokenFetchError
 from webhook_kit.guard import ForbiddenAddress, public_only_socket
 from webhook_kit.oauth.client import OAuthClient
-from webhook_kit.redact import scrub
 
 #: At most this much of a receiver's answer is read (a huge body must not exhaust memory).
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -144,17 +143,18 @@ async def deliver(
 ) -> AttemptResult:
     """Token, POST; on a 401 drop the token, fetch a new one and POST once more.
 
+    Token errors arrive already scrubbed of the secret (``OAuthClient`` scrubs where it words them).
+
     ``body`` is the notification already encoded, when the caller has it.
     """
     body = encode(notification) if body is None else body
     event_id = str(notification["event_id"])
     started = time.perf_counter()
-    secret = oauth.settings.client_secret
     try:
         token = oauth.cached() or await oauth.token()
     except TokenFetchError as exc:
         duration = round((time.perf_counter() - started) * 1000, 3)
-        return AttemptResult("token_error", scrub(str(exc), [secret]), duration)
+        return AttemptResult("token_error", str(exc), duration)
     result = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
     if result.outcome != "unauthorized":
         return result
@@ -163,7 +163,7 @@ async def deliver(
         token = await oauth.token()
     except TokenFetchError as exc:
         duration = round((time.perf_counter() - started) * 1000, 3)
-        return AttemptResult("token_error", scrub(str(exc), [secret]), duration)
+        return AttemptResult("token_error", str(exc), duration)
     retried = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
     return AttemptResult(
         retried.outcome,

@@ -72,7 +72,7 @@ async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
     try:
         token = await oauth.token()
     except TokenFetchError as exc:
-        steps.append(_step("token", False, scrub(str(exc), [secret]), started))
+        steps.append(_step("token", False, str(exc), started))  # scrubbed at the source
         return {"ok": False, "url": target.url, "steps": steps, "notification": body}
     steps.append(_step("token", True, f"token from {target.oauth.token_url}", started))
 

@@ -91,9 +91,6 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._on_disable = on_disable
         self._scheduler = Scheduler()
-        self._bodies: dict[str, dict[str, Any]] = {}
-        self._encoded: dict[str, bytes] = {}
-        self._attempts: dict[str, int] = {}
         self._workers: list[asyncio.Task[None]] = []
         #: Wakes the coordinator: the queue, the due times or the target changed.
         self._wake = asyncio.Event()
@@ -274,12 +271,15 @@ class Dispatcher:
         attempts: int,
         encoded: bytes | None = None,
     ) -> None:
-        event_id = body["event_id"]
-        self._bodies[event_id] = body
-        self._encoded[event_id] = encoded if encoded is not None else transport.encode(body)
-        self._attempts[event_id] = attempts
         self._idle.clear()
-        self._scheduler.add(seq, event_id, body["validation_id"], due)
+        self._scheduler.add(
+            seq,
+            str(body["event_id"]),
+            str(body["validation_id"]),
+            due,
+            encoded if encoded is not None else transport.encode(body),
+            attempts,
+        )
 
     def redeliver(self, event_id: str) -> bool:
         """Send a sent or failed event again; False if it is still queued or unknown."""
@@ -379,19 +379,18 @@ class Dispatcher:
 
     async def _attempt(self, entry: Entry, target: Target) -> None:
         event_id = entry.event_id
-        body = self._bodies[event_id]
         oauth = self._oauth
         assert oauth is not None
-        attempt = self._attempts.get(event_id, 0) + 1
+        attempt = entry.attempts + 1
         at = self._clock()
         try:
             result = await transport.deliver(
                 self.session,
                 oauth,
                 target.url,
-                body,
+                entry.body,
+                event_id=event_id,
                 timeout=self.settings.timeout,
-                body=self._encoded[event_id],
             )
         except Exception as exc:  # a bug must not lose the event: it is retried like a failure
             log.exception("unexpected error delivering %s", event_id)
@@ -418,13 +417,10 @@ class Dispatcher:
         if decision.action == "disable":
             next_at = self._clock()
         self._record(AttemptRecord(entry.seq, event_id, attempt, at, result, state, next_at))
-        self._attempts[event_id] = attempt
+        entry.attempts = attempt
         if decision.action in ("done", "fail"):
             self._scheduler.finish(event_id)
             self._work.set()  # the validation's next event may now go
-            self._bodies.pop(event_id, None)
-            self._encoded.pop(event_id, None)
-            self._attempts.pop(event_id, None)
         elif decision.action == "retry":
             assert next_at is not None
             self._scheduler.reschedule(event_id, next_at)

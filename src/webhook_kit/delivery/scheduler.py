@@ -18,6 +18,10 @@ class Entry:
     event_id: str
     validation_id: str
     due: float
+    #: The notification as it is sent (encoded once, byte-identical on every retry).
+    body: bytes = b""
+    #: Attempts made so far.
+    attempts: int = 0
 
 
 class Scheduler:
@@ -34,11 +38,19 @@ class Scheduler:
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._entries
 
-    def add(self, seq: int, event_id: str, validation_id: str, due: float) -> None:
+    def add(
+        self,
+        seq: int,
+        event_id: str,
+        validation_id: str,
+        due: float,
+        body: bytes = b"",
+        attempts: int = 0,
+    ) -> None:
         """Queue an event; events must be added in ``seq`` order within a validation."""
         if event_id in self._entries:
             return
-        entry = Entry(seq, event_id, validation_id, due)
+        entry = Entry(seq, event_id, validation_id, due, body, attempts)
         queue = self._queues.setdefault(validation_id, deque())
         if queue and queue[-1].seq > seq:
             # A redelivered older event goes back in order.

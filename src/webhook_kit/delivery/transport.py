@@ -136,19 +136,17 @@ async def deliver(
     session: aiohttp.ClientSession,
     oauth: OAuthClient,
     url: str,
-    notification: Mapping[str, Any],
+    body: bytes,
     *,
+    event_id: str,
     timeout: float,
-    body: bytes | None = None,
 ) -> AttemptResult:
     """Token, POST; on a 401 drop the token, fetch a new one and POST once more.
 
     Token errors arrive already scrubbed of the secret (``OAuthClient`` scrubs where it words them).
 
-    ``body`` is the notification already encoded, when the caller has it.
+    ``body`` is the notification as encoded once by the caller (see :func:`encode`).
     """
-    body = encode(notification) if body is None else body
-    event_id = str(notification["event_id"])
     started = time.perf_counter()
     try:
         token = oauth.cached() or await oauth.token()

@@ -7,12 +7,14 @@ import json
 import sqlite3
 from typing import Any
 
+from webhook_kit.notifications import iso_now
+
 
 def iso(timestamp: float | None) -> str | None:
+    """A stored Unix time in the same form as ``occurred_at`` (ms, ``Z``)."""
     if timestamp is None:
         return None
-    moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return iso_now(dt.datetime.fromtimestamp(timestamp, dt.UTC))
 
 
 def parse_time(text: str) -> float:

@@ -6,6 +6,9 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -102,3 +105,26 @@ def hs256_with_public_key(claims: dict[str, Any], public_pem: bytes) -> str:
     signing_input = f"{b64({'alg': 'HS256', 'typ': 'at+jwt'})}.{b64(claims)}"
     mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64(mac)}"
+
+
+def sender_args(sink: Sink) -> list[str]:
+    """The OAuth client options of `emit` and `certify`, for the kit's endpoint ``sink``."""
+    info = sink.info
+    assert info.ca_file is not None
+    return [
+        "--token-url", info.token_url,
+        "--client-id", info.client_id,
+        "--client-secret", info.client_secret,
+        "--ca", info.ca_file,
+    ]  # fmt: skip
+
+
+def run_kit(args: list[str], timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m webhook_kit ARGS`` as a process, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "webhook_kit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env},
+    )

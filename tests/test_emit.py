@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from tests.helpers import run_kit, sender_args
 from webhook_kit.cli import main
 from webhook_kit.sink.runner import Sink
 from webhook_kit.sink.settings import FaultRule, FaultSettings
@@ -19,31 +18,11 @@ from webhook_kit.statuses import STATUSES
 
 
 def emit_args(sink: Sink, *extra: str) -> list[str]:
-    info = sink.info
-    assert info.ca_file is not None
-    return [
-        "emit",
-        info.url,
-        "--token-url",
-        info.token_url,
-        "--client-id",
-        info.client_id,
-        "--client-secret",
-        info.client_secret,
-        "--ca",
-        info.ca_file,
-        *extra,
-    ]
+    return ["emit", sink.info.url, *sender_args(sink), *extra]
 
 
 def run_emit(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook_kit", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-    )
+    return run_kit(args, **env)
 
 
 def test_emit_all_statuses_exit_0(start_sink: Any) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.certify.receivers import Breakage, receiver
+from tests.helpers import run_kit, sender_args
 from webhook_kit.certify.runner import CHECK_IDS
 from webhook_kit.cli import main
 from webhook_kit.sink.runner import Sink
@@ -21,29 +21,11 @@ from webhook_kit.testing import serve_app
 
 
 def args_for(sink: Sink, url: str | None = None, *extra: str) -> list[str]:
-    info = sink.info
-    assert info.ca_file is not None
-    return [
-        "certify",
-        url or info.url,
-        "--token-url",
-        info.token_url,
-        "--client-id",
-        info.client_id,
-        "--client-secret",
-        info.client_secret,
-        "--ca",
-        info.ca_file,
-        "--probes",
-        "3",
-        *extra,
-    ]
+    return ["certify", url or sink.info.url, *sender_args(sink), "--probes", "3", *extra]
 
 
 def run_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook_kit", *args], capture_output=True, text=True, timeout=120
-    )
+    return run_kit(args)
 
 
 def test_text_report_and_exit_0(start_sink: Any) -> None:

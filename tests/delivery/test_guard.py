@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from typing import Any
 
 import pytest
 
+from tests.helpers import run_kit, sender_args
 from webhook_kit.guard import why_not_public
 from webhook_kit.sink.runner import Sink
 
@@ -47,32 +47,8 @@ def test_public_addresses_pass(address: str) -> None:
     assert why_not_public(address) is None
 
 
-def emit_public_only(sink: Sink, url: str) -> subprocess.CompletedProcess[str]:
-    info = sink.info
-    assert info.ca_file is not None
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook_kit",
-            "emit",
-            url,
-            "--token-url",
-            info.token_url,
-            "--client-id",
-            info.client_id,
-            "--client-secret",
-            info.client_secret,
-            "--ca",
-            info.ca_file,
-            "--status",
-            "on-course",
-            "--public-only",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def emit_to(sink: Sink, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_kit(["emit", url, *sender_args(sink), "--status", "on-course", *extra], timeout=60)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +58,7 @@ def emit_public_only(sink: Sink, url: str) -> subprocess.CompletedProcess[str]:
 def test_emit_public_only_refuses_loopback_in_any_form(start_sink: Any, host: str) -> None:
     sink: Sink = start_sink()
     port = sink.sock.getsockname()[1]
-    result = emit_public_only(sink, f"https://{host}:{port}/webhook")
+    result = emit_to(sink, f"https://{host}:{port}/webhook", "--public-only")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "refused by --public-only" in result.stdout
     assert sink.recorder.query() == []  # nothing reached the endpoint
@@ -91,31 +67,7 @@ def test_emit_public_only_refuses_loopback_in_any_form(start_sink: Any, host: st
 
 def test_without_public_only_the_same_target_works(start_sink: Any) -> None:
     sink: Sink = start_sink()
-    info = sink.info
-    assert info.ca_file is not None
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook_kit",
-            "emit",
-            info.url,
-            "--token-url",
-            info.token_url,
-            "--client-id",
-            info.client_id,
-            "--client-secret",
-            info.client_secret,
-            "--ca",
-            info.ca_file,
-            "--status",
-            "on-course",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0
+    assert emit_to(sink, sink.info.url).returncode == 0
 
 
 def test_provider_public_only_refuses_internal_targets(

@@ -119,6 +119,11 @@ def python() -> str:
     return sys.executable
 
 
+def kit_process(command: str, *args: str) -> ServerProcess:
+    """``webhook-kit COMMAND --port 0 --json ARGS`` as a process, once it is ready."""
+    return ServerProcess([python(), "-m", "webhook_kit", command, "--port", "0", "--json", *args])
+
+
 def token_for(info: dict[str, Any]) -> str:
     """A token from the kit's endpoint (client credentials), for the bare loops."""
     import requests

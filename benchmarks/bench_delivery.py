@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import requests  # noqa: E402
-from _common import ServerProcess, machine, python, token_for  # noqa: E402
+from _common import ServerProcess, kit_process, machine, token_for  # noqa: E402
 
 from webhook_kit import notifications  # noqa: E402
 from webhook_kit.delivery import transport  # noqa: E402
@@ -101,22 +101,14 @@ async def bare_loop(info: dict[str, str], token: str, events: int, concurrency: 
 
 def latency(work: Path, sink: ServerProcess, rate: float, seconds: float) -> list[float]:
     info = sink.info
-    provider = ServerProcess(
-        [
-            python(),
-            "-m",
-            "webhook_kit",
-            "provider",
-            "--port",
-            "0",
-            "--json",
-            "--db",
-            str(work / "lat.db"),
-            "--ca",
-            info["ca_file"],
-            "--certs-dir",
-            str(work / "certs"),
-        ]
+    provider = kit_process(
+        "provider",
+        "--db",
+        str(work / "lat.db"),
+        "--ca",
+        info["ca_file"],
+        "--certs-dir",
+        str(work / "certs"),
     )
     try:
         base, apikey = provider.info["base_url"], provider.info["apikey"]
@@ -184,20 +176,12 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-delivery-"))
-    sink = ServerProcess(
-        [
-            python(),
-            "-m",
-            "webhook_kit",
-            "serve",
-            "--port",
-            "0",
-            "--json",
-            "--certs-dir",
-            str(work / "certs"),
-            "--keep",
-            "1000",
-        ]
+    sink = kit_process(
+        "serve",
+        "--certs-dir",
+        str(work / "certs"),
+        "--keep",
+        "1000",
     )
     info = sink.info
     token = token_for(info)

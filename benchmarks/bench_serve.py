@@ -22,7 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import LoadResult, ServerProcess, machine, post_loop, python, token_for  # noqa: E402
+from _common import (  # noqa: E402
+    LoadResult,
+    ServerProcess,
+    kit_process,
+    machine,
+    post_loop,
+    python,
+    token_for,
+)
 
 from webhook_kit import notifications  # noqa: E402
 from webhook_kit.statuses import STATUSES  # noqa: E402
@@ -50,25 +58,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     certs = work / "certs"
-    kit = ServerProcess(
-        [
-            python(),
-            "-m",
-            "webhook_kit",
-            "serve",
-            "--port",
-            "0",
-            "--json",
-            "--server",
-            args.server,
-            "--certs-dir",
-            str(certs),
-            "--record",
-            str(work / "record.jsonl"),
-            "--keep",
-            "1000",
-        ],
-    )
+    kit = kit_process(
+        "serve", "--server", args.server, "--certs-dir", str(certs),
+        "--record", str(work / "record.jsonl"), "--keep", "1000",
+    )  # fmt: skip
     bare = ServerProcess(
         [python(), str(HERE / "bare_app.py"), "--server", args.server, "--certs-dir", str(certs)]
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ServerProcess, machine, python  # noqa: E402
+from _common import kit_process, machine, python  # noqa: E402
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
@@ -70,19 +70,7 @@ def main() -> None:
     plugin_import_us = import_cost("webhook_kit.pytest_plugin", preload="pytest")
     version = timed([python(), "-m", "webhook_kit", "--version"], args.runs)
 
-    sink = ServerProcess(
-        [
-            python(),
-            "-m",
-            "webhook_kit",
-            "serve",
-            "--port",
-            "0",
-            "--json",
-            "--certs-dir",
-            str(work / "certs"),
-        ]
-    )
+    sink = kit_process("serve", "--certs-dir", str(work / "certs"))
     try:
         info = sink.info
         certify_args = [

@@ -6,7 +6,6 @@ read back on the next start, so history and duplicate detection survive restarts
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import threading
@@ -47,15 +46,12 @@ class Recorder:
         self._listeners: list[Listener] = []
         self._clear_listeners: list[Callable[[], None]] = []
         self._fd: int | None = None
-        self._pending: list[bytes] = []
-        self._flush_scheduled = False
         self.skipped_lines = 0
         self._timestamps = _Timestamps()
         if path is not None:
             self._load(path)
             try:
-                # Unbuffered: one write(2) per record, so a crash loses at most the request that
-                # was being answered.
+                # Unbuffered: one write(2) per record.
                 self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise ConfigError(f"cannot append to record file {path}: {exc}") from exc
@@ -114,37 +110,14 @@ class Recorder:
                 self._seen.add(key)
             self._records.append(record)
             if self._fd is not None:
-                self._pending.append(_encode_line(record))
-                self._schedule_flush()
+                # Written before the answer goes out: a client that got its 2xx can count on
+                # the line being in the file, and a crash loses at most the request in hand.
+                os.write(self._fd, _encode_line(record))
             listeners = list(self._listeners)
             self._cond.notify_all()
         for listener in listeners:
             listener(record)
         return record
-
-    def _schedule_flush(self) -> None:
-        # Lines are written once per event-loop turn: under load many requests finish in one
-        # turn and share a write(2); when idle the line is on disk microseconds later.
-        if self._flush_scheduled:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._flush_locked()
-            return
-        self._flush_scheduled = True
-        loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        with self._cond:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        self._flush_scheduled = False
-        if self._fd is not None and self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            os.write(self._fd, data)
 
     def query(
         self,
@@ -187,7 +160,6 @@ class Recorder:
 
     def close(self) -> None:
         with self._cond:
-            self._flush_locked()
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None

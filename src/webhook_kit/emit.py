@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from webhook_kit import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import Store
+from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthSettings
 
 
@@ -49,7 +49,7 @@ async def emit(
         policy=RetryPolicy(schedule=retry_schedule(retries)),
         public_only=public_only,
     )
-    validation_id = str(uuid.uuid4())
+    validation_id = new_id()
     try:
         async with Dispatcher(store, settings, target=Target(url, oauth)) as dispatcher:
             bodies = list(notifications.lifecycle(tuple(statuses), validation_id=validation_id))

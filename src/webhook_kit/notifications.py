@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from webhook_kit.ids import new_id
 from webhook_kit.statuses import SCORE_NAMES, STATUSES
 
 #: Default source of scores; seeding a new Random per notification showed up in profiles.
@@ -37,7 +37,7 @@ def build(
     """One notification for ``status``; ``scores`` present exactly for ``*-uploaded``."""
     rng = rng or _RNG
     body: dict[str, Any] = {
-        "event_id": event_id or str(uuid.uuid4()),
+        "event_id": event_id or new_id(),
         "validation_id": validation_id,
         "status": status,
         "previous_status": None if status == "on-course" else previous_status,
@@ -57,7 +57,7 @@ def lifecycle(
     rng: random.Random | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Notifications for ``statuses`` of one validation, each naming the one before it."""
-    validation_id = validation_id or str(uuid.uuid4())
+    validation_id = validation_id or new_id()
     rng = rng or _RNG
     previous: str | None = None
     for status in statuses:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +13,7 @@ from webhook_kit import notifications
 from webhook_kit.certify.model import CertifySettings, CheckResult, Requirement, Verdict
 from webhook_kit.delivery import transport
 from webhook_kit.delivery.outcome import AttemptResult
+from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.redact import scrub
 from webhook_kit.schemas import notification_validator
@@ -28,7 +28,7 @@ class Context:
     #: Set by the oauth checks.
     token: str | None = None
     results: list[CheckResult] = field(default_factory=list)
-    validation_id: str = field(default_factory=lambda: f"certify-{uuid.uuid4()}")
+    validation_id: str = field(default_factory=lambda: f"certify-{new_id()}")
 
     @property
     def oauth_settings(self) -> OAuthSettings:

@@ -90,10 +90,6 @@ async def post_once(
     if extra_headers:
         headers.update(extra_headers)
     started = time.perf_counter()
-
-    def elapsed() -> float:
-        return round((time.perf_counter() - started) * 1000, 3)
-
     try:
         async with session.post(
             url,
@@ -103,32 +99,34 @@ async def post_once(
             timeout=deadline(timeout),
         ) as response:
             status = response.status
-            retry_after = response.headers.get("Retry-After")
-            location = response.headers.get("Location")
             await response.content.read(MAX_RESPONSE_BYTES)
     except TimeoutError:
-        return AttemptResult("timeout", f"no complete answer within {timeout:g}s", elapsed())
+        return AttemptResult("timeout", f"no complete answer within {timeout:g}s", _ms(started))
     except aiohttp.ClientConnectorCertificateError as exc:
         return AttemptResult(
-            "tls_error", f"certificate not trusted: {_cert_reason(exc)}", elapsed()
+            "tls_error", f"certificate not trusted: {_cert_reason(exc)}", _ms(started)
         )
     except aiohttp.ClientSSLError as exc:
-        return AttemptResult("tls_error", f"TLS handshake failed: {_short(exc)}", elapsed())
+        return AttemptResult("tls_error", f"TLS handshake failed: {_short(exc)}", _ms(started))
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, ForbiddenAddress):
-            return AttemptResult("connect_error", _short(exc.os_error), elapsed())
-        return AttemptResult("connect_error", f"cannot connect: {_short(exc.os_error)}", elapsed())
+            return AttemptResult("connect_error", _short(exc.os_error), _ms(started))
+        return AttemptResult(
+            "connect_error", f"cannot connect: {_short(exc.os_error)}", _ms(started)
+        )
     except (aiohttp.ClientError, OSError) as exc:
-        return AttemptResult("connect_error", f"connection failed: {_short(exc)}", elapsed())
-    duration = elapsed()
+        return AttemptResult("connect_error", f"connection failed: {_short(exc)}", _ms(started))
+    duration = _ms(started)
     if 200 <= status < 300:
-        return AttemptResult("success", f"{status}", duration, status)
+        return AttemptResult("success", str(status), duration, status)
+    # Headers stay readable after the response is released; only failures need them.
     if 300 <= status < 400:
+        location = response.headers.get("Location")
         where = f" to {location[:200]}" if location else ""
         return AttemptResult("redirect", f"{status} redirect{where} not followed", duration, status)
     if status == 401:
         return AttemptResult("unauthorized", "401 token refused by the receiver", duration, status)
-    wait = parse_retry_after(retry_after) if status in (429, 503) else None
+    wait = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
     return AttemptResult("http_error", f"HTTP {status}", duration, status, retry_after=wait)
 
 
@@ -151,8 +149,7 @@ async def deliver(
     try:
         token = oauth.cached() or await oauth.token()
     except TokenFetchError as exc:
-        duration = round((time.perf_counter() - started) * 1000, 3)
-        return AttemptResult("token_error", str(exc), duration)
+        return AttemptResult("token_error", str(exc), _ms(started))
     result = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
     if result.outcome != "unauthorized":
         return result
@@ -160,17 +157,21 @@ async def deliver(
     try:
         token = await oauth.token()
     except TokenFetchError as exc:
-        duration = round((time.perf_counter() - started) * 1000, 3)
-        return AttemptResult("token_error", str(exc), duration)
+        return AttemptResult("token_error", str(exc), _ms(started))
     retried = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
     return AttemptResult(
         retried.outcome,
         retried.reason + ("" if retried.ok else " (after a token refresh)"),
-        round((time.perf_counter() - started) * 1000, 3),
+        _ms(started),
         retried.http_status,
         retried.retry_after,
         token_refreshed=True,
     )
+
+
+def _ms(started: float) -> float:
+    """Milliseconds since ``started`` (a ``perf_counter`` reading)."""
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def parse_retry_after(value: str | None) -> float | None:

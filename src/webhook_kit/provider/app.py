@@ -11,7 +11,6 @@ import json
 import logging
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from starlette.routing import Mount, Route
 from webhook_kit import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.delivery.store import EventFilter, Store
+from webhook_kit.ids import new_id
 from webhook_kit.provider import views, webhook_settings
 from webhook_kit.provider.lifecycle import Change, LifecycleError, State, apply
 from webhook_kit.provider.openapi import build_openapi
@@ -290,7 +290,7 @@ class ProviderApi:
 
     async def create_validation(self, request: Request) -> Response:
         await self._json(request, optional=True)
-        validation_id = str(uuid.uuid4())
+        validation_id = new_id()
         body = notifications.build(
             "on-course", validation_id=validation_id, previous_status=None, rng=self.rng
         )

@@ -6,7 +6,6 @@ import asyncio
 import socket
 import ssl
 import time
-import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +14,7 @@ from webhook_kit.delivery import transport
 from webhook_kit.delivery.dispatcher import Dispatcher, Target
 from webhook_kit.errors import TokenFetchError
 from webhook_kit.guard import ForbiddenAddress, why_not_public
+from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthClient
 from webhook_kit.redact import scrub
 
@@ -63,7 +63,7 @@ async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
     secret = target.oauth.client_secret
     steps: list[dict[str, Any]] = []
     body = notifications.build(
-        "on-course", validation_id=f"test-{uuid.uuid4()}", previous_status=None, test=True
+        "on-course", validation_id=f"test-{new_id()}", previous_status=None, test=True
     )
     timeout = dispatcher.settings.timeout
 

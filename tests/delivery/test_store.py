@@ -59,7 +59,13 @@ def test_a_0_1_0_database_is_upgraded_without_losing_attempts(tmp_path: Path) ->
     store.record_attempts(
         [
             AttemptRecord(
-                1, body["event_id"], 3, 30.0, AttemptResult("success", "200", 4.0, 200), "sent", None
+                1,
+                body["event_id"],
+                3,
+                30.0,
+                AttemptResult("success", "200", 4.0, 200),
+                "sent",
+                None,
             )
         ]
     )

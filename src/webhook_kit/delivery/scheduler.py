@@ -51,7 +51,9 @@ class Scheduler:
         if event_id in self._entries:
             return
         entry = Entry(seq, event_id, validation_id, due, body, attempts)
-        queue = self._queues.setdefault(validation_id, deque())
+        queue = self._queues.get(validation_id)
+        if queue is None:
+            queue = self._queues[validation_id] = deque()
         if queue and queue[-1].seq > seq:
             # A redelivered older event goes back in order.
             items = sorted([*queue, entry], key=lambda e: e.seq)
@@ -102,7 +104,10 @@ class Scheduler:
         if entry is None:
             return
         queue = self._queues[entry.validation_id]
-        queue.remove(entry)
+        if queue[0] is entry:
+            queue.popleft()
+        else:
+            queue.remove(entry)
         self._in_flight.discard(entry.validation_id)
         if queue:
             head = queue[0]

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -79,8 +79,9 @@ def encode_body(notification: Mapping[str, Any]) -> str:
         return json.dumps(notification, separators=(",", ":"), ensure_ascii=False)
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
+class AttemptRecord(NamedTuple):
+    """One attempt and the state it leaves its event in (a named tuple: one per attempt)."""
+
     seq: int
     event_id: str
     attempt: int

@@ -170,8 +170,9 @@ async def deliver(
 
 
 def _ms(started: float) -> float:
-    """Milliseconds since ``started`` (a ``perf_counter`` reading)."""
-    return round((time.perf_counter() - started) * 1000, 3)
+    """Milliseconds since ``started`` (a ``perf_counter`` reading), to the microsecond."""
+    # Truncating through int is several times cheaper than round(x, 3), once per attempt.
+    return int((time.perf_counter() - started) * 1_000_000) / 1000
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -188,17 +188,25 @@ def main() -> None:
     engine: list[float] = []
     bare: list[float] = []
     fetches: list[int] = []
+    # Client CPU per request (this process): the client side is what the engine adds to.
+    cpu_bare: list[float] = []
+    cpu_engine: list[float] = []
     try:
         for round_ in range(args.rounds):
+            started = time.process_time()
             bare.append(run(bare_loop(info, token, args.events, args.concurrency)))
+            cpu_bare.append((time.process_time() - started) / args.events * 1e6)
+            started = time.process_time()
             rate, fetched = run(
                 dispatcher_run(info, work / f"round{round_}.db", args.events, args.concurrency)
             )
+            cpu_engine.append((time.process_time() - started) / args.events * 1e6)
             engine.append(rate)
             fetches.append(fetched)
             print(
                 f"round {round_ + 1}: bare loop {bare[-1]:7.0f}/s, dispatcher {engine[-1]:7.0f}/s, "
-                f"ratio {engine[-1] / bare[-1]:.2f}, token fetches {fetched}"
+                f"ratio {engine[-1] / bare[-1]:.2f}, token fetches {fetched}; client CPU per "
+                f"request {cpu_bare[-1]:.0f} us bare, {cpu_engine[-1]:.0f} us dispatcher"
             )
         latencies = latency(work, sink, args.rate, args.latency_seconds)
     finally:
@@ -215,6 +223,10 @@ def main() -> None:
     # Each round pairs a bare run with the dispatcher run right after it: drift hits both.
     paired = statistics.median(x / y for x, y in zip(engine, bare, strict=True))
     print(f"ratio dispatcher/bare: {paired:.2f} (median of per-round ratios)   (goal >= 0.75)")
+    print(
+        f"client CPU per request: bare {statistics.median(cpu_bare):.0f} us, dispatcher "
+        f"{statistics.median(cpu_engine):.0f} us (median; includes storing the event)"
+    )
     per_10k = max(fetches) * 10_000 / args.events
     print(f"token fetches per 10,000 deliveries: {per_10k:.0f}")
     print(

@@ -103,3 +103,9 @@ def describe(result: AttemptResult) -> str:
     if result.http_status is not None:
         return f"HTTP {result.http_status}"
     return f"{result.outcome} ({result.reason})"
+
+
+def ms(value: float) -> str:
+    """A duration for a detail line: a local endpoint answers in under a millisecond, and
+    "0 ms" would read as nothing measured."""
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from webhook_kit.certify.context import Context, Timer, describe, skipped
+from webhook_kit.certify.context import Context, Timer, describe, ms, skipped
 from webhook_kit.certify.model import CheckResult
 
 CHECK_IDS = ("availability.probes",)
@@ -33,8 +33,8 @@ async def run(ctx: Context) -> list[CheckResult]:
             failures.append(f"probe {n + 1}: {describe(result)}")
     ok = s.probes - len(failures)
     summary = (
-        f"{ok}/{s.probes} probes answered 2xx; latency p50 {_percentile(latencies, 0.5):.0f} ms, "
-        f"p95 {_percentile(latencies, 0.95):.0f} ms, p99 {_percentile(latencies, 0.99):.0f} ms "
+        f"{ok}/{s.probes} probes answered 2xx; latency p50 {ms(_percentile(latencies, 0.5))}, "
+        f"p95 {ms(_percentile(latencies, 0.95))}, p99 {ms(_percentile(latencies, 0.99))} "
         f"(timeout {s.timeout * 1000:.0f} ms)"
     )
     if failures:

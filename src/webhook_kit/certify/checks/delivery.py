@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from webhook_kit import notifications
-from webhook_kit.certify.context import Context, skipped
+from webhook_kit.certify.context import Context, ms, skipped
 from webhook_kit.certify.model import CheckResult
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
@@ -66,7 +66,7 @@ async def run(ctx: Context) -> list[CheckResult]:
                         check_id,
                         "delivery",
                         "pass",
-                        f"HTTP {last['http_status']} in {took:.0f} ms",
+                        f"HTTP {last['http_status']} in {ms(took)}",
                         took,
                     )
                 )

@@ -1,4 +1,4 @@
-"""The SQLite store on its own: the upgrade of a 0.1.0 database, the state check, id order."""
+"""The SQLite store on its own: the upgrade of an earlier database, the state check, id order."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.delivery.store import AttemptRecord, Store
 from webhook_kit.ids import new_id
 
-#: The attempts table as webhook-kit 0.1.0 created it: keyed by the event's text id.
+#: The attempts table as earlier builds created it: keyed by the event's text id.
 ATTEMPTS_V0 = """
 DROP INDEX attempts_by_event;
 DROP TABLE attempts;
@@ -31,7 +31,7 @@ CREATE INDEX attempts_by_event ON attempts (event_id, attempt);
 """
 
 
-def test_a_0_1_0_database_is_upgraded_without_losing_attempts(tmp_path: Path) -> None:
+def test_an_earlier_database_is_upgraded_without_losing_attempts(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     Store(path).close()
     db = sqlite3.connect(path)

@@ -119,6 +119,23 @@ def sender_args(sink: Sink) -> list[str]:
     ]  # fmt: skip
 
 
+def placeholder_args(
+    command: str, url: str, *extra: str, token_url: str = "https://a/t"
+) -> list[str]:
+    """An `emit` or `certify` command line with placeholder OAuth client options."""
+    return [
+        command,
+        url,
+        "--token-url",
+        token_url,
+        "--client-id",
+        "c",
+        "--client-secret",
+        "s",
+        *extra,
+    ]
+
+
 def run_kit(args: list[str], timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
     """``python -m webhook_kit ARGS`` as a process, output captured."""
     return subprocess.run(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers import run_kit, sender_args
+from tests.helpers import placeholder_args, run_kit, sender_args
 from webhook_kit.cli import main
 from webhook_kit.sink.runner import Sink
 from webhook_kit.sink.settings import FaultRule, FaultSettings
@@ -77,29 +77,11 @@ def test_emit_secret_from_the_environment(start_sink: Any) -> None:
     "args,message",
     [
         (
-            [
-                "emit",
-                "not-a-url",
-                "--token-url",
-                "https://x/t",
-                "--client-id",
-                "a",
-                "--client-secret",
-                "b",
-            ],
+            placeholder_args("emit", "not-a-url"),
             "https://",
         ),
         (
-            [
-                "emit",
-                "http://127.0.0.1/w",
-                "--token-url",
-                "https://x/t",
-                "--client-id",
-                "a",
-                "--client-secret",
-                "b",
-            ],
+            placeholder_args("emit", "http://127.0.0.1/w"),
             "https://",
         ),
         (
@@ -107,34 +89,11 @@ def test_emit_secret_from_the_environment(start_sink: Any) -> None:
             "--client-secret",
         ),
         (
-            [
-                "emit",
-                "https://127.0.0.1/w",
-                "--token-url",
-                "https://x/t",
-                "--client-id",
-                "a",
-                "--client-secret",
-                "b",
-                "--all",
-                "--status",
-                "deleted",
-            ],
+            placeholder_args("emit", "https://127.0.0.1/w", "--all", "--status", "deleted"),
             "not both",
         ),
         (
-            [
-                "emit",
-                "https://127.0.0.1/w",
-                "--token-url",
-                "https://x/t",
-                "--client-id",
-                "a",
-                "--client-secret",
-                "b",
-                "--status",
-                "approved",
-            ],
+            placeholder_args("emit", "https://127.0.0.1/w", "--status", "approved"),
             "approved",
         ),
     ],
@@ -147,18 +106,13 @@ def test_emit_usage_errors(args: list[str], message: str) -> None:
 
 def test_emit_unreachable_endpoint_is_a_failure_not_a_crash(tmp_path: Path) -> None:
     result = run_emit(
-        [
+        placeholder_args(
             "emit",
             "https://127.0.0.1:9/webhook",
-            "--token-url",
-            "https://127.0.0.1:9/token",
-            "--client-id",
-            "a",
-            "--client-secret",
-            "b",
             "--status",
             "on-course",
-        ]
+            token_url="https://127.0.0.1:9/token",
+        )
     )
     assert result.returncode == 1
     assert "token URL unreachable" in result.stdout

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.certify.receivers import Breakage, receiver
-from tests.helpers import run_kit, sender_args
+from tests.helpers import placeholder_args, run_kit, sender_args
 from webhook_kit.certify.runner import CHECK_IDS
 from webhook_kit.cli import main
 from webhook_kit.sink.runner import Sink
@@ -88,29 +88,11 @@ def test_broken_endpoint_text_report_names_the_fix(start_sink: Any, certs_dir: P
     "args,message",
     [
         (
-            [
-                "certify",
-                "not-a-url",
-                "--token-url",
-                "https://a/t",
-                "--client-id",
-                "c",
-                "--client-secret",
-                "s",
-            ],
+            placeholder_args("certify", "not-a-url"),
             "absolute",
         ),
         (
-            [
-                "certify",
-                "ftp://x/y",
-                "--token-url",
-                "https://a/t",
-                "--client-id",
-                "c",
-                "--client-secret",
-                "s",
-            ],
+            placeholder_args("certify", "ftp://x/y"),
             "absolute",
         ),
         (
@@ -122,46 +104,15 @@ def test_broken_endpoint_text_report_names_the_fix(start_sink: Any, certs_dir: P
             "--token-url",
         ),
         (
-            [
-                "certify",
-                "https://127.0.0.1/w",
-                "--token-url",
-                "nope",
-                "--client-id",
-                "c",
-                "--client-secret",
-                "s",
-            ],
+            placeholder_args("certify", "https://127.0.0.1/w", token_url="nope"),
             "absolute",
         ),
         (
-            [
-                "certify",
-                "https://127.0.0.1/w",
-                "--token-url",
-                "https://a/t",
-                "--client-id",
-                "c",
-                "--client-secret",
-                "s",
-                "--format",
-                "pdf",
-            ],
+            placeholder_args("certify", "https://127.0.0.1/w", "--format", "pdf"),
             "pdf",
         ),
         (
-            [
-                "certify",
-                "https://127.0.0.1/w",
-                "--token-url",
-                "https://a/t",
-                "--client-id",
-                "c",
-                "--client-secret",
-                "s",
-                "--probes",
-                "0",
-            ],
+            placeholder_args("certify", "https://127.0.0.1/w", "--probes", "0"),
             "probes",
         ),
     ],

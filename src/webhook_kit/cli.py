@@ -77,8 +77,38 @@ def _parse_rules(
         raise click.BadParameter(str(exc)) from exc
 
 
+def _options(
+    *options: Callable[[Callable[..., Any]], Callable[..., Any]],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Apply several click options as one decorator, listed in --help order."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _timeout_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0.1),
+        default=10.0,
+        show_default=True,
+        help=help_text,
+    )
+
+
+_PUBLIC_ONLY = click.option(
+    "--public-only",
+    is_flag=True,
+    help="Refuse loopback, private, link-local, CGNAT or metadata addresses (checked on connect).",
+)
+
+
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
+    return _options(
         click.option(
             "--host", default="127.0.0.1", show_default=True, help="Interface to listen on."
         ),
@@ -116,10 +146,7 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--json", "as_json", is_flag=True, help="Print one JSON line when ready, nothing else."
         ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    )(func)
 
 
 @main.command()
@@ -256,7 +283,7 @@ def _sender_options(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The OAuth client options that emit and certify share (the secret may come from
     WEBHOOK_KIT_<COMMAND>_CLIENT_SECRET instead of the command line)."""
-    options = [
+    return _options(
         click.option(
             "--token-url",
             required=True,
@@ -281,14 +308,7 @@ def _sender_options(
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help=ca_help,
         ),
-    ]
-
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return decorate
+    )
 
 
 def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -312,13 +332,7 @@ def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None)
 @_sender_options(
     token_url_check=_absolute_url, ca_help="Also trust this CA (a pass is then development-only)."
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds a 2xx may take.",
-)
+@_timeout_option("Seconds a 2xx may take.")
 @click.option(
     "--probes",
     type=click.IntRange(1, 1000),
@@ -476,18 +490,8 @@ def certs(directory: Path, renew: bool, as_json: bool) -> None:
     show_default=True,
     help="Deliveries in flight at once.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds per delivery attempt.",
-)
-@click.option(
-    "--public-only",
-    is_flag=True,
-    help="Refuse to deliver to loopback, private, link-local, CGNAT or metadata addresses.",
-)
+@_timeout_option("Seconds per delivery attempt.")
+@_PUBLIC_ONLY
 def provider(as_json: bool, **options: Any) -> None:
     """Run the provider API (/validas/v1) and deliver its events in the background.
 
@@ -555,7 +559,7 @@ EMIT_STATUSES = [*STATUSES, *LEGACY_ALIASES]
     is_flag=True,
     help="Send all nine statuses in lifecycle order (the default).",
 )
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@_timeout_option("Seconds per delivery attempt and per token request.")
 @click.option(
     "--retries",
     type=click.IntRange(0, 20),
@@ -564,11 +568,7 @@ EMIT_STATUSES = [*STATUSES, *LEGACY_ALIASES]
     help="Retries per notification (1 s, 2 s, 4 s, ...).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per outcome.")
-@click.option(
-    "--public-only",
-    is_flag=True,
-    help="Refuse loopback, private, link-local, CGNAT or metadata addresses (checked on connect).",
-)
+@_PUBLIC_ONLY
 def emit(
     url: str,
     token_url: str,

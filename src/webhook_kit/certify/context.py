@@ -17,6 +17,7 @@ from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.redact import scrub
 from webhook_kit.schemas import notification_validator
+from webhook_kit.timing import elapsed_ms
 
 
 @dataclass
@@ -90,8 +91,7 @@ class Timer:
     def result(
         self, check_id: str, requirement: Requirement, verdict: Verdict, detail: str
     ) -> CheckResult:
-        elapsed = round((time.perf_counter() - self.started) * 1000, 3)
-        return CheckResult(check_id, requirement, verdict, detail, elapsed)
+        return CheckResult(check_id, requirement, verdict, detail, elapsed_ms(self.started))
 
 
 def skipped(check_id: str, requirement: Requirement, why: str) -> CheckResult:

@@ -437,8 +437,6 @@ class Dispatcher:
 
 
 def _scrubbed(result: AttemptResult, target: Target) -> AttemptResult:
-    if result.ok:
-        return result  # the reason is the 3-digit status; scrub ignores secrets under 4 chars
     reason = scrub(result.reason, [target.oauth.client_secret])
     if reason == result.reason:
         return result

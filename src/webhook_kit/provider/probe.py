@@ -17,6 +17,7 @@ from webhook_kit.guard import ForbiddenAddress, why_not_public
 from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthClient
 from webhook_kit.redact import scrub
+from webhook_kit.timing import elapsed_ms
 
 
 def _step(name: str, ok: bool, detail: str, started: float) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def _step(name: str, ok: bool, detail: str, started: float) -> dict[str, Any]:
         "step": name,
         "ok": ok,
         "detail": detail,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "duration_ms": elapsed_ms(started),
     }
 
 

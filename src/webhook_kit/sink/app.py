@@ -29,6 +29,7 @@ from webhook_kit.schemas import Validator
 from webhook_kit.sink.faults import FaultInjector
 from webhook_kit.sink.live import Inspector
 from webhook_kit.sink.recorder import Recorder, mask_headers
+from webhook_kit.timing import elapsed_ms
 
 log = logging.getLogger("webhook_kit.sink")
 
@@ -124,7 +125,7 @@ class WebhookReceiver:
             response = error_response(
                 exc.code, exc.error_type, exc.message, extra_headers, **exc.extra
             )
-        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        record["duration_ms"] = elapsed_ms(started)
         self.recorder.add(record)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

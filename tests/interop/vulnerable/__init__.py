@@ -1,0 +1,1 @@
+"""Hand-written JWT verifiers, each with exactly one classic flaw, for certify's interop matrix."""

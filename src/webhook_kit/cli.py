@@ -279,14 +279,17 @@ def _print_request(record: dict[str, Any]) -> None:
 
 
 def _sender_options(
-    *, token_url_check: Callable[..., str | None], ca_help: str
+    *,
+    token_url_check: Callable[..., str | None],
+    ca_help: str,
+    token_url_required: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The OAuth client options that emit and certify share (the secret may come from
     WEBHOOK_KIT_<COMMAND>_CLIENT_SECRET instead of the command line)."""
     return _options(
         click.option(
             "--token-url",
-            required=True,
+            required=token_url_required,
             callback=token_url_check,
             help="The endpoint's OAuth token URL.",
         ),
@@ -327,10 +330,38 @@ def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None)
     return value
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``90``, ``90s``, ``10m`` or ``1h`` as seconds."""
+    if value is None:
+        return None
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)
+    if match is None:
+        raise click.BadParameter(f"expected a duration like 90s, 10m or 1h, got {value!r}")
+    seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if not 0 < seconds <= 7 * 86400:
+        raise click.BadParameter("a soak lasts between 1 second and 7 days")
+    return seconds
+
+
 @main.command()
 @click.argument("url", callback=_absolute_url)
 @_sender_options(
-    token_url_check=_absolute_url, ca_help="Also trust this CA (a pass is then development-only)."
+    token_url_check=_absolute_url,
+    ca_help="Also trust this CA (a pass is then development-only).",
+    token_url_required=False,
+)
+@click.option(
+    "--issuer",
+    callback=_absolute_url,
+    help="Find the token URL (and JWKS) from this issuer's RFC 8414 or OpenID metadata.",
+)
+@click.option(
+    "--jwks-url",
+    callback=_absolute_url,
+    help="The receiver's JWKS, for the algorithm-confusion forgeries (default: discovered "
+    "from the token's iss).",
 )
 @_timeout_option("Seconds a 2xx may take.")
 @click.option(
@@ -339,6 +370,43 @@ def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None)
     default=10,
     show_default=True,
     help="Availability probes.",
+)
+@click.option("--strict", is_flag=True, help="Warnings fail too (a hardening gate).")
+@click.option(
+    "--expiry-wait",
+    type=click.FloatRange(0, 86400),
+    default=0,
+    show_default=True,
+    help="Replay the real token after it expires, when that is at most this many seconds "
+    "away (0: off).",
+)
+@click.option(
+    "--expiry-leeway",
+    type=click.FloatRange(0, 3600),
+    default=60,
+    show_default=True,
+    help="Seconds past exp before the replay (clock-skew tolerance is not a flaw).",
+)
+@click.option(
+    "--soak",
+    "soak_for",
+    callback=_duration,
+    help="Send notifications at a steady rate for this long (e.g. 90s, 10m, 1h) and report "
+    "uptime and latency.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.01, max=100),
+    default=1.0,
+    show_default=True,
+    help="Notifications per second during --soak.",
+)
+@click.option(
+    "--deadline",
+    type=click.FloatRange(min=1, max=86400),
+    default=300,
+    show_default=True,
+    help="Seconds the whole run may take (plus --soak and --expiry-wait).",
 )
 @click.option(
     "--format",
@@ -354,42 +422,68 @@ def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None)
 )
 def certify(
     url: str,
-    token_url: str,
+    token_url: str | None,
     client_id: str,
     client_secret: str,
     scope: str | None,
     audience: str | None,
     auth_method: Literal["client_secret_basic", "client_secret_post"],
     ca_file: Path | None,
+    issuer: str | None,
+    jwks_url: str | None,
     timeout: float,
     probes: int,
+    strict: bool,
+    expiry_wait: float,
+    expiry_leeway: float,
+    soak_for: float | None,
+    rate: float,
+    deadline: float,
     fmt: str,
     output: Path | None,
 ) -> None:
     """Certify, check by check, that the endpoint at URL meets the requirements.
 
+    \b
     Requirements: url, https, oauth, json, delivery, availability, robustness.
+    fail = a documented requirement is violated; warn = hardening advice that
+    lets nobody in (--strict makes it fail); skip = could not run.
+    Every check is described in docs/certify.md.
     Exit 0 = pass (warnings allowed), 1 = fail, 2 = usage error.
     """
     from webhook_kit.certify import report as reports
-    from webhook_kit.certify.model import CertifySettings
+    from webhook_kit.certify.model import CertifySettings, SoakSettings
     from webhook_kit.certify.runner import certify as run_certify
+    from webhook_kit.oauth.client import OAuthSettings
     from webhook_kit.runtime import run
 
-    settings = CertifySettings(
-        url,
-        token_url,
-        client_id,
-        client_secret,
-        scope=scope,
-        audience=audience,
-        auth_method=auth_method,
-        ca_file=ca_file,
-        timeout=timeout,
-        probes=probes,
-    )
-    with _errors_to_exit(), _progress(enabled=fmt == "text" and output is None) as progress:
-        result = run(run_certify(settings, progress))
+    if token_url is None and issuer is None:
+        raise click.UsageError("give --token-url, or --issuer to discover it")
+    with _errors_to_exit():
+        settings = CertifySettings(
+            url,
+            OAuthSettings(
+                token_url or "",
+                client_id,
+                client_secret,
+                scope=scope,
+                audience=audience,
+                auth_method=auth_method,
+                timeout=timeout,
+            ),
+            issuer=issuer,
+            jwks_url=jwks_url,
+            ca_file=ca_file,
+            probes=probes,
+            strict=strict,
+            expiry_wait=expiry_wait,
+            expiry_leeway=expiry_leeway,
+            soak=SoakSettings(soak_for, rate) if soak_for is not None else None,
+            deadline=deadline,
+        )
+    show = fmt == "text" and output is None
+    with _errors_to_exit(), _progress(enabled=show, soak=settings.soak) as (progress, soaked):
+        result = run(run_certify(settings, progress, soaked))
     if fmt == "json":
         text = reports.to_json(result)
     elif fmt == "junit":
@@ -408,10 +502,10 @@ def certify(
 
 
 @contextmanager
-def _progress(*, enabled: bool) -> Iterator[Callable[[Any], None] | None]:
-    """A transient progress bar on stderr while the checks run."""
+def _progress(*, enabled: bool, soak: Any = None) -> Iterator[tuple[Any, Any]]:
+    """Transient progress bars on stderr while the checks (and a soak) run."""
     if not enabled:
-        yield None
+        yield None, None
         return
     from rich.console import Console
     from rich.progress import Progress
@@ -421,11 +515,16 @@ def _progress(*, enabled: bool) -> Iterator[Callable[[Any], None] | None]:
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("certifying", total=len(CHECK_IDS))
+        soak_task = bar.add_task("soak", total=None, visible=False) if soak else None
 
         def advance(check: Any) -> None:
             bar.update(task, advance=1, description=f"{check.id} {check.verdict}")
 
-        yield advance
+        def soaked(done: int, planned: int) -> None:
+            if soak_task is not None:
+                bar.update(soak_task, completed=done, total=planned, visible=True)
+
+        yield advance, soaked
 
 
 @main.command()

@@ -54,7 +54,18 @@ class TokenError(WebhookKitError):
 
 
 class TokenFetchError(WebhookKitError):
-    """A sender could not obtain an access token. The message never contains a secret."""
+    """A sender could not obtain an access token. The message never contains a secret.
+
+    ``error`` is the token endpoint's RFC 6749 error code, kept only when it uses the characters
+    that RFC allows; ``description`` its ``error_description``, made printable.
+    """
+
+    def __init__(
+        self, message: str, *, error: str | None = None, description: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.error = error
+        self.description = description
 
 
 class StoreError(WebhookKitError):

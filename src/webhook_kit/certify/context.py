@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -14,8 +14,6 @@ from webhook_kit.certify.model import CertifySettings, CheckResult, Requirement,
 from webhook_kit.delivery import transport
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.ids import new_id
-from webhook_kit.oauth.client import OAuthSettings
-from webhook_kit.redact import scrub
 from webhook_kit.schemas import notification_validator
 from webhook_kit.timing import elapsed_ms
 
@@ -24,25 +22,23 @@ from webhook_kit.timing import elapsed_ms
 class Context:
     settings: CertifySettings
     session: aiohttp.ClientSession
-    #: Set by the url and https checks: whether requests may be sent at all.
-    reachable: bool = False
-    #: Set by the oauth checks.
+    #: The failed check that makes sending anything to the endpoint pointless (url or https).
+    connection_blocker: str | None = None
+    #: The failed check that left certify without a token.
+    token_blocker: str | None = None
+    #: The failed check that shows a valid token is refused (so content checks cannot judge).
+    acceptance_blocker: str | None = None
     token: str | None = None
+    #: When the token was obtained (monotonic seconds), for the expiry replay.
+    token_obtained_at: float = 0.0
+    token_expires_in: float | None = None
+    #: The receiver's published keys, when discovery found them.
+    jwks: dict[str, Any] | None = None
+    jwks_source: str | None = None
+    #: The jwks_uri from --issuer's metadata, if any.
+    issuer_jwks_uri: str | None = None
     results: list[CheckResult] = field(default_factory=list)
     validation_id: str = field(default_factory=lambda: f"certify-{new_id()}")
-
-    @property
-    def oauth_settings(self) -> OAuthSettings:
-        s = self.settings
-        return OAuthSettings(
-            s.token_url,
-            s.client_id,
-            s.client_secret,
-            scope=s.scope,
-            audience=s.audience,
-            auth_method=s.auth_method,
-            timeout=s.timeout,
-        )
 
     def notification(self, status: str = "on-course", **extra: Any) -> dict[str, Any]:
         """A notification that passes the shipped schema (checked here, before it is sent)."""
@@ -76,9 +72,14 @@ class Context:
             content_type=content_type,
         )
 
-    def clean(self, text: str) -> str:
-        """Text with the client secret and the access token removed."""
-        return scrub(text, [self.settings.client_secret, self.token])
+    def needs_connection(self) -> str | None:
+        return self.connection_blocker
+
+    def needs_token(self) -> str | None:
+        return self.connection_blocker or self.token_blocker
+
+    def needs_acceptance(self) -> str | None:
+        return self.connection_blocker or self.token_blocker or self.acceptance_blocker
 
 
 Check = Callable[[Context], Awaitable[list[CheckResult]]]
@@ -93,9 +94,18 @@ class Timer:
     ) -> CheckResult:
         return CheckResult(check_id, requirement, verdict, detail, elapsed_ms(self.started))
 
+    def stamp(self, result: CheckResult) -> CheckResult:
+        """``result`` (from a pure judge) with the time spent since this timer started."""
+        return replace(result, duration_ms=elapsed_ms(self.started))
+
 
 def skipped(check_id: str, requirement: Requirement, why: str) -> CheckResult:
     return CheckResult(check_id, requirement, "skip", why, 0.0)
+
+
+def blocked(check_id: str, requirement: Requirement, by: str) -> CheckResult:
+    """A check that cannot run because ``by`` failed: the cause is named there, once."""
+    return CheckResult(check_id, requirement, "skip", f"blocked by {by}", 0.0, blocked_by=by)
 
 
 def describe(result: AttemptResult) -> str:

@@ -7,6 +7,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from webhook_kit.certify.model import REQUIREMENTS, Report
+from webhook_kit.display import markup_safe, visible
 
 VERDICT_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skip": "dim"}
 
@@ -26,7 +27,9 @@ def to_junit(report: Report) -> str:
         errors="0",
         time=f"{sum(c.duration_ms for c in report.checks) / 1000:.3f}",
     )
-    ET.SubElement(ET.SubElement(suite, "properties"), "property", name="url", value=report.url)
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="url", value=visible(report.url))
+    ET.SubElement(properties, "property", name="strict", value=str(report.strict).lower())
     for check in report.checks:
         case = ET.SubElement(
             suite,
@@ -35,9 +38,15 @@ def to_junit(report: Report) -> str:
             name=check.id,
             time=f"{check.duration_ms / 1000:.3f}",
         )
+        ET.SubElement(
+            ET.SubElement(case, "properties"),
+            "property",
+            name="severity",
+            value=str(check.severity or "none"),
+        )
         if check.verdict == "fail":
             ET.SubElement(
-                case, "failure", message=check.detail[:200], type="fail"
+                case, "failure", message=check.detail[:200], type=f"severity:{check.severity}"
             ).text = check.detail
         elif check.verdict == "skip":
             ET.SubElement(case, "skipped", message=check.detail)
@@ -51,10 +60,21 @@ def to_junit(report: Report) -> str:
 
 def verdict_line(report: Report) -> str:
     c = report.counts()
+    strict = ", strict" if report.strict else ""
     return (
-        f"{report.verdict.upper()}: {report.url} "
-        f"({c['pass']} passed, {c['fail']} failed, {c['warn']} warnings, {c['skip']} skipped)"
+        f"{report.verdict.upper()}: {visible(report.url)} "
+        f"({c['pass']} passed, {c['fail']} failed, {c['warn']} warnings, {c['skip']} skipped"
+        f"{strict})"
     )
+
+
+def root_cause_lines(report: Report) -> list[str]:
+    """Each failure that blocked other checks, once, with its fix (it is in its detail)."""
+    return [
+        f"Root cause: {c.id} ({sum(1 for x in report.checks if x.blocked_by == c.id)} checks "
+        f"blocked): {c.detail}"
+        for c in report.root_causes()
+    ]
 
 
 def to_text(report: Report, *, color: bool = False, width: int = 120) -> str:
@@ -64,7 +84,9 @@ def to_text(report: Report, *, color: bool = False, width: int = 120) -> str:
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width)
-    table = Table(title=f"webhook-kit certify {report.url}", show_lines=False, expand=True)
+    table = Table(
+        title=f"webhook-kit certify {markup_safe(report.url)}", show_lines=False, expand=True
+    )
     table.add_column("requirement", no_wrap=True)
     table.add_column("check", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
@@ -76,11 +98,14 @@ def to_text(report: Report, *, color: bool = False, width: int = 120) -> str:
             table.add_row(
                 requirement if n == 0 else "",
                 check.id.split(".", 1)[1],
-                f"[{style}]{check.verdict}[/]",
-                check.detail,
+                f"[{style}]{check.verdict}[/]"
+                + (" (strict)" if check.verdict == "fail" and check.severity == "warn" else ""),
+                markup_safe(check.detail),
                 end_section=n == len(checks) - 1,
             )
     console.print(table)
+    for line in root_cause_lines(report):
+        console.print(f"[bold red]{markup_safe(line)}[/]")
     style = "bold green" if report.verdict == "pass" else "bold red"
-    console.print(f"[{style}]{verdict_line(report)}[/]")
+    console.print(f"[{style}]{markup_safe(verdict_line(report))}[/]")
     return buffer.getvalue()

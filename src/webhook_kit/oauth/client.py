@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import aiohttp
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
+from webhook_kit.display import visible
 from webhook_kit.errors import TokenFetchError
 from webhook_kit.guard import ForbiddenAddress
 from webhook_kit.redact import scrub
@@ -31,6 +33,7 @@ AuthMethod = Literal["client_secret_basic", "client_secret_post"]
 #: Lifetime assumed when a token response has no ``expires_in`` (a 401 still forces a refetch).
 DEFAULT_TOKEN_LIFETIME = 300.0
 MAX_TOKEN_RESPONSE = 64 * 1024
+MAX_TOKEN_LIFETIME = 366 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class OAuthClient:
         self._inflight: asyncio.Future[str] | None = None
         #: How many token requests were sent (for benchmarks and tests).
         self.fetches = 0
+        #: The last token response's ``expires_in`` when it gave a usable one.
+        self.expires_in: float | None = None
 
     def cached(self) -> str | None:
         """The cached token while it is fresh, without awaiting anything (the hot path)."""
@@ -137,23 +142,63 @@ class OAuthClient:
             raise self._error(f"token endpoint redirected ({status}); redirects are not followed")
         payload = _json_object(raw)
         if status != 200:
-            code = payload.get("error") if payload else None
-            detail = f" ({code})" if isinstance(code, str) else ""
-            raise self._error(f"token endpoint answered {status}{detail}")
+            code = error_code(payload.get("error") if payload else None)
+            description = error_description(payload.get("error_description") if payload else None)
+            detail = f" ({code})" if code else ""
+            raise self._error(
+                f"token endpoint answered {status}{detail}", error=code, description=description
+            )
         if payload is None or not isinstance(payload.get("access_token"), str):
             raise self._error("token response is not JSON with an access_token")
         token_type = str(payload.get("token_type", "")).lower()
         if token_type != "bearer":
-            raise self._error(f"token_type {token_type or 'missing'!r} is not Bearer")
+            shown = visible(token_type[:40]) if token_type else "missing"
+            raise self._error(f"token_type {shown!r} is not Bearer")
+        if not _ACCESS_TOKEN.fullmatch(payload["access_token"]):
+            # It goes into an Authorization header: CR, LF or NUL there would inject headers.
+            raise self._error(
+                "the access_token has characters a bearer token may not carry (RFC 6750 b64token)"
+            )
         lifetime = _lifetime(payload.get("expires_in"))
         skew = min(s.skew, lifetime / 4)
         value: str = payload["access_token"]
         self._token = CachedToken(value, started + lifetime - skew)
+        self.expires_in = lifetime if "expires_in" in payload else None
         log.info("token for %s from %s, valid %.0f s", s.client_id, s.token_url, lifetime)
         return value
 
-    def _error(self, reason: str) -> TokenFetchError:
-        return TokenFetchError(scrub(reason, [self.settings.client_secret]))
+    def _error(
+        self, reason: str, *, error: str | None = None, description: str | None = None
+    ) -> TokenFetchError:
+        secrets = [self.settings.client_secret]
+        return TokenFetchError(
+            scrub(reason, secrets),
+            error=error,
+            description=scrub(description, secrets) if description else None,
+        )
+
+
+#: RFC 6749 section 5.2: error = 1*( %x20-21 / %x23-5B / %x5D-7E ). Anything else is not an
+#: error code but remote text that could carry terminal escapes or markup.
+_ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
+
+
+#: RFC 6750 section 2.1 b64token, with a generous length bound.
+_ACCESS_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{1,16384}=*")
+
+
+def error_code(value: object) -> str | None:
+    """A token endpoint's ``error``, only when it is one RFC 6749 allows."""
+    if isinstance(value, str) and _ERROR_CODE.fullmatch(value):
+        return value
+    return None
+
+
+def error_description(value: object) -> str | None:
+    """A token endpoint's ``error_description``, printable and short."""
+    if not isinstance(value, str) or not value:
+        return None
+    return visible(value[:300])
 
 
 def _lifetime(expires_in: object) -> float:
@@ -161,9 +206,10 @@ def _lifetime(expires_in: object) -> float:
         return DEFAULT_TOKEN_LIFETIME
     try:
         value = float(expires_in)
-    except ValueError:
+    except (ValueError, OverflowError):
         return DEFAULT_TOKEN_LIFETIME
-    return value if value > 0 else DEFAULT_TOKEN_LIFETIME
+    # NaN, infinity and absurd lifetimes (a hostile "1" followed by 400 zeros) are not lifetimes.
+    return value if 0 < value <= MAX_TOKEN_LIFETIME else DEFAULT_TOKEN_LIFETIME
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:
@@ -178,4 +224,4 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
 
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    return text[:200]
+    return visible(text[:200])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from webhook_kit import notifications
-from webhook_kit.certify.context import Context, ms, skipped
+from webhook_kit.certify.context import Context, blocked, ms
 from webhook_kit.certify.model import CheckResult
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
@@ -28,11 +31,30 @@ def _fix(outcome: str, status: int | None) -> str:
     return "every status must be accepted with a 2xx"
 
 
+def judge(status: str, attempts: Sequence[Any]) -> CheckResult:
+    """Pure: the last attempt of one status's notification decides."""
+    check_id = f"delivery.{status}"
+    if not attempts:
+        return CheckResult(check_id, "delivery", "fail", "not attempted in time", 0.0)
+    last = attempts[-1]
+    took = float(last["duration_ms"])
+    if last["outcome"] == "success":
+        return CheckResult(
+            check_id, "delivery", "pass", f"HTTP {last['http_status']} in {ms(took)}", took
+        )
+    return CheckResult(
+        check_id,
+        "delivery",
+        "fail",
+        f"sent a valid '{status}' notification with a valid token; got {last['outcome']}: "
+        f"{last['reason']}. {_fix(last['outcome'], last['http_status'])}",
+        took,
+    )
+
+
 async def run(ctx: Context) -> list[CheckResult]:
-    if not ctx.reachable or ctx.token is None:
-        return [
-            skipped(i, "delivery", "needs a verified HTTPS endpoint and a token") for i in CHECK_IDS
-        ]
+    if (by := ctx.needs_acceptance()) is not None:
+        return [blocked(i, "delivery", by) for i in CHECK_IDS]
     s = ctx.settings
     bodies = [
         dict(body, test=True)
@@ -45,44 +67,13 @@ async def run(ctx: Context) -> list[CheckResult]:
         concurrency=1, timeout=s.timeout, ca_file=s.ca_file, policy=RetryPolicy(schedule=())
     )
     try:
-        async with Dispatcher(
-            store, settings, target=Target(s.url, ctx.oauth_settings)
-        ) as dispatcher:
+        async with Dispatcher(store, settings, target=Target(s.url, s.oauth)) as dispatcher:
             ids = await dispatcher.enqueue_many(bodies)
             # Nine attempts, each bounded by the timeout (twice with a token refresh).
             await dispatcher.wait_idle(timeout=len(ids) * (2 * s.timeout + 5))
-        out = []
-        for status, event_id in zip(STATUSES, ids, strict=True):
-            attempts = store.attempts(event_id)
-            check_id = f"delivery.{status}"
-            if not attempts:
-                out.append(CheckResult(check_id, "delivery", "fail", "not attempted in time", 0.0))
-                continue
-            last = attempts[-1]
-            took = float(last["duration_ms"])
-            if last["outcome"] == "success":
-                out.append(
-                    CheckResult(
-                        check_id,
-                        "delivery",
-                        "pass",
-                        f"HTTP {last['http_status']} in {ms(took)}",
-                        took,
-                    )
-                )
-            else:
-                reason = str(last["reason"])
-                out.append(
-                    CheckResult(
-                        check_id,
-                        "delivery",
-                        "fail",
-                        f"sent a valid '{status}' notification with a valid token; got "
-                        f"{last['outcome']}: {reason}. "
-                        f"{_fix(last['outcome'], last['http_status'])}",
-                        took,
-                    )
-                )
-        return out
+        return [
+            judge(status, store.attempts(event_id))
+            for status, event_id in zip(STATUSES, ids, strict=True)
+        ]
     finally:
         store.close()

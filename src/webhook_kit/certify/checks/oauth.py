@@ -1,78 +1,466 @@
-"""oauth: the token URL is HTTPS, the credentials get a token, a wrong secret is refused, and the
-endpoint refuses requests without a token, with a garbage or tampered token, or with the token in
-the query string."""
+"""oauth, receiver side: a valid token is accepted, and nothing else is.
+
+Every forgery keeps the real token's claims, so only checking who signed it can refuse it:
+``alg: none``, HMAC keyed with the receiver's own public key, keys carried in or pointed to by
+the header, unknown or injected ``kid``\\s, an expired token. Each forgery answered 2xx fails.
+
+The judges are pure and table-tested; ``run`` gathers the answers.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Callable
-from urllib.parse import urlsplit
+import asyncio
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from webhook_kit.certify.context import Context, Timer, describe, skipped
+import aiohttp
+
+from webhook_kit.certify import forge
+from webhook_kit.certify.context import Context, Timer, blocked, skipped
+from webhook_kit.certify.discovery import DiscoveryError, discover, fetch_jwks
+from webhook_kit.certify.keyserver import key_server
 from webhook_kit.certify.model import CheckResult, Verdict
-from webhook_kit.delivery.outcome import AttemptResult
-from webhook_kit.errors import TokenFetchError
-from webhook_kit.oauth.client import OAuthClient, OAuthSettings
+from webhook_kit.delivery import transport
+from webhook_kit.display import visible
 
-CHECK_IDS = (
-    "oauth.token_url",
-    "oauth.token",
-    "oauth.wrong_secret",
+RECEIVER_IDS = (
+    "oauth.valid_token",
     "oauth.no_token",
     "oauth.garbage_token",
     "oauth.tampered_token",
     "oauth.alg_none",
+    "oauth.alg_confusion",
+    "oauth.embedded_jwk",
+    "oauth.embedded_x5c",
+    "oauth.jku",
+    "oauth.x5u",
+    "oauth.unknown_kid",
+    "oauth.no_kid",
+    "oauth.kid_injection",
+    "oauth.expired_token",
     "oauth.query_token",
 )
+NEEDS_NO_TOKEN = ("oauth.no_token", "oauth.garbage_token")
+#: Libraries commonly allow some clock skew after ``exp`` (express-oauth2-jwt-bearer 5 s,
+#: Spring 60 s): the replay waits past it, so a correct receiver is never failed for it.
+DEFAULT_EXPIRY_LEEWAY = 60.0
+
+FIXES = {
+    "oauth.no_token": "Protect the endpoint with OAuth: only requests with a valid bearer token "
+    "may be accepted",
+    "oauth.garbage_token": "Verify every bearer token (signature, issuer, audience, expiry) "
+    "before accepting",
+    "oauth.tampered_token": "The endpoint does not check JWT signatures: verify them against the "
+    "issuer's JWKS",
+    "oauth.alg_none": "The endpoint accepts unsigned tokens: allow only the issuer's signing "
+    "algorithms (e.g. RS256), in any spelling of 'none' refused",
+    "oauth.alg_confusion": "The verifier uses the RSA/EC public key as an HMAC secret: pin the "
+    "accepted algorithms (e.g. algorithms=['RS256']) and never let the token's 'alg' choose",
+    "oauth.embedded_jwk": "The verifier trusts a key carried in the token itself: use only the "
+    "issuer's published keys (CVE-2018-0114 class)",
+    "oauth.embedded_x5c": "The verifier trusts a certificate carried in the token itself: use "
+    "only the issuer's published keys",
+    "oauth.jku": "The verifier fetches keys from a URL named by the token: use only the "
+    "issuer's configured JWKS URL",
+    "oauth.x5u": "The verifier fetches a certificate from a URL named by the token: use only "
+    "the issuer's configured keys",
+    "oauth.unknown_kid": "A token whose kid is not in the issuer's JWKS was accepted: refuse it "
+    "(never skip the signature when no key matches)",
+    "oauth.no_kid": "A token without a kid, signed by a foreign key, was accepted: verify the "
+    "signature with the issuer's keys only",
+    "oauth.kid_injection": "The kid is used unsafely (file path, SQL or shell): look it up only "
+    "in the issuer's JWKS",
+    "oauth.expired_token": "Expired tokens are accepted: check 'exp' (with at most a small "
+    "clock-skew leeway)",
+}
+SENT = {
+    "oauth.no_token": "no Authorization header",
+    "oauth.garbage_token": "'Bearer not-a-valid-token'",
+    "oauth.tampered_token": "the real token with its signature altered",
+    "oauth.alg_none": "the real claims as 'alg: none'",
+    "oauth.alg_confusion": "the real claims as HS256/384/512, keyed with the receiver's public key",
+    "oauth.embedded_jwk": "the real claims signed by certify's key, that key in the 'jwk' header",
+    "oauth.embedded_x5c": "the real claims signed by certify's key, its certificate in 'x5c'",
+    "oauth.jku": "the real claims signed by certify's key, 'jku' pointing to certify's JWKS",
+    "oauth.x5u": "the real claims signed by certify's key, 'x5u' pointing to its certificate",
+    "oauth.unknown_kid": "the real claims signed by certify's key with an unknown kid",
+    "oauth.no_kid": "the real claims signed by certify's key, without kid",
+    "oauth.kid_injection": "the real claims with injection strings as kid",
+    "oauth.expired_token": "the real token, replayed after it expired",
+}
 
 
-def _refusal_verdict(result: AttemptResult) -> tuple[Verdict, str]:
-    """401 passes, 403 warns, 2xx fails; anything else is judged by what it means."""
-    status = result.http_status
-    if status == 401:
-        return "pass", "refused with 401"
-    if status == 403:
-        return "warn", "refused with 403; RFC 6750 says 401 with a WWW-Authenticate challenge"
-    if status is not None and 200 <= status < 300:
-        return "fail", f"ACCEPTED with HTTP {status}"
-    if status is not None and 300 <= status < 400:
-        return "warn", f"answered a redirect (HTTP {status}) instead of 401"
-    if status is not None and 400 <= status < 500:
-        return "warn", f"refused with HTTP {status}; the expected answer is 401"
-    if status is not None:
-        return "fail", f"HTTP {status}: the endpoint errors instead of refusing with 401"
-    return "fail", f"no answer ({result.outcome}: {result.reason})"
+@dataclass(frozen=True)
+class Answer:
+    """What the endpoint did with one request: pure data for the judges."""
+
+    status: int | None
+    #: For no answer: the failure class and reason.
+    failure: str | None = None
+    #: The ``WWW-Authenticate`` header, if any.
+    challenge: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def words(self) -> str:
+        return f"HTTP {self.status}" if self.status is not None else str(self.failure)
 
 
-def _unsigned(token: str) -> str | None:
-    """The real token's claims under ``alg: none`` with no signature (the classic JWT forgery)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
+def judge_refusal(
+    check_id: str, answers: Sequence[tuple[str, Answer]], fetched: bool = False
+) -> CheckResult:
+    """2xx to any forgery fails; 401 to all passes; other refusals warn (nobody got in)."""
+    sent = SENT.get(check_id, "a forged token")
+    accepted = [(label, a) for label, a in answers if a.accepted]
+    if accepted:
+        which = "; ".join(f"{label} -> {a.words()}" for label, a in accepted[:4])
+        more = f" (and {len(accepted) - 4} more)" if len(accepted) > 4 else ""
+        return CheckResult(
+            check_id,
+            "oauth",
+            "fail",
+            f"sent a valid notification with {sent}: ACCEPTED ({which}{more}). "
+            f"{FIXES.get(check_id, '')}".rstrip(),
+        )
+    statuses = sorted({a.words() for _, a in answers})
+    count = f"{len(answers)} variant{'s' if len(answers) != 1 else ''}"
+    verdict: Verdict
+    if fetched:
+        verdict = "warn"
+        detail = (
+            f"refused ({', '.join(statuses)}), but the receiver FETCHED the key URL named in "
+            "the token's header: that lets anyone make it send requests (SSRF) and is one step "
+            "from trusting an attacker's key. Use only the issuer's configured keys"
+        )
+    elif all(a.status == 401 for _, a in answers):
+        verdict, detail = "pass", f"refused with 401 ({count})"
+    elif any(a.status == 403 for _, a in answers) and all(
+        a.status in (401, 403) for _, a in answers
+    ):
+        verdict = "warn"
+        detail = (
+            f"refused with {', '.join(statuses)}; RFC 6750 says 401 with a WWW-Authenticate "
+            "challenge for a bad token (403 is for a valid token lacking scope)"
+        )
+    elif any(a.status is not None and a.status >= 500 for _, a in answers):
+        verdict = "warn"
+        detail = (
+            f"not accepted, but answered {', '.join(statuses)}: the endpoint errors instead of "
+            "refusing with 401"
+        )
+    elif any(a.status is None for _, a in answers):
+        verdict = "warn"
+        detail = f"no answer ({', '.join(statuses)}); the expected answer is 401"
+    else:
+        verdict = "warn"
+        detail = f"refused with {', '.join(statuses)}; the expected answer is 401"
+    return CheckResult(
+        check_id,
+        "oauth",
+        verdict,
+        f"{sent}: {detail}" if verdict != "pass" else f"{sent}: {detail}",
+    )
+
+
+_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+def challenge_params(challenge: str | None) -> dict[str, str]:
+    return {k.lower(): v for k, v in _PARAM.findall(challenge or "")}
+
+
+def judge_valid_token(answer: Answer, claims: dict[str, Any] | None) -> CheckResult:
+    """A valid notification with the token certify got: refused for auth means the sender can
+    never deliver. Other errors belong to the json and delivery checks."""
+    params = challenge_params(answer.challenge)
+    said = (
+        f" ({visible(params['error_description'][:200])})"
+        if params.get("error_description")
+        else ""
+    )
+    if answer.status == 403 and params.get("error") == "insufficient_scope":
+        needed = params.get("scope")
+        scope = (
+            f"the token lacks the scope '{visible(needed)}' the receiver requires: pass --scope "
+            f"{visible(needed)}"
+            if needed
+            else "the token lacks a scope the receiver requires: pass --scope with it"
+        )
+        return CheckResult(
+            "oauth.valid_token",
+            "oauth",
+            "fail",
+            f"a valid token was refused with 403 insufficient_scope{said}; {scope} (and make the "
+            "sender request it)",
+        )
+    if answer.status in (401, 403):
+        who = ""
+        if claims:
+            who = (
+                f" The token has iss={visible(claims.get('iss'))}, aud={visible(claims.get('aud'))}"
+            )
+        return CheckResult(
+            "oauth.valid_token",
+            "oauth",
+            "fail",
+            f"a valid token from the token URL was refused with HTTP {answer.status}{said}: the "
+            "sender could never deliver. Make the receiver trust this authorization server "
+            f"(issuer, audience, JWKS).{who}",
+        )
+    if answer.status is None:
+        return skipped(
+            "oauth.valid_token",
+            "oauth",
+            f"no answer ({answer.failure}); the availability checks report it",
+        )
+    if answer.accepted:
+        return CheckResult("oauth.valid_token", "oauth", "pass", f"accepted ({answer.words()})")
+    return CheckResult(
+        "oauth.valid_token",
+        "oauth",
+        "pass",
+        f"not refused for authentication ({answer.words()}); the json and delivery checks judge "
+        "the rest",
+    )
+
+
+def judge_query_token(answer: Answer) -> CheckResult:
+    if answer.accepted:
+        return CheckResult(
+            "oauth.query_token",
+            "oauth",
+            "warn",
+            f"a token in the query string (?access_token=...) was accepted ({answer.words()}). "
+            "RFC 6750 section 2.3 allows it and only the sender holds tokens, so nobody gets "
+            "in; but URLs end up in logs: accept tokens only in the Authorization header",
+        )
+    return CheckResult(
+        "oauth.query_token",
+        "oauth",
+        "pass",
+        f"a token in the query string was not accepted ({answer.words()})",
+    )
+
+
+def expiry_plan(
+    claims: dict[str, Any] | None,
+    expires_in: float | None,
+    obtained_at: float,
+    now_wall: float,
+    now_mono: float,
+    *,
+    wait_limit: float,
+    leeway: float,
+) -> tuple[float | None, str]:
+    """Seconds to wait before replaying the real token (None: skip, with why). Pure."""
+    remaining: float | None = None
+    if claims is not None and isinstance(claims.get("exp"), (int, float)):
+        remaining = float(claims["exp"]) - now_wall
+    elif expires_in is not None:
+        remaining = obtained_at + expires_in - now_mono
+    if remaining is None:
+        return None, "the token says nothing of when it expires (no exp, no expires_in)"
+    wait = max(0.0, remaining) + leeway
+    if wait_limit <= 0:
+        return None, (
+            f"the token expires in {max(0.0, remaining):.0f} s; pass --expiry-wait "
+            f"{wait:.0f} (or more) to wait for it and replay it"
+        )
+    if wait > wait_limit:
+        return None, (
+            f"the token expires in {max(0.0, remaining):.0f} s (+{leeway:g} s leeway), more "
+            f"than --expiry-wait {wait_limit:g}; raise it, or issue shorter-lived tokens to test"
+        )
+    return wait, ""
+
+
+async def _send(ctx: Context, token: str | None, url: str | None = None) -> Answer:
+    """One valid notification with ``token``; keeps the challenge header for the judges."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": transport.USER_AGENT,
+    }
+    body = ctx.notification()
+    headers["Webhook-Id"] = str(body["event_id"])
+    headers["Webhook-Timestamp"] = str(int(time.time()))
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-    except ValueError:
-        return None
-    if not isinstance(header, dict):
-        return None
-    header["alg"] = "none"
-    encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
-    return f"{encoded}.{parts[1]}."
+        async with ctx.session.post(
+            url or ctx.settings.url,
+            data=transport.encode(body),
+            headers=headers,
+            allow_redirects=False,
+            timeout=transport.deadline(ctx.settings.timeout),
+        ) as response:
+            await response.content.read(transport.MAX_RESPONSE_BYTES)
+            return Answer(response.status, challenge=response.headers.get("WWW-Authenticate"))
+    except TimeoutError:
+        return Answer(None, f"timeout: no answer within {ctx.settings.timeout:g}s")
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return Answer(None, f"connect_error: {visible(str(exc)[:200])}")
 
 
-class Skip:
-    """Why a forged-token check cannot run (no token, or an opaque one)."""
+async def _send_all(ctx: Context, forgeries: Sequence[forge.Forgery]) -> list[tuple[str, Answer]]:
+    limit = asyncio.Semaphore(4)
 
-    def __init__(self, why: str) -> None:
-        self.why = why
+    async def one(f: forge.Forgery) -> tuple[str, Answer]:
+        async with limit:
+            return f.label, await _send(ctx, f.token)
+
+    return list(await asyncio.gather(*(one(f) for f in forgeries)))
 
 
-def _forge(token: str | None, forge: Callable[[str], str | None]) -> str | Skip:
-    if token is None:
-        return Skip("no token was obtained")
-    forged = forge(token)
-    return Skip("the token is opaque, not a JWT") if forged is None else forged
+async def _find_jwks(
+    ctx: Context, claims: dict[str, Any] | None
+) -> tuple[dict[str, Any] | None, str]:
+    s = ctx.settings
+    sources: list[str] = []
+    if s.jwks_url:
+        sources.append(s.jwks_url)
+    issuer = claims.get("iss") if claims else None
+    if not sources and isinstance(issuer, str) and issuer.startswith("https://"):
+        try:
+            meta = await discover(ctx.session, issuer, s.timeout)
+            if meta.jwks_uri:
+                sources.append(meta.jwks_uri)
+        except DiscoveryError:
+            pass
+    if not sources and ctx.issuer_jwks_uri:
+        sources.append(ctx.issuer_jwks_uri)
+    errors = []
+    for url in sources:
+        try:
+            return await fetch_jwks(ctx.session, url, s.timeout), url
+        except DiscoveryError as exc:
+            errors.append(str(exc))
+    if errors:
+        return None, "; ".join(errors)
+    return None, (
+        "no JWKS found: the token's iss has no RFC 8414/OpenID metadata with a jwks_uri; pass "
+        "--jwks-url"
+    )
+
+
+async def run(ctx: Context) -> list[CheckResult]:
+    out: dict[str, CheckResult] = {}
+    connection = ctx.connection_blocker
+    if connection is not None:
+        return [blocked(i, "oauth", connection) for i in RECEIVER_IDS]
+    real = forge.parse(ctx.token)
+    claims = real.claims if real else None
+
+    timer = Timer()
+    if ctx.token is None:
+        out["oauth.valid_token"] = blocked(
+            "oauth.valid_token", "oauth", ctx.token_blocker or "oauth.token"
+        )
+    else:
+        result = judge_valid_token(await _send(ctx, ctx.token), claims)
+        out["oauth.valid_token"] = timer.stamp(result)
+        if result.verdict == "fail":
+            ctx.acceptance_blocker = "oauth.valid_token"
+
+    for check_id, token in (("oauth.no_token", None), ("oauth.garbage_token", "not-a-valid-token")):
+        timer = Timer()
+        out[check_id] = timer.stamp(
+            judge_refusal(check_id, [(SENT[check_id], await _send(ctx, token))])
+        )
+
+    token_ids = [i for i in RECEIVER_IDS if i not in out and i != "oauth.query_token"]
+    if ctx.token is None:
+        for i in token_ids:
+            out[i] = blocked(i, "oauth", ctx.token_blocker or "oauth.token")
+    elif real is None:
+        for i in token_ids:
+            if i != "oauth.expired_token":
+                out[i] = skipped(
+                    i, "oauth", "the token is opaque, not a JWT: there is no signature to forge"
+                )
+    else:
+        await _forgeries(ctx, real, out)
+    if "oauth.expired_token" not in out:
+        out["oauth.expired_token"] = await _expired(ctx, claims)
+
+    timer = Timer()
+    if ctx.token is None:
+        out["oauth.query_token"] = blocked(
+            "oauth.query_token", "oauth", ctx.token_blocker or "oauth.token"
+        )
+    else:
+        separator = "&" if "?" in ctx.settings.url else "?"
+        url = f"{ctx.settings.url}{separator}access_token={ctx.token}"
+        out["oauth.query_token"] = timer.stamp(judge_query_token(await _send(ctx, None, url)))
+    return [out[i] for i in RECEIVER_IDS]
+
+
+async def _forgeries(ctx: Context, real: forge.Parsed, out: dict[str, CheckResult]) -> None:
+    timer = Timer()
+    tampered = _tamper(ctx.token or "")
+    if tampered is None:
+        out["oauth.tampered_token"] = skipped(
+            "oauth.tampered_token", "oauth", "the signature is too short to alter"
+        )
+    else:
+        out["oauth.tampered_token"] = timer.stamp(
+            judge_refusal(
+                "oauth.tampered_token",
+                await _send_all(ctx, [forge.Forgery("altered signature", tampered)]),
+            )
+        )
+    timer = Timer()
+    out["oauth.alg_none"] = timer.stamp(
+        judge_refusal("oauth.alg_none", await _send_all(ctx, forge.alg_none(real)))
+    )
+
+    timer = Timer()
+    jwks, source = await _find_jwks(ctx, real.claims)
+    if jwks is None:
+        out["oauth.alg_confusion"] = skipped("oauth.alg_confusion", "oauth", source)
+    else:
+        variants = forge.alg_confusion(real, jwks)
+        if not variants:
+            out["oauth.alg_confusion"] = skipped(
+                "oauth.alg_confusion", "oauth", f"{visible(source)} has no RSA or EC key"
+            )
+        else:
+            out["oauth.alg_confusion"] = timer.stamp(
+                judge_refusal("oauth.alg_confusion", await _send_all(ctx, variants))
+            )
+
+    key = forge.ForgingKey()
+    async with key_server(key) as server:
+        by_check = forge.self_keyed(real, key, server.jku, server.x5u)
+        for check_id, variants in by_check.items():
+            timer = Timer()
+            before = len(server.fetched)
+            answers = await _send_all(ctx, variants)
+            fetched = check_id in ("oauth.jku", "oauth.x5u") and len(server.fetched) > before
+            out[check_id] = timer.stamp(judge_refusal(check_id, answers, fetched=fetched))
+
+
+async def _expired(ctx: Context, claims: dict[str, Any] | None) -> CheckResult:
+    s = ctx.settings
+    wait, why = expiry_plan(
+        claims,
+        ctx.token_expires_in,
+        ctx.token_obtained_at,
+        time.time(),
+        time.monotonic(),
+        wait_limit=s.expiry_wait,
+        leeway=s.expiry_leeway,
+    )
+    if wait is None:
+        return skipped("oauth.expired_token", "oauth", why)
+    timer = Timer()
+    await asyncio.sleep(wait)  # the token's own clock: nothing to poll, its expiry is the event
+    answer = await _send(ctx, ctx.token)
+    return timer.stamp(judge_refusal("oauth.expired_token", [("the expired token", answer)]))
 
 
 def _tamper(token: str) -> str | None:
@@ -84,156 +472,3 @@ def _tamper(token: str) -> str | None:
     # A middle character: the last one may only carry padding bits and change nothing.
     flipped = "A" if signature[middle] != "A" else "B"
     return f"{parts[0]}.{parts[1]}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
-
-
-async def run(ctx: Context) -> list[CheckResult]:
-    s = ctx.settings
-    out: list[CheckResult] = []
-    timer = Timer()
-    token_parts = urlsplit(s.token_url)
-    token_url_ok = token_parts.scheme == "https" and bool(token_parts.hostname)
-    if token_url_ok:
-        out.append(timer.result("oauth.token_url", "oauth", "pass", s.token_url))
-    else:
-        out.append(
-            timer.result(
-                "oauth.token_url",
-                "oauth",
-                "fail",
-                f"the token URL {s.token_url!r} is not https://; the client secret would "
-                "travel in clear. Serve the token endpoint over TLS",
-            )
-        )
-
-    timer = Timer()
-    if not token_url_ok:
-        out.append(
-            skipped("oauth.token", "oauth", "the secret is never sent to a non-HTTPS token URL")
-        )
-        out.append(skipped("oauth.wrong_secret", "oauth", "the token URL is not HTTPS"))
-    else:
-        try:
-            ctx.token = await OAuthClient(ctx.oauth_settings, ctx.session).token()
-            kind = "a JWT" if _tamper(ctx.token) else "an opaque token"
-            out.append(
-                timer.result(
-                    "oauth.token",
-                    "oauth",
-                    "pass",
-                    f"client credentials ({s.auth_method}) got {kind}",
-                )
-            )
-        except TokenFetchError as exc:
-            out.append(
-                timer.result(
-                    "oauth.token",
-                    "oauth",
-                    "fail",
-                    f"POST {s.token_url} (grant_type=client_credentials, {s.auth_method}) "
-                    f"failed: {exc}. Check the client id and secret, "
-                    "and that the token endpoint allows the client credentials grant",
-                )
-            )
-
-        timer = Timer()
-        wrong = OAuthSettings(
-            s.token_url,
-            s.client_id,
-            s.client_secret + "-wrong",
-            scope=s.scope,
-            audience=s.audience,
-            auth_method=s.auth_method,
-            timeout=s.timeout,
-        )
-        try:
-            await OAuthClient(wrong, ctx.session).token()
-            out.append(
-                timer.result(
-                    "oauth.wrong_secret",
-                    "oauth",
-                    "fail",
-                    "the token endpoint issued a token for a WRONG client secret: anyone "
-                    "who knows the client id can get tokens. Check client authentication",
-                )
-            )
-        except TokenFetchError as exc:
-            out.append(timer.result("oauth.wrong_secret", "oauth", "pass", f"refused ({exc})"))
-
-    if not ctx.reachable:
-        why = "the endpoint is not reachable over verified HTTPS"
-        out.extend(skipped(i, "oauth", why) for i in CHECK_IDS[3:])
-        return out
-
-    # (check, the token sent or why there is none, what was sent, how to fix an acceptance)
-    forged = [
-        (
-            "oauth.no_token",
-            None,
-            "no Authorization header",
-            "Protect the endpoint with OAuth: only requests with a valid bearer token may be "
-            "accepted",
-        ),
-        (
-            "oauth.garbage_token",
-            "not-a-valid-token",
-            "'Bearer not-a-valid-token'",
-            "Verify every bearer token (signature, issuer, audience, expiry) before accepting",
-        ),
-        (
-            "oauth.tampered_token",
-            _forge(ctx.token, _tamper),
-            "the real token's signature altered",
-            "The endpoint does not check JWT signatures: verify them against the issuer's JWKS",
-        ),
-        (
-            "oauth.alg_none",
-            _forge(ctx.token, _unsigned),
-            "the real token's claims re-signed as 'alg: none' (no signature)",
-            "The endpoint accepts unsigned tokens: allow only the issuer's signing algorithms "
-            "(e.g. RS256) when verifying",
-        ),
-    ]
-    for check_id, token, what_was_sent, fix in forged:
-        if isinstance(token, Skip):
-            out.append(skipped(check_id, "oauth", token.why))
-            continue
-        timer = Timer()
-        result = await ctx.post(ctx.notification(), token=token)
-        verdict, what = _refusal_verdict(result)
-        detail = f"sent a valid notification with {what_was_sent}: {what}"
-        out.append(
-            timer.result(
-                check_id, "oauth", verdict, detail + (f". {fix}" if verdict == "fail" else "")
-            )
-        )
-
-    timer = Timer()
-    if ctx.token is None:
-        out.append(skipped("oauth.query_token", "oauth", "no token was obtained"))
-    else:
-        separator = "&" if "?" in s.url else "?"
-        result = await ctx.post(
-            ctx.notification(), token=None, url=f"{s.url}{separator}access_token={ctx.token}"
-        )
-        status = result.http_status
-        if status is not None and 200 <= status < 300:
-            out.append(
-                timer.result(
-                    "oauth.query_token",
-                    "oauth",
-                    "fail",
-                    f"a token in the query string (?access_token=...) was ACCEPTED with "
-                    f"HTTP {status}; URLs end up in logs: accept tokens only in the "
-                    "Authorization header",
-                )
-            )
-        else:
-            out.append(
-                timer.result(
-                    "oauth.query_token",
-                    "oauth",
-                    "pass",
-                    f"a token in the query string was not accepted ({describe(result)})",
-                )
-            )
-    return out

@@ -1,4 +1,6 @@
-"""url: absolute, https scheme, host resolves; warn when only loopback/private addresses."""
+"""url: absolute, https scheme, host resolves; warn when only loopback/private addresses.
+
+``judge`` is pure over the URL and what resolving it gave; ``run`` only resolves."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
-from webhook_kit.certify.context import Context, Timer, skipped
+from webhook_kit.certify.context import Context, blocked
 from webhook_kit.certify.model import CheckResult
 
 CHECK_IDS = ("url.absolute", "url.scheme", "url.resolves", "url.public")
@@ -20,82 +22,93 @@ def _not_public(address: str) -> bool:
     return not ip.is_global
 
 
-async def run(ctx: Context) -> list[CheckResult]:
-    out: list[CheckResult] = []
-    url = ctx.settings.url
-    timer = Timer()
+def parse(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an absolute URL, or None."""
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-        valid = bool(parts.scheme and parts.hostname)
+        port = parts.port
     except ValueError:
-        valid = False
-    if not valid:
-        out.append(
-            timer.result(
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port or 443
+
+
+def judge(
+    url: str, addresses: tuple[str, ...] | None, resolve_error: str | None = None
+) -> list[CheckResult]:
+    """Pure. ``addresses`` is what the host resolved to (None when it was not resolved)."""
+    parsed = parse(url)
+    if parsed is None:
+        return [
+            CheckResult(
                 "url.absolute",
                 "url",
                 "fail",
                 f"{url!r} is not an absolute URL; give scheme, host and path, "
                 "e.g. https://hooks.example.com/webhook",
-            )
-        )
-        out.extend(skipped(i, "url", "the URL is not absolute") for i in CHECK_IDS[1:])
-        return out
-    out.append(
-        timer.result(
-            "url.absolute", "url", "pass", f"host {parts.hostname}, path {parts.path or '/'}"
-        )
-    )
-
-    timer = Timer()
-    if parts.scheme != "https":
+            ),
+            *(blocked(i, "url", "url.absolute") for i in CHECK_IDS[1:]),
+        ]
+    scheme, host, _ = parsed
+    out = [
+        CheckResult("url.absolute", "url", "pass", f"host {host}, path {urlsplit(url).path or '/'}")
+    ]
+    if scheme != "https":
         out.append(
-            timer.result(
+            CheckResult(
                 "url.scheme",
                 "url",
                 "fail",
-                f"scheme is {parts.scheme}: the documented requirement is HTTPS; "
-                "serve the endpoint over TLS and give an https:// URL",
+                f"scheme is {scheme}: the documented requirement is HTTPS; serve the endpoint "
+                "over TLS and give an https:// URL",
             )
         )
     else:
-        out.append(timer.result("url.scheme", "url", "pass", "https"))
-
-    timer = Timer()
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
-        )
-    except socket.gaierror as exc:
+        out.append(CheckResult("url.scheme", "url", "pass", "https"))
+    if resolve_error is not None or not addresses:
         out.append(
-            timer.result(
+            CheckResult(
                 "url.resolves",
                 "url",
                 "fail",
-                f"{parts.hostname} does not resolve ({exc.strerror}); check the DNS name",
+                f"{host} does not resolve ({resolve_error or 'no address'}); check the DNS name",
             )
         )
-        out.append(skipped("url.public", "url", "the host does not resolve"))
+        out.append(blocked("url.public", "url", "url.resolves"))
         return out
-    addresses = sorted({str(info[4][0]) for info in infos})
-    out.append(timer.result("url.resolves", "url", "pass", ", ".join(addresses)))
-
-    timer = Timer()
+    out.append(CheckResult("url.resolves", "url", "pass", ", ".join(addresses)))
     if all(_not_public(a) for a in addresses):
         out.append(
-            timer.result(
+            CheckResult(
                 "url.public",
                 "url",
                 "warn",
-                f"{parts.hostname} resolves only to loopback or private addresses "
+                f"{host} resolves only to loopback or private addresses "
                 f"({', '.join(addresses)}): a sender in the cloud cannot reach it. "
                 "Fine for local testing; production needs a public address",
             )
         )
     else:
         out.append(
-            timer.result("url.public", "url", "pass", "reachable from the internet by address")
+            CheckResult("url.public", "url", "pass", "reachable from the internet by address")
         )
-    ctx.reachable = parts.scheme == "https"
     return out
+
+
+async def run(ctx: Context) -> list[CheckResult]:
+    url = ctx.settings.url
+    parsed = parse(url)
+    addresses: tuple[str, ...] | None = None
+    error: str | None = None
+    if parsed is not None:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parsed[1], parsed[2], type=socket.SOCK_STREAM
+            )
+            addresses = tuple(sorted({str(info[4][0]) for info in infos}))
+        except (socket.gaierror, UnicodeError) as exc:
+            error = getattr(exc, "strerror", None) or str(exc)
+    results = judge(url, addresses, error)
+    ctx.connection_blocker = next((r.id for r in results if r.verdict == "fail"), None)
+    return results

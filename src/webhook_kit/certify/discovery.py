@@ -1,0 +1,94 @@
+"""Authorization server metadata (RFC 8414, then OpenID discovery) and the JWKS it points to."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from webhook_kit.display import visible
+
+MAX_DOCUMENT = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Metadata:
+    issuer: str
+    token_endpoint: str | None
+    jwks_uri: str | None
+    source: str
+
+
+class DiscoveryError(Exception):
+    """Metadata could not be found or used (the message says why, safe to print)."""
+
+
+def metadata_urls(issuer: str) -> list[str]:
+    """RFC 8414 section 3.1 inserts the well-known segment before the issuer's path; OpenID
+    Connect Discovery appends it. Try both, RFC 8414 first."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    rfc8414 = urlunsplit(
+        (parts.scheme, parts.netloc, "/.well-known/oauth-authorization-server" + path, "", "")
+    )
+    oidc = urlunsplit(
+        (parts.scheme, parts.netloc, path + "/.well-known/openid-configuration", "", "")
+    )
+    return [rfc8414, oidc]
+
+
+async def get_json(session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:
+    if urlsplit(url).scheme != "https":
+        raise DiscoveryError(f"{visible(url)} is not https://")
+    try:
+        async with session.get(
+            url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as response:
+            raw = await response.content.read(MAX_DOCUMENT + 1)
+            status = response.status
+    except TimeoutError as exc:
+        raise DiscoveryError(f"{visible(url)} timed out") from exc
+    except aiohttp.ClientError as exc:
+        raise DiscoveryError(f"{visible(url)}: {visible(str(exc)[:200])}") from exc
+    if status != 200:
+        raise DiscoveryError(f"{visible(url)} answered HTTP {status}")
+    try:
+        value = json.loads(raw) if len(raw) <= MAX_DOCUMENT else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise DiscoveryError(f"{visible(url)} is not a JSON object")
+    return value
+
+
+async def discover(session: aiohttp.ClientSession, issuer: str, timeout: float) -> Metadata:
+    errors = []
+    for url in metadata_urls(issuer):
+        try:
+            document = await get_json(session, url, timeout)
+        except DiscoveryError as exc:
+            errors.append(str(exc))
+            continue
+        # RFC 8414 section 3.3: metadata for another issuer must not be used.
+        if document.get("issuer") != issuer:
+            errors.append(f"{visible(url)} names another issuer")
+            continue
+        token = document.get("token_endpoint")
+        jwks = document.get("jwks_uri")
+        return Metadata(
+            issuer,
+            token if isinstance(token, str) else None,
+            jwks if isinstance(jwks, str) else None,
+            url,
+        )
+    raise DiscoveryError("no usable metadata: " + "; ".join(errors))
+
+
+async def fetch_jwks(session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:
+    document = await get_json(session, url, timeout)
+    if not isinstance(document.get("keys"), list):
+        raise DiscoveryError(f"{visible(url)} has no 'keys' list")
+    return document

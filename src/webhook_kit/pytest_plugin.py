@@ -23,18 +23,29 @@ if TYPE_CHECKING:
     from webhook_kit.sink.settings import SinkSettings
     from webhook_kit.testing import SinkHandle, WebhookDispatcher
 
-#: (option suffix, help); each is also an ini key ``webhook_<suffix with _>``.
+#: (option suffix, help); each is also an ini key ``webhook_<suffix with _>``. The same options
+#: as ``webhook-kit certify``, so CI and a terminal give the same verdict.
 OPTIONS = (
     ("certify", "certify the endpoint at this URL: one test item per check"),
     ("token-url", "the endpoint's OAuth token URL"),
+    ("issuer", "discover the token URL (and JWKS) from this issuer's metadata"),
+    ("jwks-url", "the receiver's JWKS, for the algorithm-confusion forgeries"),
     ("client-id", "OAuth client id"),
     ("client-secret", "OAuth client secret (better: the WEBHOOK_KIT_CLIENT_SECRET variable)"),
+    ("auth-method", "client_secret_basic (default) or client_secret_post"),
     ("scope", "OAuth scope to request"),
     ("audience", "OAuth audience to request"),
     ("ca", "a CA file to trust besides the system store (development only)"),
     ("timeout", "seconds a 2xx may take (default 10)"),
     ("probes", "availability probes (default 10)"),
+    ("strict", "true: warnings fail too (a hardening gate)"),
+    ("expiry-wait", "replay the real token after it expires when at most this many s away"),
+    ("expiry-leeway", "seconds past exp before the replay (default 60)"),
+    ("soak", "send notifications at a steady rate for this long (e.g. 90s, 10m)"),
+    ("rate", "notifications per second during the soak (default 1)"),
+    ("deadline", "seconds the whole run may take (default 300)"),
 )
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 REPORT_KEY = pytest.StashKey["Report"]()
 
 
@@ -70,29 +81,89 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"{line}, certifying {url}" if url else line]
 
 
+def _number(config: pytest.Config, suffix: str, default: float) -> float:
+    import math
+
+    text = _value(config, suffix)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise pytest.UsageError(f"--webhook-{suffix}: expected a number, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if match is None:
+        raise pytest.UsageError(
+            f"--webhook-soak: expected a duration like 90s, 10m or 1h, got {text!r}"
+        )
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _flag(config: pytest.Config, suffix: str) -> bool:
+    text = (_value(config, suffix) or "false").strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise pytest.UsageError(f"--webhook-{suffix}: expected true or false, got {text!r}")
+    return text in ("true", "1", "yes")
+
+
 def _certify_settings(config: pytest.Config) -> CertifySettings:
-    from webhook_kit.certify.model import CertifySettings
+    """The settings ``webhook-kit certify`` would build from the same values; a bad value is
+    a usage error, never an internal error."""
+    from webhook_kit.certify.model import CertifySettings, SoakSettings
+    from webhook_kit.errors import ConfigError
+    from webhook_kit.oauth.client import OAuthSettings
 
     url = _value(config, "certify")
-    missing = [s for s in ("token-url", "client-id", "client-secret") if not _value(config, s)]
+    missing = [s for s in ("client-id", "client-secret") if not _value(config, s)]
+    if not _value(config, "token-url") and not _value(config, "issuer"):
+        missing.insert(0, "token-url")
     if missing:
         raise pytest.UsageError(
             "--webhook-certify needs " + ", ".join(f"--webhook-{m}" for m in missing)
         )
+    method = _value(config, "auth-method") or "client_secret_basic"
+    if method not in AUTH_METHODS:
+        raise pytest.UsageError(
+            f"--webhook-auth-method: expected one of {', '.join(AUTH_METHODS)}, got {method!r}"
+        )
+    probes = _number(config, "probes", 10)
+    if probes != int(probes) or not 1 <= probes <= 1000:
+        raise pytest.UsageError("--webhook-probes: expected a whole number from 1 to 1000")
+    soak_text = _value(config, "soak")
     ca = _value(config, "ca")
     try:
         return CertifySettings(
             url=str(url),
-            token_url=str(_value(config, "token-url")),
-            client_id=str(_value(config, "client-id")),
-            client_secret=str(_value(config, "client-secret")),
-            scope=_value(config, "scope"),
-            audience=_value(config, "audience"),
+            oauth=OAuthSettings(
+                _value(config, "token-url") or "",
+                str(_value(config, "client-id")),
+                str(_value(config, "client-secret")),
+                scope=_value(config, "scope"),
+                audience=_value(config, "audience"),
+                auth_method=method,  # type: ignore[arg-type]
+                timeout=_number(config, "timeout", 10),
+            ),
+            issuer=_value(config, "issuer"),
+            jwks_url=_value(config, "jwks-url"),
             ca_file=Path(ca) if ca else None,
-            timeout=float(_value(config, "timeout") or 10),
-            probes=int(_value(config, "probes") or 10),
+            probes=int(probes),
+            strict=_flag(config, "strict"),
+            expiry_wait=_number(config, "expiry-wait", 0),
+            expiry_leeway=_number(config, "expiry-leeway", 60),
+            soak=(
+                SoakSettings(_seconds(soak_text), _number(config, "rate", 1)) if soak_text else None
+            ),
+            deadline=_number(config, "deadline", 300),
         )
-    except ValueError as exc:
+    except ConfigError as exc:
         raise pytest.UsageError(f"webhook-kit: {exc}") from exc
 
 

@@ -18,23 +18,25 @@ from examples.receiver.app import create_app as example_app
 from tests.certify.receivers import Breakage, receiver
 from webhook_kit.certify.model import CertifySettings, Report
 from webhook_kit.certify.runner import CHECK_IDS, certify
+from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.runtime import run
 from webhook_kit.sink.runner import Sink
 from webhook_kit.testing import serve_app
 
 
-def certify_url(sink: Sink, url: str, **options: Any) -> Report:
+def settings_for(
+    sink: Sink, url: str, *, secret: str | None = None, timeout: float = 10.0, **options: Any
+) -> CertifySettings:
     info = sink.info
-    assert info.ca_file is not None
-    settings = CertifySettings(
-        url,
-        info.token_url,
-        info.client_id,
-        info.client_secret,
-        ca_file=Path(info.ca_file),
-        **options,
+    oauth = OAuthSettings(
+        info.token_url, info.client_id, secret or info.client_secret, timeout=timeout
     )
-    return run(certify(settings))
+    options.setdefault("ca_file", Path(info.ca_file) if info.ca_file else None)
+    return CertifySettings(url, oauth, **options)
+
+
+def certify_url(sink: Sink, url: str, **options: Any) -> Report:
+    return run(certify(settings_for(sink, url, **options)))
 
 
 def verdicts(report: Report) -> dict[str, str]:
@@ -90,9 +92,11 @@ def test_no_auth_fails_under_oauth(sink: Sink, certs_dir: Path) -> None:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "fail"
     assert failed(report)["oauth.no_token"] == "oauth"
-    assert {"oauth.garbage_token", "oauth.tampered_token", "oauth.query_token"} <= set(
+    assert {"oauth.garbage_token", "oauth.tampered_token", "oauth.alg_confusion"} <= set(
         failed(report)
     )
+    # RFC 6750 section 2.3 allows query tokens, and only the sender holds one: advice, not a fail.
+    assert verdicts(report)["oauth.query_token"] == "warn"
     detail = next(c.detail for c in report.checks if c.id == "oauth.no_token")
     assert "no Authorization header" in detail and "ACCEPTED" in detail and "Protect" in detail
 
@@ -137,12 +141,13 @@ def plain_http() -> Iterator[int]:
 def test_plain_http_url_fails_and_sends_nothing(sink: Sink, plain_http: int) -> None:
     report = certify_url(sink, f"http://127.0.0.1:{plain_http}/webhook")
     assert report.verdict == "fail"
-    assert failed(report)["url.scheme"] == "url"
-    assert failed(report)["https.handshake"] == "https"
-    # Nothing was posted over plain HTTP: every check that would send is skipped.
+    assert failed(report) == {"url.scheme": "url"}
+    # One root cause, named once: nothing was posted over plain HTTP, every check that would
+    # send is blocked by it.
     for check in report.checks:
-        if check.requirement in ("json", "delivery", "availability", "robustness"):
-            assert check.verdict == "skip"
+        if check.requirement in ("https", "json", "delivery", "availability", "robustness"):
+            assert (check.verdict, check.blocked_by) == ("skip", "url.scheme"), check
+    assert [c.id for c in report.root_causes()] == ["url.scheme"]
 
 
 def test_https_url_on_a_plain_http_server_fails_under_https(sink: Sink, plain_http: int) -> None:
@@ -152,11 +157,10 @@ def test_https_url_on_a_plain_http_server_fails_under_https(sink: Sink, plain_ht
 
 
 def test_untrusted_certificate_fails_under_https(sink: Sink) -> None:
-    info = sink.info
-    settings = CertifySettings(info.url, info.token_url, info.client_id, info.client_secret)
-    report = run(certify(settings))  # no --ca: the kit's development CA is not trusted
+    # No --ca: the kit's development CA is not trusted by the system store.
+    report = run(certify(settings_for(sink, sink.info.url, ca_file=None)))
     assert report.verdict == "fail"
-    assert failed(report)["https.chain"] == "https"
+    assert failed(report) == {"https.chain": "https"}
 
 
 def test_500_on_one_status_fails_that_delivery(sink: Sink, certs_dir: Path) -> None:
@@ -202,14 +206,11 @@ def test_intermittent_503_fails_availability(sink: Sink, certs_dir: Path) -> Non
 
 
 def test_wrong_client_secret_fails_oauth_token(sink: Sink) -> None:
-    info = sink.info
-    assert info.ca_file is not None
-    settings = CertifySettings(
-        info.url, info.token_url, info.client_id, "definitely-wrong", ca_file=Path(info.ca_file)
-    )
-    report = run(certify(settings))
+    report = run(certify(settings_for(sink, sink.info.url, secret="definitely-wrong")))
     assert report.verdict == "fail"
     assert failed(report)["oauth.token"] == "oauth"
+    detail = next(c.detail for c in report.checks if c.id == "oauth.token")
+    assert "invalid_client" in detail and "client id and secret" in detail
     assert "definitely-wrong" not in str(report.as_json())
 
 
@@ -217,3 +218,46 @@ def test_unreachable_endpoint_fails_without_crashing(sink: Sink) -> None:
     report = certify_url(sink, "https://127.0.0.1:9/webhook")
     assert report.verdict == "fail"
     assert failed(report)["https.handshake"] == "https"
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_the_kits_own_endpoint_refuses_every_forgery(start_sink: Any, server: str) -> None:
+    """Expiry included: a 2 s token is waited out (1 s leeway) and replayed."""
+    sink: Sink = start_sink(server=server, token_ttl=2)
+    report = certify_url(sink, sink.info.url, expiry_wait=10, expiry_leeway=1, probes=1)
+    forgeries = [c for c in report.checks if c.requirement == "oauth" and c.id != "oauth.token"]
+    got = {c.id: c.verdict for c in forgeries}
+    assert set(got.values()) == {"pass"}, explain(report)
+    for check_id in ("oauth.alg_confusion", "oauth.expired_token", "oauth.jku", "oauth.x5u"):
+        assert "refused with 401" in next(c.detail for c in forgeries if c.id == check_id)
+
+
+def test_403_warns_and_strict_fails(sink: Sink, certs_dir: Path) -> None:
+    with broken(sink, certs_dir, refuse_with=403) as served:
+        relaxed = certify_url(sink, served.url("/webhook"))
+        strict = certify_url(sink, served.url("/webhook"), strict=True)
+    assert relaxed.verdict == "pass", explain(relaxed)
+    assert verdicts(relaxed)["oauth.no_token"] == "warn"
+    assert strict.verdict == "fail"
+    no_token = next(c for c in strict.checks if c.id == "oauth.no_token")
+    assert (no_token.verdict, no_token.severity) == ("fail", "warn")
+    assert strict.as_json()["strict"] is True
+
+
+def test_insufficient_scope_is_an_oauth_finding(sink: Sink, certs_dir: Path) -> None:
+    with broken(sink, certs_dir, required_scope="webhook:admin") as served:
+        report = certify_url(sink, served.url("/webhook"))
+    assert report.verdict == "fail"
+    assert failed(report) == {"oauth.valid_token": "oauth"}, explain(report)
+    assert "--scope webhook:admin" in next(
+        c.detail for c in report.checks if c.id == "oauth.valid_token"
+    )
+    for check in report.checks:
+        if check.requirement in ("json", "delivery", "availability", "robustness"):
+            assert check.blocked_by == "oauth.valid_token"
+
+
+def explain(report: Report) -> str:
+    return "\n".join(
+        f"{c.verdict} {c.id}: {c.detail}" for c in report.checks if c.verdict != "pass"
+    )

@@ -42,9 +42,9 @@ async def key_server(key: ForgingKey, host: str = "127.0.0.1") -> AsyncIterator[
     app = web.Application()
     app.router.add_get("/jwks.json", jwks)
     app.router.add_get("/cert.pem", cert)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, host, 0, shutdown_timeout=0.5)
+    site = web.TCPSite(runner, host, 0)
     await site.start()
     # aiohttp names no public accessor for the port it bound; the asyncio server has it.
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

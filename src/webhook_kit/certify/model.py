@@ -72,6 +72,8 @@ class CertifySettings:
     deadline: float = 300.0
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.oauth.timeout) and self.oauth.timeout > 0):
+            raise ConfigError("timeout must be a positive number of seconds")
         if self.probes < 1:
             raise ConfigError("probes must be at least 1")
         if not (math.isfinite(self.expiry_wait) and 0 <= self.expiry_wait <= 86400):

@@ -151,6 +151,13 @@ async def run(ctx: Context) -> list[CheckResult]:
         ctx.token_blocker = "oauth.token_url"
         return [first, *(blocked(i, "oauth", "oauth.token_url") for i in CHECK_IDS[1:])]
 
+    same_origin = _origin(s.oauth.token_url) == _origin(s.url)
+    if same_origin and ctx.connection_blocker and ctx.connection_blocker.startswith("https."):
+        # The token endpoint shares the endpoint's host and port, so its TLS fails the same way:
+        # one root cause, not a second failure.
+        ctx.token_blocker = ctx.connection_blocker
+        return [first, *(blocked(i, "oauth", ctx.connection_blocker) for i in CHECK_IDS[1:])]
+
     timer = Timer()
     facts = await obtain(ctx)
     token_result = timer.stamp(judge_token(facts, ctx.settings.oauth.token_url))
@@ -166,6 +173,14 @@ async def run(ctx: Context) -> list[CheckResult]:
         refusal = Refusal.of(exc)
     wrong_result = timer.stamp(judge_wrong_secret(refusal))
     return [first, token_result, wrong_result]
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname, parts.port or 443
+    except ValueError:
+        return "", None, None
 
 
 async def obtain(ctx: Context) -> TokenFacts:

@@ -3,12 +3,19 @@
 The CA's private key lives only in memory while the leaf is issued and is never written, so the
 files in ``certs/`` cannot be used to sign anything else. Verification is never switched off:
 clients trust the system store plus, when given, one explicit CA file.
+
+The kit replaces only files it made: a ``ca.pem``, ``server.pem`` or ``server-key.pem`` that is
+someone else's (their own CA, their server's private key) is never overwritten. The kit's files
+are known by the SHA-256 it notes in MARKER_FILE when it writes them, or, for files made before
+that, by their content (the CA's organization name, and a key that matches such a leaf).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
+import json
 import os
 import ssl
 from dataclasses import dataclass
@@ -16,8 +23,13 @@ from pathlib import Path
 from typing import Final
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.x509.oid import ExtensionOID
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from webhook_kit.errors import CertificateError
 
@@ -30,6 +42,9 @@ LEAF_LIFETIME_DAYS: Final[int] = 365
 CA_FILE: Final[str] = "ca.pem"
 CERT_FILE: Final[str] = "server.pem"
 KEY_FILE: Final[str] = "server-key.pem"
+#: Notes the SHA-256 of each file the kit wrote, so it knows which it may replace.
+MARKER_FILE: Final[str] = ".webhook-kit-certs.json"
+CA_ORGANIZATION: Final[str] = "webhook-kit development CA"
 
 
 @dataclass(frozen=True)
@@ -105,12 +120,79 @@ def _verify_chain(cert_file: Path, ca_file: Path) -> None:
         raise CertificateError(f"{cert_file} was not issued by {ca_file}") from exc
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _noted(directory: Path) -> dict[str, str]:
+    try:
+        noted = json.loads((directory / MARKER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(noted, dict):
+        return {}
+    return {k: v for k, v in noted.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _kit_certificate(path: Path, *, issuer: bool) -> x509.Certificate | None:
+    """The certificate in ``path`` if the kit's CA is its subject (or its issuer), else None."""
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    name = cert.issuer if issuer else cert.subject
+    organizations = [a.value for a in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
+    return cert if organizations == [CA_ORGANIZATION] else None
+
+
+def _made_by_kit(directory: Path, name: str, noted: dict[str, str]) -> bool:
+    path = directory / name
+    try:
+        if noted.get(name) == _sha256(path):
+            return True
+    except OSError:
+        return False
+    if name == CA_FILE:
+        return _kit_certificate(path, issuer=False) is not None
+    if name == CERT_FILE:
+        return _kit_certificate(path, issuer=True) is not None
+    # A key is the kit's when it belongs to the kit's leaf next to it.
+    leaf = _kit_certificate(directory / CERT_FILE, issuer=True)
+    if leaf is None:
+        return False
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return bool(key.public_key().public_bytes(*spki) == leaf.public_key().public_bytes(*spki))
+
+
+def _check_replaceable(directory: Path, option: str) -> None:
+    """Raise :class:`CertificateError` when a file the kit would write is someone else's."""
+    noted = _noted(directory)
+    for name in (CA_FILE, CERT_FILE, KEY_FILE):
+        path = directory / name
+        if not (path.exists() or path.is_symlink()):
+            continue
+        if path.is_symlink() or not path.is_file() or not _made_by_kit(directory, name, noted):
+            raise CertificateError(
+                f"{path} exists and was not made by webhook-kit; refusing to overwrite it. "
+                f"Move it away, or choose another folder with {option}."
+            )
+
+
 def ensure_dev_certs(
-    directory: Path, *, now: dt.datetime | None = None, force: bool = False
+    directory: Path,
+    *,
+    now: dt.datetime | None = None,
+    force: bool = False,
+    option: str = "--certs-dir",
 ) -> tuple[CertFiles, bool]:
     """Reuse the certificates in ``directory`` while usable, else make new ones.
 
-    Returns the files and whether they were (re)made.
+    Returns the files and whether they were (re)made. Raises :class:`CertificateError` rather
+    than replace a file the kit did not make (``option`` names the folder option in the message).
     """
     import trustme  # deferred: only needed when certificates are actually made
 
@@ -119,9 +201,10 @@ def ensure_dev_certs(
     files = CertFiles(directory / CERT_FILE, directory / KEY_FILE, directory / CA_FILE)
     if not force and _usable(directory, now):
         return files, False
+    _check_replaceable(directory, option)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        ca = trustme.CA(organization_name="webhook-kit development CA")
+        ca = trustme.CA(organization_name=CA_ORGANIZATION)
         leaf = ca.issue_cert(
             *LEAF_IDENTITIES,
             common_name="localhost",
@@ -134,6 +217,8 @@ def ensure_dev_certs(
             files.cert_file, b"".join(b.bytes() for b in leaf.cert_chain_pems), mode=0o644
         )
         _write_atomic(files.key_file, leaf.private_key_pem.bytes(), mode=0o600)
+        noted = {name: _sha256(directory / name) for name in (CA_FILE, CERT_FILE, KEY_FILE)}
+        _write_atomic(directory / MARKER_FILE, json.dumps(noted, indent=2).encode(), mode=0o644)
     except OSError as exc:
         raise CertificateError(f"cannot write certificates to {directory}: {exc}") from exc
     return files, True
@@ -141,7 +226,9 @@ def ensure_dev_certs(
 
 def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp.unlink(missing_ok=True)
+    # O_EXCL: a planted symlink at the temporary name must not redirect the write.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     os.chmod(tmp, mode)

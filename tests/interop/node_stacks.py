@@ -195,8 +195,12 @@ class NodeStacks:
                 stderr=log,
                 text=True,
             )
+        lines: queue.Queue[str | None] = queue.Queue()
+        # Drained all along, so a chatty process never blocks on a full pipe.
+        drain = threading.Thread(target=_drain, args=(process, lines), daemon=True)
+        drain.start()
         try:
-            yield _wait_for_url(process, log_file)
+            yield _wait_for_url(process, lines, log_file)
         finally:
             process.terminate()
             try:
@@ -204,6 +208,9 @@ class NodeStacks:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=STOP_TIMEOUT)
+            drain.join(timeout=STOP_TIMEOUT)
+            assert process.stdout is not None
+            process.stdout.close()
 
     def auth0_receiver(
         self,
@@ -279,18 +286,17 @@ def _webhook(base: contextlib.AbstractContextManager[str]) -> Iterator[str]:
         yield url + "/webhook"
 
 
-def _wait_for_url(process: subprocess.Popen[str], log_file: Path) -> str:
-    """The base URL from the process's ``listening on`` line; stdout is drained afterwards so a
-    chatty process never blocks on a full pipe."""
-    lines: queue.Queue[str | None] = queue.Queue()
+def _drain(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.put(line)
+    lines.put(None)
 
-    def drain() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
 
-    threading.Thread(target=drain, daemon=True).start()
+def _wait_for_url(
+    process: subprocess.Popen[str], lines: queue.Queue[str | None], log_file: Path
+) -> str:
+    """The base URL from the process's ``listening on`` line."""
     while True:
         try:
             line = lines.get(timeout=START_TIMEOUT)

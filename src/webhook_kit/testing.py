@@ -226,11 +226,20 @@ def certify_url(url: str, sink: SinkHandle, **options: Any) -> Report:
     """Certify the endpoint at ``url`` with ``sink`` as the authorization server.
 
     For a receiver under test that trusts the sink's tokens (its JWKS); ``options`` are
-    :class:`~webhook_kit.certify.model.CertifySettings` fields (``timeout``, ``probes``, ...).
+    :class:`~webhook_kit.certify.model.CertifySettings` fields (``probes``, ``strict``, ...),
+    plus ``timeout`` and ``scope`` for the token request.
     """
     from webhook_kit.certify.model import CertifySettings
     from webhook_kit.certify.runner import certify
+    from webhook_kit.oauth.client import OAuthSettings
 
     options.setdefault("ca_file", sink.ca_file)
-    settings = CertifySettings(url, sink.token_url, sink.client_id, sink.client_secret, **options)
+    oauth = OAuthSettings(
+        sink.token_url,
+        sink.client_id,
+        sink.client_secret,
+        timeout=options.pop("timeout", 10.0),
+        scope=options.pop("scope", None),
+    )
+    settings = CertifySettings(url, oauth, **options)
     return cast("Report", run(certify(settings)))

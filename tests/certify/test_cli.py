@@ -44,12 +44,24 @@ def test_json_report(start_sink: Any) -> None:
     result = run_cli(args_for(sink, None, "--format", "json"))
     assert result.returncode == 0
     report = json.loads(result.stdout)
-    assert set(report) == {"url", "verdict", "checks"}
+    assert set(report) == {"url", "verdict", "strict", "checks"}
+    assert report["strict"] is False
     assert report["verdict"] == "pass" and report["url"] == sink.info.url
     assert [c["id"] for c in report["checks"]] == list(CHECK_IDS)
     for check in report["checks"]:
-        assert set(check) == {"id", "requirement", "verdict", "detail", "duration_ms"}
+        assert set(check) == {
+            "id",
+            "requirement",
+            "verdict",
+            "severity",
+            "detail",
+            "duration_ms",
+            "blocked_by",
+        }
         assert check["verdict"] in ("pass", "fail", "warn", "skip")
+        # Severity says what a non-pass means: fail for a requirement, warn for hardening.
+        expected = check["verdict"] if check["verdict"] in ("fail", "warn") else None
+        assert check["severity"] == expected
 
 
 def test_junit_report_to_a_file_and_exit_1(

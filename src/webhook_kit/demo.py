@@ -42,12 +42,6 @@ def run_demo(*, server: ServerName, certs_dir: Path, echo: Callable[[str], None]
         sent = sum(1 for o in outcomes if o.state == "sent")
         echo(f"   {sent}/{len(outcomes)} delivered, {len(received)} accepted by the endpoint")
         echo("3. certifying the endpoint:")
-        report = run(
-            certify(
-                CertifySettings(
-                    info.url, info.token_url, info.client_id, info.client_secret, ca_file=ca_file
-                )
-            )
-        )
+        report = run(certify(CertifySettings(info.url, oauth, ca_file=ca_file)))
     echo(reports.to_text(report).rstrip("\n"))
     return sent == len(STATUSES) and len(received) >= len(STATUSES) and report.verdict == "pass"

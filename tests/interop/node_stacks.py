@@ -49,7 +49,7 @@ def install() -> Path:
     Keyed by the lock file's hash, so a change of a pinned version installs afresh; built in a
     temporary directory and renamed, so an interrupted install is never taken for a finished one.
     """
-    require(node_available(), "node and npm", INSTALL_HOW)
+    require(node_available(), "Node.js", INSTALL_HOW)
     manifest = (SOURCES / "package.json").read_bytes()
     lock = (SOURCES / "package-lock.json").read_bytes()
     digest = hashlib.sha256(manifest + b"\0" + lock).hexdigest()[:16]
@@ -173,7 +173,7 @@ class NodeStacks:
         key: Path | None = None,
     ) -> Iterator[str]:
         """Run ``node script settings-json``; yields its ``https://127.0.0.1:PORT`` base URL."""
-        require(node_available(), "node and npm", INSTALL_HOW)
+        require(node_available(), "Node.js", INSTALL_HOW)
         self._started += 1
         log_file = self.run_dir / f"{Path(script).stem}-{self._started}.log"
         settings = {"cert": str(cert or self.cert), "key": str(key or self.key), **settings}

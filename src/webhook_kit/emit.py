@@ -10,6 +10,8 @@ from webhook_kit import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import Store
+from webhook_kit.display import visible
+from webhook_kit.guard import AddressPolicy
 from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthSettings
 
@@ -39,15 +41,20 @@ async def emit(
     retries: int = 0,
     db: str = ":memory:",
     echo: Callable[[EmitOutcome], None] | None = None,
-    public_only: bool = False,
+    address_policy: AddressPolicy | None = None,
 ) -> list[EmitOutcome]:
+    """Send ``statuses`` for one new validation to ``url``; ``echo`` gets each outcome.
+
+    An outcome's ``reason`` may quote the receiver (a redirect's Location); it is made visible
+    (escape sequences shown, never acted on) where it is worded, in the transport.
+    """
     store = Store(db)
     settings = DispatcherSettings(
         concurrency=4,
         timeout=timeout,
         ca_file=ca_file,
         policy=RetryPolicy(schedule=retry_schedule(retries)),
-        public_only=public_only,
+        address_policy=address_policy,
     )
     validation_id = new_id()
     try:
@@ -69,7 +76,7 @@ async def emit(
                 event_id=event_id,
                 state=row["state"],
                 attempts=len(attempts),
-                reason=last["reason"] if last else "not attempted",
+                reason=visible(last["reason"]) if last else "not attempted",
                 duration_ms=last["duration_ms"] if last else 0.0,
             )
             outcomes.append(outcome)

@@ -208,7 +208,9 @@ def test_401_drops_the_token_refetches_and_retries_once(start_sink: Any) -> None
             )
             assert await d.wait_idle(30)
             # The receiver rotates its signing key: the cached token is now refused with a 401.
-            async with d.session.post(sink.urls.base + "/_kit/rotate-key") as response:
+            async with d.session.post(
+                sink.urls.base + "/_kit/rotate-key", headers={"X-Webhook-Kit": "1"}
+            ) as response:
                 assert response.status == 200
             event_id = await d.enqueue(
                 notifications.build("on-course", validation_id="b", previous_status=None)

@@ -26,6 +26,7 @@ from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.scheduler import Entry, Scheduler
 from webhook_kit.delivery.store import AttemptRecord, Store, encode_body
 from webhook_kit.errors import ConfigError, StoreError
+from webhook_kit.guard import AddressPolicy, url_problem
 from webhook_kit.oauth.client import OAuthClient, OAuthSettings
 from webhook_kit.redact import scrub
 from webhook_kit.tls import client_context
@@ -36,6 +37,7 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 ATTEMPT_FLUSH_SECONDS = 0.01
 ATTEMPT_FLUSH_SIZE = 512
+STORE_RETRY_SECONDS = 1.0
 STATE_FOR_ACTION = {"done": "sent", "retry": "retrying", "fail": "failed", "disable": "pending"}
 
 
@@ -49,8 +51,9 @@ class Target:
 
     def __post_init__(self) -> None:
         for name, value in (("url", self.url), ("token URL", self.oauth.token_url)):
-            if not value.lower().startswith("https://"):
-                raise ConfigError(f"the {name} must be https://, got {value!r}")
+            problem = url_problem(value)
+            if problem is not None:
+                raise ConfigError(f"the {name} {problem}")
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,9 @@ class DispatcherSettings:
     timeout: float = 10.0
     ca_file: Path | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Refuse targets (and token URLs) on loopback, private, link-local, CGNAT or metadata
-    #: addresses: for a provider that delivers to URLs its customers type in.
-    public_only: bool = False
+    #: Which addresses targets (and token URLs) may be on (see :mod:`guard`); ``None`` checks
+    #: nothing. The CLI's emit and provider use ``local`` unless told otherwise.
+    address_policy: AddressPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -106,6 +109,9 @@ class Dispatcher:
         self._pending_target = target
         self._insert_batch: list[tuple[dict[str, Any], str, asyncio.Future[None]]] = []
         self._attempt_batch: list[AttemptRecord] = []
+        #: The database refused the last attempt records: hold deliveries until it takes them.
+        self._store_failing = False
+        self._retry_flush: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -118,7 +124,7 @@ class Dispatcher:
 
     async def start(self) -> None:
         self._session = transport.make_session(
-            self._ssl, limit=self.settings.concurrency * 2, public_only=self.settings.public_only
+            self._ssl, limit=self.settings.concurrency * 2, policy=self.settings.address_policy
         )
         self.set_target(self._pending_target)
         for row in self.store.unfinished():
@@ -144,7 +150,15 @@ class Dispatcher:
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        if self._retry_flush is not None:
+            self._retry_flush.cancel()
         self._flush_attempts()
+        if self._attempt_batch:
+            log.error(
+                "%d attempts could not be written: those events will be delivered again on the "
+                "next start (at-least-once)",
+                len(self._attempt_batch),
+            )
         if self._session is not None:
             await self._session.close()
 
@@ -219,14 +233,15 @@ class Dispatcher:
             for body, text, _ in batch:
                 try:
                     seqs.extend(self.store.insert_encoded([(body, text)], now))
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, StoreError) as exc:
                     seqs.append(exc)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
             seqs = [exc] * len(batch)
         for (body, text, future), seq in zip(batch, seqs, strict=True):
             if isinstance(seq, BaseException):
                 if not future.done():
-                    future.set_exception(StoreError(f"cannot store event: {seq}"))
+                    error = seq if isinstance(seq, StoreError) else StoreError(str(seq))
+                    future.set_exception(StoreError(f"cannot store event: {error}"))
                 continue
             self._queue(seq, body, now, 0, text.encode())
             if not future.done():
@@ -254,8 +269,52 @@ class Dispatcher:
             return
         try:
             self.store.record_attempts(batch)
-        except sqlite3.Error:
-            log.exception("cannot record %d attempts", len(batch))
+        except StoreError as exc:
+            self._hold_attempts(batch, str(exc))
+            return
+        except Exception:
+            # One record the store refuses must not take the rest of the batch with it.
+            self._record_one_by_one(batch)
+        if self._store_failing:
+            self._store_failing = False
+            log.warning("the database takes writes again: deliveries resume")
+            self._nudge()
+
+    def _hold_attempts(self, batch: list[AttemptRecord], why: str) -> None:
+        """The database cannot take writes (a full disk): keep the attempts in memory and send
+        nothing more until it can. A delivered event whose completion is not yet written would
+        be sent again after a restart; holding new deliveries bounds those to the ones already
+        in flight. A timer tries the write again every second."""
+        self._attempt_batch[:0] = batch
+        if not self._store_failing:
+            log.error(
+                "cannot record %d attempts: %s; deliveries paused until it can", len(batch), why
+            )
+        self._store_failing = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._retry_flush is None or self._retry_flush.cancelled():
+            self._retry_flush = loop.call_later(STORE_RETRY_SECONDS, self._retry_attempts)
+
+    def _retry_attempts(self) -> None:
+        self._retry_flush = None
+        self._flush_attempts()
+
+    def _record_one_by_one(self, batch: list[AttemptRecord]) -> None:
+        for record in batch:
+            try:
+                self.store.record_attempts([record])
+            except StoreError as exc:
+                self._hold_attempts([record], str(exc))
+            except Exception as exc:
+                log.error(
+                    "attempt %d of %s not recorded: %s",
+                    record.attempt,
+                    record.event_id,
+                    type(exc).__name__,
+                )
 
     def queue_stored(self, seq: int, body: Mapping[str, Any]) -> str:
         """Queue an event the caller already stored (e.g. with its validation, atomically)."""
@@ -329,7 +388,7 @@ class Dispatcher:
             self._wake.clear()
             target = self._target
             wait_for: float | None = None
-            if target is not None and target.enabled:
+            if target is not None and target.enabled and not self._store_failing:
                 next_due = self._scheduler.next_due()
                 if next_due is not None:
                     wait_for = next_due - self._clock()
@@ -360,7 +419,7 @@ class Dispatcher:
             target = self._target
             entries = (
                 self._scheduler.take_due(self._clock(), 1)
-                if target is not None and target.enabled
+                if target is not None and target.enabled and not self._store_failing
                 else []
             )
             if entries:

@@ -3,16 +3,21 @@
 WAL mode with ``synchronous=NORMAL``: a committed row survives a crash of the process (what
 at-least-once needs here); only a power loss can drop the last commits. One connection, used
 from the event loop's thread; every write is a short ``BEGIN IMMEDIATE`` transaction. One process
-writes a database file at a time (the provider, or emit), so sequence numbers are assigned here.
+uses a database file at a time (an exclusive lock on ``<file>.lock`` refuses a second one), so
+sequence numbers are assigned here. A write the database cannot take raises
+:class:`~webhook_kit.errors.StoreError`.
 Events carry only the indexes their queries need: each index costs every insert and update.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,7 +25,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from webhook_kit.delivery.outcome import AttemptResult
-from webhook_kit.errors import ConfigError
+from webhook_kit.errors import ConfigError, StoreError
 
 EVENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -84,8 +89,80 @@ def encode_body(notification: Mapping[str, Any]) -> str:
     """The notification as sent: compact UTF-8 JSON (the same text is stored and delivered)."""
     try:
         return orjson.dumps(notification).decode()
-    except TypeError:  # orjson refuses integers beyond 64 bits and non-string keys
-        return json.dumps(notification, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # orjson refuses integers beyond 64 bits, non-string keys, surrogates
+        text = json.dumps(notification, separators=(",", ":"), ensure_ascii=False)
+        return text if storable(text) == text else json.dumps(notification, separators=(",", ":"))
+
+
+def storable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (from bytes that were not UTF-8)
+    becomes a visible ``\\udcff`` instead of failing the whole write it is part of."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _lock(path: str) -> int:
+    """Hold an exclusive lock on ``<path>.lock`` for as long as the store is open.
+
+    Two processes on one file would both assign sequence numbers and both deliver the pending
+    events: the second one is refused at start instead. The kernel releases the lock when the
+    process ends, however it ends, so a crash never leaves a stale lock behind.
+    """
+    lock_path = path + ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip()
+        os.close(fd)
+        who = f" (pid {holder})" if holder.isdigit() else ""
+        raise ConfigError(
+            f"database {path} is in use by another webhook-kit process{who}; "
+            "one process at a time may use a database file"
+        ) from None
+    except OSError:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _check_file(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"cannot open database {path}: not a regular file")
+
+
+def _prepare_file(path: str) -> None:
+    """Check that ``path`` is absent, or a regular file that is empty or an SQLite database,
+    before anything changes it; then make it the owner's alone.
+
+    The webhook settings include the client secret, so the file is mode 0600 (SQLite gives its
+    -wal and -shm files the same mode). The checks come first: ``--db /dev/null`` run as root
+    must not change the mode of a device, nor ``--db notes.txt`` that of someone's notes.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        st = os.fstat(fd)  # the file actually opened, not the name checked a moment ago
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"cannot open database {path}: not a regular file")
+        if st.st_size and os.pread(fd, len(SQLITE_HEADER), 0) != SQLITE_HEADER:
+            raise ConfigError(f"cannot open database {path}: not an SQLite database")
+        if stat.S_IMODE(st.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 class AttemptRecord(NamedTuple):
@@ -113,12 +190,12 @@ class EventFilter:
 class Store:
     def __init__(self, path: str | Path = ":memory:") -> None:
         self.path = str(path)
+        self._lock: int | None = None
         try:
             if self.path != ":memory:":
-                # The webhook settings include the client secret: the file is the owner's
-                # alone. SQLite gives its -wal and -shm files the same mode as the database.
-                Path(self.path).touch(mode=0o600, exist_ok=True)
-                Path(self.path).chmod(0o600)
+                _check_file(self.path)  # before the lock file is made next to it
+                self._lock = _lock(self.path)
+                _prepare_file(self.path)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -134,20 +211,43 @@ class Store:
                 self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
             )
         except (sqlite3.Error, OSError) as exc:
+            self._unlock()
             raise ConfigError(f"cannot open database {self.path}: {exc}") from exc
+        except BaseException:
+            self._unlock()
+            raise
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the lock
+            self._lock = None
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One ``BEGIN IMMEDIATE`` transaction. A write the database cannot take (a full disk,
+        an I/O error, text that cannot be stored) raises :class:`StoreError`; a constraint
+        violation stays ``sqlite3.IntegrityError`` (the caller's mistake, not the store's)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"the database cannot take a write ({exc})") from exc
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            with suppress(sqlite3.Error):  # a failed COMMIT may already have ended it
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError) or not isinstance(
+                exc, (sqlite3.Error, UnicodeError)
+            ):
+                raise
+            raise StoreError(f"the database cannot take a write ({exc})") from exc
 
     # -- events --------------------------------------------------------------------------------
 
@@ -188,7 +288,7 @@ class Store:
                         r.result.duration_ms,
                         r.result.outcome,
                         r.result.http_status,
-                        r.result.reason[:500],
+                        storable(r.result.reason[:500]),
                     )
                     for r in records
                 ],
@@ -288,7 +388,9 @@ class Store:
                 "INSERT INTO settings (id, document, updated_at) VALUES (1, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET document = excluded.document,"
                 " updated_at = excluded.updated_at",
-                (json.dumps(document), now),
+                # Refused (StoreError) rather than stored if some text cannot be encoded: a
+                # stored lone surrogate would break every later read of the settings.
+                (json.dumps(document, ensure_ascii=False), now),
             )
 
     def delete_settings(self) -> bool:

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import logging
+import socket
 import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from webhook_kit._version import __version__
-from webhook_kit.delivery.outcome import AttemptResult
+from webhook_kit.delivery.outcome import AttemptResult, Outcome
 from webhook_kit.delivery.store import encode_body
+from webhook_kit.display import visible
 from webhook_kit.errors import TokenFetchError
-from webhook_kit.guard import ForbiddenAddress, public_only_socket
+from webhook_kit.guard import AddressPolicy, ForbiddenAddress, socket_factory
 from webhook_kit.oauth.client import OAuthClient
 from webhook_kit.timing import elapsed_ms
+
+log = logging.getLogger("webhook_kit.transport")
 
 #: At most this much of a receiver's answer is read (a huge body must not exhaust memory).
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -34,14 +40,14 @@ def make_session(
     *,
     limit: int = 64,
     limit_per_host: int = 0,
-    public_only: bool = False,
+    policy: AddressPolicy | None = None,
 ) -> aiohttp.ClientSession:
     """A session for deliveries: verifying TLS, keep-alive, no cookies, no env proxies.
 
-    ``public_only`` refuses connections to loopback, private, link-local, CGNAT and metadata
-    addresses, checked on the address actually connected to (see :mod:`guard`).
+    ``policy`` says which addresses it may connect to, checked on the address actually connected
+    to (see :mod:`guard`); ``None`` checks nothing (the caller's user chose the URL).
     """
-    extra: dict[str, Any] = {"socket_factory": public_only_socket} if public_only else {}
+    extra: dict[str, Any] = {} if policy is None else {"socket_factory": socket_factory(policy)}
     connector = aiohttp.TCPConnector(
         ssl=ssl_context,
         limit=limit,
@@ -105,31 +111,18 @@ async def post_once(
         return AttemptResult(
             "timeout", f"no complete answer within {timeout:g}s", elapsed_ms(started)
         )
-    except aiohttp.ClientConnectorCertificateError as exc:
-        return AttemptResult(
-            "tls_error", f"certificate not trusted: {_cert_reason(exc)}", elapsed_ms(started)
-        )
-    except aiohttp.ClientSSLError as exc:
-        return AttemptResult(
-            "tls_error", f"TLS handshake failed: {_short(exc)}", elapsed_ms(started)
-        )
-    except aiohttp.ClientConnectorError as exc:
-        if isinstance(exc.os_error, ForbiddenAddress):
-            return AttemptResult("connect_error", _short(exc.os_error), elapsed_ms(started))
-        return AttemptResult(
-            "connect_error", f"cannot connect: {_short(exc.os_error)}", elapsed_ms(started)
-        )
-    except (aiohttp.ClientError, OSError) as exc:
-        return AttemptResult(
-            "connect_error", f"connection failed: {_short(exc)}", elapsed_ms(started)
-        )
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        outcome, reason = network_failure(exc, url)
+        return AttemptResult(outcome, reason, elapsed_ms(started))
     duration = elapsed_ms(started)
     if 200 <= status < 300:
         return AttemptResult("success", str(status), duration, status)
     # Headers stay readable after the response is released; only failures need them.
     if 300 <= status < 400:
+        # Remote text: escape sequences, lone surrogates (from a Location that is not UTF-8)
+        # and newlines are shown, never acted on, stored or printed as they came.
         location = response.headers.get("Location")
-        where = f" to {location[:200]}" if location else ""
+        where = f" to {visible(location[:200])}" if location else ""
         return AttemptResult("redirect", f"{status} redirect{where} not followed", duration, status)
     if status == 401:
         return AttemptResult("unauthorized", "401 token refused by the receiver", duration, status)
@@ -156,7 +149,7 @@ async def deliver(
     try:
         token = oauth.cached() or await oauth.token()
     except TokenFetchError as exc:
-        return AttemptResult("token_error", str(exc), elapsed_ms(started))
+        return AttemptResult("token_error", token_failure(exc, oauth), elapsed_ms(started))
     result = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
     if result.outcome != "unauthorized":
         return result
@@ -164,7 +157,7 @@ async def deliver(
     try:
         token = await oauth.token()
     except TokenFetchError as exc:
-        return AttemptResult("token_error", str(exc), elapsed_ms(started))
+        return AttemptResult("token_error", token_failure(exc, oauth), elapsed_ms(started))
     retried = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
     return AttemptResult(
         retried.outcome,
@@ -192,12 +185,55 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _cert_reason(exc: aiohttp.ClientConnectorCertificateError) -> str:
-    cert_error = exc.certificate_error
-    reason = getattr(cert_error, "verify_message", None) or str(cert_error)
-    return _short(reason)
+def token_failure(exc: TokenFetchError, oauth: OAuthClient) -> str:
+    """A token fetch error as shown: a connection failure in :func:`network_failure`'s words
+    (the token URL is as freely chosen as the webhook URL), anything else as the client worded
+    it (already free of the secret)."""
+    cause = exc.__cause__
+    if isinstance(cause, (aiohttp.ClientError, OSError)) and not isinstance(cause, TimeoutError):
+        outcome, reason = network_failure(cause, oauth.settings.token_url)
+        where = "TLS error at the token URL" if outcome == "tls_error" else "token URL unreachable"
+        return f"{where}: {reason}"
+    return str(exc)
 
 
-def _short(value: object) -> str:
-    text = str(value) or type(value).__name__
-    return text[:200]
+def network_failure(exc: BaseException, url: str) -> tuple[Outcome, str]:
+    """The failure class and the reason for an error raised before a complete answer.
+
+    Whoever can choose the URL reads the reason (the provider API shows it to its clients), so it
+    says no more than a sender needs: a refused, reset, unreachable or non-TLS port all read the
+    same, and no operating-system or remote text is passed on. Otherwise the answers would tell
+    closed, open, TLS and plain-HTTP ports apart: a port scanner. An untrusted certificate keeps
+    its own class and OpenSSL's (local) reason, because the endpoint's owner must fix it. The
+    precise cause goes to the debug log of whoever runs the kit.
+    """
+    where = _host_port(url)
+    log.debug("delivery to %s failed: %s", where, visible(f"{type(exc).__name__}: {exc}"[:300]))
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cert_error = exc.certificate_error
+        reason = getattr(cert_error, "verify_message", None) or type(cert_error).__name__
+        return "tls_error", f"certificate not trusted: {visible(str(reason)[:200])}"
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ForbiddenAddress):
+        return "connect_error", visible(str(exc.os_error)[:300])
+    if isinstance(exc, ForbiddenAddress):
+        return "connect_error", visible(str(exc)[:300])
+    if isinstance(exc, (aiohttp.ClientConnectorDNSError, socket.gaierror)):
+        return "connect_error", f"cannot resolve {where}"
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ClientSSLError)) or (
+        isinstance(exc, OSError) and not isinstance(exc, aiohttp.ClientError)
+    ):
+        return "connect_error", f"{CONNECT_FAILED} {where}"
+    return "connect_error", f"connection to {where} failed before a complete HTTP answer"
+
+
+#: One reason for every way a connection can fail before TLS is up (see network_failure).
+CONNECT_FAILED = "no TLS connection (refused, unreachable, reset or not TLS) to"
+
+
+def _host_port(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "?", parts.port or 443
+    except ValueError:
+        return "the receiver"
+    return visible(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")

@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,12 +19,15 @@ from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import Response
 from starlette.routing import Mount, Route
+from starlette.types import Message
 
 from webhook_kit import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.delivery.store import EventFilter, Store
+from webhook_kit.errors import ConfigError, StoreError
 from webhook_kit.ids import new_id
 from webhook_kit.provider import views, webhook_settings
 from webhook_kit.provider.lifecycle import Change, LifecycleError, State, apply
@@ -36,6 +40,8 @@ log = logging.getLogger("webhook_kit.provider")
 BASE_PATH = "/validas/v1"
 MAX_BODY = 1024 * 1024
 MAX_UPLOAD = 20 * 1024 * 1024
+#: A whole multipart body: one file of MAX_UPLOAD plus the other fields and the framing.
+MAX_FORM = MAX_UPLOAD + 256 * 1024
 #: The multipart file field each upload takes, as the real service names it.
 UPLOAD_FIELDS: dict[Change, str] = {
     "document": "documentImage",
@@ -61,6 +67,27 @@ class ApiError(Exception):
         self.error_type = error_type
         self.message = message
         self.extra = extra
+
+
+class JSONResponse(StarletteJSONResponse):
+    """Starlette's, except that text UTF-8 cannot carry (a lone surrogate stored by an earlier
+    version, or echoed from a request) becomes U+FFFD instead of a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return super().render(_encodable(content))
+
+
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def _error(exc: ApiError) -> JSONResponse:
@@ -97,6 +124,17 @@ class ProviderApi:
                 return _error(exc)
             except LifecycleError as exc:
                 return _error(ApiError(409, exc.error_type, exc.message))
+            except (StoreError, sqlite3.Error) as exc:
+                # A full disk or an I/O error: the client may try again later; no traceback.
+                log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
+                return _error(
+                    ApiError(
+                        503,
+                        "storage_unavailable",
+                        "the provider's database cannot take the change now "
+                        "(is its disk full?); nothing was changed, try again later",
+                    )
+                )
 
         return endpoint
 
@@ -155,9 +193,12 @@ class ProviderApi:
         if current is None:
             raise ApiError(404, "webhook_not_configured", "no webhook settings to update")
         document = await self._json(request)
-        if isinstance(document, dict) and isinstance(document.get("auth"), dict):
-            # The secret is write-only: an update may leave it out to keep the current one.
-            document["auth"].setdefault("client_secret", current["auth"]["client_secret"])
+        try:
+            # The secret is write-only: an update may leave it out to keep the current one,
+            # unless it changes where the secret goes.
+            webhook_settings.keep_secret(document, current)
+        except webhook_settings.SettingsInvalid as exc:
+            raise ApiError(422, "invalid_settings", str(exc), errors=exc.errors) from exc
         settings = self._validated(document)
         self.store.put_settings(settings, self.clock())
         self._apply_settings(settings)
@@ -179,7 +220,14 @@ class ProviderApi:
         settings = self.store.settings()
         if settings is None:
             raise ApiError(409, "webhook_not_configured", "create the webhook settings first")
-        target = webhook_settings.to_target(settings, self.dispatcher.settings.timeout)
+        try:
+            target = webhook_settings.to_target(settings, self.dispatcher.settings.timeout)
+        except ConfigError as exc:  # saved by an earlier version that checked less
+            raise ApiError(
+                409,
+                "invalid_settings",
+                f"the stored settings cannot be used ({exc}); save them again",
+            ) from exc
         trace = await run_test(self.dispatcher, target)
         settings["last_test"] = {"ok": trace["ok"], "at": views.iso(self.clock())}
         self.store.put_settings(settings, self.clock())
@@ -335,8 +383,11 @@ class ProviderApi:
     async def _check_upload(self, request: Request, field: str) -> None:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type == "multipart/form-data":
+            limited = _limited(request, MAX_FORM)
             try:
-                form = await request.form(max_files=4, max_fields=50, max_part_size=MAX_UPLOAD)
+                form = await limited.form(max_files=4, max_fields=50, max_part_size=MAX_UPLOAD)
+            except ApiError:
+                raise
             except HTTPException as exc:
                 raise ApiError(400, "invalid_multipart", str(exc.detail)) from exc
             except Exception as exc:  # python-multipart raises several unrelated types
@@ -370,13 +421,41 @@ class ProviderApi:
             )
 
 
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
+
+
+def _limited(request: Request, limit: int) -> Request:
+    """``request`` whose body stops being read once it passes ``limit`` bytes (413).
+
+    Starlette's ``max_part_size`` bounds only the form's text fields; file parts are spooled to
+    disk whatever their size. Counting below the parser bounds the files too, and a declared
+    ``Content-Length`` above the limit is refused before anything is read.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _too_large(limit)
+        return message
+
+    return Request(request.scope, receive)
+
+
 async def _read(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "payload_too_large", f"body exceeds {limit} bytes")
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 from webhook_kit import notifications
 from webhook_kit.delivery import transport
 from webhook_kit.delivery.dispatcher import Dispatcher, Target
+from webhook_kit.display import visible
 from webhook_kit.errors import TokenFetchError
-from webhook_kit.guard import ForbiddenAddress, why_not_public
+from webhook_kit.guard import AddressPolicy, ForbiddenAddress, why_refused
 from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthClient
 from webhook_kit.redact import scrub
@@ -29,19 +30,21 @@ def _step(name: str, ok: bool, detail: str, started: float) -> dict[str, Any]:
     }
 
 
-async def _tls_facts(url: str, context: ssl.SSLContext, timeout: float, public_only: bool) -> str:
+async def _tls_facts(
+    url: str, context: ssl.SSLContext, timeout: float, policy: AddressPolicy | None
+) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or 443
     address = host
-    if public_only:
+    if policy is not None:
         # Resolve once, vet the address, and connect to exactly that address.
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        allowed = [i[4][0] for i in infos if why_not_public(str(i[4][0])) is None]
+        reasons = [why_refused(str(i[4][0]), policy) for i in infos]
+        allowed = [str(i[4][0]) for i, r in zip(infos, reasons, strict=True) if r is None]
         if not allowed:
-            reason = why_not_public(str(infos[0][4][0])) if infos else "no address"
-            raise ForbiddenAddress(f"refused by --public-only: {reason}")
-        address = str(allowed[0])
+            raise ForbiddenAddress(reasons[0] if reasons else "no address")
+        address = allowed[0]
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(address, port, ssl=context, server_hostname=host), timeout
     )
@@ -51,7 +54,7 @@ async def _tls_facts(url: str, context: ssl.SSLContext, timeout: float, public_o
         subject = dict(item[0] for item in peer.get("subject", ()))
         version = ssl_object.version() if ssl_object else "?"
         cipher = ssl_object.cipher()[0] if ssl_object else "?"
-        return (
+        return visible(
             f"{version}, {cipher}, certificate for {subject.get('commonName', '?')} "
             f"valid until {peer.get('notAfter', '?')}, verified"
         )
@@ -60,7 +63,11 @@ async def _tls_facts(url: str, context: ssl.SSLContext, timeout: float, public_o
 
 
 async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
-    """Fetch a fresh token, check TLS, deliver one ``test: true`` notification."""
+    """Fetch a fresh token, check TLS, deliver one ``test: true`` notification.
+
+    Failure details say what the sender needs and no more (see ``transport.network_failure``):
+    whoever may set the webhook URL reads them.
+    """
     secret = target.oauth.client_secret
     steps: list[dict[str, Any]] = []
     body = notifications.build(
@@ -68,29 +75,35 @@ async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
     )
     timeout = dispatcher.settings.timeout
 
+    def failed(step: str, detail: str, started: float) -> dict[str, Any]:
+        steps.append(_step(step, False, scrub(detail, [secret]), started))
+        return {"ok": False, "url": target.url, "steps": steps, "notification": body}
+
     started = time.perf_counter()
     oauth = OAuthClient(target.oauth, dispatcher.session)  # fresh: this tests the credentials
     try:
         token = await oauth.token()
     except TokenFetchError as exc:
-        steps.append(_step("token", False, str(exc), started))  # scrubbed at the source
-        return {"ok": False, "url": target.url, "steps": steps, "notification": body}
-    steps.append(_step("token", True, f"token from {target.oauth.token_url}", started))
+        return failed("token", transport.token_failure(exc, oauth), started)
+    except (ValueError, UnicodeError) as exc:  # credentials the token request cannot carry
+        return failed(
+            "token", f"the client credentials cannot be sent ({type(exc).__name__})", started
+        )
+    steps.append(_step("token", True, f"token from {visible(target.oauth.token_url)}", started))
 
     started = time.perf_counter()
     try:
         facts = await _tls_facts(
-            target.url, dispatcher.ssl_context, timeout, dispatcher.settings.public_only
+            target.url, dispatcher.ssl_context, timeout, dispatcher.settings.address_policy
         )
     except ssl.SSLCertVerificationError as exc:
-        steps.append(_step("tls", False, f"certificate not trusted: {exc.verify_message}", started))
-        return {"ok": False, "url": target.url, "steps": steps, "notification": body}
+        return failed("tls", f"certificate not trusted: {visible(exc.verify_message)}", started)
     except ForbiddenAddress as exc:
-        steps.append(_step("tls", False, str(exc), started))
-        return {"ok": False, "url": target.url, "steps": steps, "notification": body}
-    except (OSError, TimeoutError) as exc:
-        steps.append(_step("tls", False, f"cannot connect: {exc or type(exc).__name__}", started))
-        return {"ok": False, "url": target.url, "steps": steps, "notification": body}
+        return failed("tls", visible(str(exc)), started)
+    except TimeoutError:
+        return failed("tls", f"no TLS connection within {timeout:g}s", started)
+    except (OSError, ValueError) as exc:
+        return failed("tls", transport.network_failure(exc, target.url)[1], started)
     steps.append(_step("tls", True, facts, started))
 
     started = time.perf_counter()
@@ -102,6 +115,6 @@ async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
         event_id=body["event_id"],
         timeout=timeout,
     )
-    detail = f"{result.outcome}: {scrub(result.reason, [secret])}"
+    detail = f"{result.outcome}: {scrub(result.reason, [secret])}"  # made visible at the source
     steps.append(_step("delivery", result.ok, detail, started))
     return {"ok": result.ok, "url": target.url, "steps": steps, "notification": body}

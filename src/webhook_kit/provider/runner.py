@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -15,11 +16,14 @@ from webhook_kit import servers
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import Store
-from webhook_kit.errors import ConfigError
+from webhook_kit.errors import ConfigError, StoreError
+from webhook_kit.guard import policy_of
 from webhook_kit.provider import webhook_settings
 from webhook_kit.provider.app import BASE_PATH, ProviderApi, create_provider_app
 from webhook_kit.servers import ServerName
 from webhook_kit.tls import CertFiles, ensure_dev_certs, server_context
+
+log = logging.getLogger("webhook_kit.provider")
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,14 @@ class ProviderSettings:
     concurrency: int = 16
     timeout: float = 10.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Only public addresses (a provider that delivers to URLs its customers type in).
     public_only: bool = False
+    #: Also private (LAN) addresses; loopback is always allowed unless ``public_only``.
+    allow_private: bool = False
 
     def __post_init__(self) -> None:
+        if self.public_only and self.allow_private:
+            raise ConfigError("--public-only and --allow-private exclude each other")
         if (self.certfile is None) != (self.keyfile is None):
             raise ConfigError("--certfile and --keyfile go together")
         if self.apikey is not None and not self.apikey.strip():
@@ -79,15 +88,23 @@ class Provider:
         return ProviderInfo(self.base_url, self.apikey, self.db, str(ca) if ca else None)
 
     def _on_disable(self, reason: str) -> None:
-        current = self.store.settings()
-        if current is not None:
-            current.update(enabled=False, disabled_reason=reason)
-            self.store.put_settings(current, time.time())
+        try:
+            current = self.store.settings()
+            if current is not None:
+                current.update(enabled=False, disabled_reason=reason)
+                self.store.put_settings(current, time.time())
+        except StoreError as exc:  # the dispatcher holds the webhook disabled anyway
+            log.error("cannot save the disabled webhook: %s", exc)
 
     async def run(self, ready: Callable[[], None], shutdown: asyncio.Event) -> None:
         s = self.settings
         stored = self.store.settings()
-        target = None if stored is None else webhook_settings.to_target(stored, s.timeout)
+        target = None
+        if stored is not None:
+            try:
+                target = webhook_settings.to_target(stored, s.timeout)
+            except ConfigError as exc:  # saved by an earlier version that checked less
+                log.warning("the stored webhook settings cannot be used (%s): save them again", exc)
         dispatcher = Dispatcher(
             self.store,
             DispatcherSettings(
@@ -95,7 +112,7 @@ class Provider:
                 timeout=s.timeout,
                 ca_file=s.ca_file,
                 policy=s.policy,
-                public_only=s.public_only,
+                address_policy=policy_of(public_only=s.public_only, allow_private=s.allow_private),
             ),
             target=target,
             on_disable=self._on_disable,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from jsonschema.exceptions import ValidationError
 
 from webhook_kit.delivery.dispatcher import Target
+from webhook_kit.guard import url_problem
 from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.oauth.credentials import mask
 from webhook_kit.schemas import validator
@@ -42,29 +42,100 @@ def _field(error: ValidationError) -> list[dict[str, str]]:
     return [{"field": base or "(body)", "message": str(error.message)[:200]}]
 
 
+def _unencodable(value: Any, path: str = "") -> list[dict[str, str]]:
+    """Fields holding a lone UTF-16 surrogate (JSON allows ``"\\ud800"``; Unicode does not):
+    stored, such text would break every later read of the settings."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return [{"field": path or "(body)", "message": "contains a lone UTF-16 surrogate"}]
+        return []
+    if isinstance(value, dict):
+        return [
+            e
+            for k, v in value.items()
+            for e in _unencodable(k, path) + _unencodable(v, f"{path}.{k}" if path else str(k))
+        ]
+    if isinstance(value, list):
+        return [e for i, v in enumerate(value) for e in _unencodable(v, f"{path}.{i}")]
+    return []
+
+
 def validate(document: Any) -> dict[str, Any]:
     """The settings with defaults filled in; raises :class:`SettingsInvalid` naming each field."""
-    errors: list[dict[str, str]] = []
+    errors = _unencodable(document)
+    if errors:
+        raise SettingsInvalid(errors)
     for error in validator("settings").raw_errors(document):
         errors.extend(e for e in _field(error) if e not in errors)
     if errors:
         raise SettingsInvalid(errors)
     for name, url in (("url", document["url"]), ("auth.token_url", document["auth"]["token_url"])):
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-        except ValueError as exc:
-            errors.append({"field": name, "message": f"not a valid URL ({exc})"})
-            continue
-        if parts.scheme != "https" or not parts.hostname:
+        problem = url_problem(url)
+        if problem is not None:
+            errors.append({"field": name, "message": problem})
+    auth = dict(document["auth"])
+    auth.setdefault("client_auth_method", "client_secret_basic")
+    if auth["client_auth_method"] == "client_secret_basic":
+        for name in ("client_id", "client_secret"):
+            if not _latin1(auth[name]):
+                errors.append(
+                    {
+                        "field": f"auth.{name}",
+                        "message": "client_secret_basic sends Latin-1 only: use those characters "
+                        "or client_auth_method client_secret_post",
+                    }
+                )
+    for name in ("client_id", "client_secret", "scope", "audience"):
+        value = auth.get(name)
+        if isinstance(value, str) and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
             errors.append(
-                {"field": name, "message": "must be an absolute https:// URL with a host"}
+                {"field": f"auth.{name}", "message": "must not contain control characters"}
             )
     if errors:
         raise SettingsInvalid(errors)
-    auth = dict(document["auth"])
-    auth.setdefault("client_auth_method", "client_secret_basic")
     return {"url": document["url"], "enabled": document.get("enabled", True), "auth": auth}
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def keep_secret(document: Any, current: dict[str, Any]) -> None:
+    """For an update: fill in the stored client secret when the document leaves it out, unless
+    the URL or the token URL changes; then raise :class:`SettingsInvalid` asking for it.
+
+    Changing where the credentials go must come with the credentials: otherwise anyone who may
+    update the settings could point them at a host of theirs and collect the stored secret."""
+    if not isinstance(document, dict) or not isinstance(document.get("auth"), dict):
+        return
+    auth = document["auth"]
+    if "client_secret" in auth:
+        return
+    changed = [
+        name
+        for name, new, old in (
+            ("url", document.get("url"), current["url"]),
+            ("auth.token_url", auth.get("token_url"), current["auth"]["token_url"]),
+        )
+        if new != old
+    ]
+    if changed:
+        raise SettingsInvalid(
+            [
+                {
+                    "field": "auth.client_secret",
+                    "message": f"is required when {' or '.join(changed)} changes "
+                    "(the stored secret never follows a new host)",
+                }
+            ]
+        )
+    auth["client_secret"] = current["auth"]["client_secret"]
 
 
 def masked(settings: dict[str, Any]) -> dict[str, Any]:

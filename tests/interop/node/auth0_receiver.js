@@ -14,7 +14,10 @@ const app = express();
 app.use(defect === 'json_refused' ? express.json({ type: 'text/plain' }) : express.json());
 
 const guards = [];
-if (defect !== 'no_auth') guards.push(auth({ issuerBaseURL: cfg.issuer, audience: cfg.audience }));
+const options = { issuerBaseURL: cfg.issuer, audience: cfg.audience };
+// lenient_expiry: the documented clockTolerance (default 5 s) raised to an hour.
+if (defect === 'lenient_expiry') options.clockTolerance = 3600;
+if (defect !== 'no_auth') guards.push(auth(options));
 if (defect === 'admin_scope') guards.push(requiredScopes('webhook:admin'));
 
 app.post(

@@ -188,10 +188,10 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--keep",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1_000_000),
     default=10_000,
     show_default=True,
-    help="Requests kept in memory.",
+    help="Requests kept in memory (also bounded to 64 MiB of request data).",
 )
 @click.option(
     "--respond",
@@ -245,11 +245,23 @@ def serve(as_json: bool, **options: Any) -> None:
 
 
 def _run_sink(settings: Any, as_json: bool) -> None:
+    from functools import partial
+
     from webhook_kit.runtime import run_until_signal
+    from webhook_kit.servers import is_loopback
+    from webhook_kit.sink.console import Console
     from webhook_kit.sink.runner import Sink
 
     sink = Sink(settings)
     info = sink.info
+    if not is_loopback(sink.sock):
+        click.echo(
+            f"warning: listening on {settings.host}, which other machines can reach; /_kit/* "
+            "(deliveries, inspector, rotate-key) has no authentication. "
+            "Use --host 127.0.0.1 unless that is what you want.",
+            err=True,
+        )
+    console = Console()
 
     def ready() -> None:
         if as_json:
@@ -264,17 +276,26 @@ def _run_sink(settings: Any, as_json: bool) -> None:
                 f"  (skipped {sink.recorder.skipped_lines} unreadable lines in the record file)"
             )
         click.echo("Press Ctrl+C to stop.")
-        sink.recorder.subscribe(_print_request)
+        # Through a queue and a thread: output nobody reads must not stop the server.
+        sink.recorder.subscribe(partial(_print_request, write=console.line))
 
-    run_until_signal(sink.run, ready)
+    try:
+        run_until_signal(sink.run, ready)
+    finally:
+        console.close()
+        if console.dropped:
+            click.echo(f"({console.dropped} request lines were dropped: output not read)", err=True)
 
 
-def _print_request(record: dict[str, Any]) -> None:
+def _print_request(record: dict[str, Any], write: Callable[[str], None] = click.echo) -> None:
+    from webhook_kit.display import visible
+
+    # status, event_id and reason come from whoever reached the port, token or not.
     mark = "dup " if record.get("duplicate") else ""
-    click.echo(
-        f"{record['received_at']} {record.get('http_status', '-')} "
-        f"{record.get('status', '-'):<19} {mark}{record.get('event_id', '-')} "
-        f"{record.get('reason', '')}"
+    write(
+        f"{visible(record.get('received_at', '-'))} {visible(record.get('http_status', '-'))} "
+        f"{visible(record.get('status', '-')):<19} {mark}{visible(record.get('event_id', '-'))} "
+        f"{visible(record.get('reason', ''))}"
     )
 
 
@@ -544,7 +565,7 @@ def certs(directory: Path, renew: bool, as_json: bool) -> None:
     from webhook_kit import tls
 
     with _errors_to_exit():
-        files, made = tls.ensure_dev_certs(directory, force=renew)
+        files, made = tls.ensure_dev_certs(directory, force=renew, option="--dir")
         leaf = tls.read_cert_info(files.cert_file)
     facts = {
         "ca_file": str(files.ca_file),

@@ -15,6 +15,9 @@ from typing import Any
 
 #: Seconds a closing TLS connection waits for the peer (asyncio's default is 30).
 SSL_SHUTDOWN_TIMEOUT = 0.5
+#: Seconds a client has to complete the TLS handshake (asyncio's default is 60): connections
+#: that open TCP and never start TLS must not pile up (slowloris).
+SSL_HANDSHAKE_TIMEOUT = 10.0
 #: The same for client connections: a connection dropped after a timeout is waiting for a peer
 #: that is busy, and the loop must not close under it.
 CLIENT_SSL_SHUTDOWN_TIMEOUT = 0.1
@@ -38,6 +41,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         async def create_server(self, *args: Any, **kwargs: Any) -> Any:
             if kwargs.get("ssl") is not None:
                 kwargs.setdefault("ssl_shutdown_timeout", SSL_SHUTDOWN_TIMEOUT)
+                kwargs.setdefault("ssl_handshake_timeout", SSL_HANDSHAKE_TIMEOUT)
             return await super().create_server(*args, **kwargs)
 
         async def create_connection(self, *args: Any, **kwargs: Any) -> Any:

@@ -4,6 +4,13 @@ Binding the socket ourselves makes ``--port 0`` work (the port is known before t
 turns "port in use" into one clear error, and lets readiness be reported only after a real TLS
 request to the running server succeeded. Signals are handled by the caller, never by the server:
 uvicorn would re-raise SIGTERM after shutting down and the process would not exit 0.
+
+Slow clients are bounded: a TLS handshake must finish within SSL_HANDSHAKE_TIMEOUT (see
+``runtime``), a request's headers within HEADER_TIMEOUT of the connection (or of the previous
+response) and its body within BODY_TIMEOUT after that. uvicorn has no header timeout of its own,
+so its protocol is wrapped (:func:`_deadline_protocol`); without that, a few thousand connections
+that trickle header lines hold the server's descriptors forever (slowloris). hypercorn gets the
+same figures from its own settings. ``scripts/slowloris.py`` measures it.
 """
 
 from __future__ import annotations
@@ -11,20 +18,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import os
+import resource
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Literal
 
 from webhook_kit.errors import ServerError
+from webhook_kit.runtime import SSL_HANDSHAKE_TIMEOUT
 from webhook_kit.tls import CertFiles, pinned_context
 
 ServerName = Literal["uvicorn", "hypercorn"]
 HEALTH_PATH = "/_kit/health"
 READY_TIMEOUT = 20.0
 SHUTDOWN_GRACE = 5.0
+#: Seconds a client has to send a request's headers, from connecting or from the last response.
+HEADER_TIMEOUT = 10.0
+#: Seconds a client has, after the headers, to finish sending the body.
+BODY_TIMEOUT = 30.0
+#: Loggers whose DEBUG lines quote header blocks (Authorization, apikey) verbatim.
+HEADER_LOGGERS = ("hpack", "h2")
+
+log = logging.getLogger("webhook_kit.servers")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -61,6 +79,15 @@ def url_host(sock: socket.socket) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def is_loopback(sock: socket.socket) -> bool:
+    """Whether ``sock`` listens on a loopback address only (a wildcard bind is not)."""
+    host = sock.getsockname()[0]
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
 async def _probe(host: str, port: int, files: CertFiles) -> bool:
     """One HTTPS request to the health route; True when the server answered 200."""
     ctx = pinned_context(files.cert_file)
@@ -93,10 +120,18 @@ async def serve(
     server: ServerName = "uvicorn",
     shutdown: asyncio.Event,
     ready: Callable[[], None] | None = None,
+    header_timeout: float = HEADER_TIMEOUT,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> None:
-    """Serve ``app`` on ``sock`` until ``shutdown`` is set; ``ready()`` once it answers."""
+    """Serve ``app`` on ``sock`` until ``shutdown`` is set; ``ready()`` once it answers.
+
+    ``header_timeout`` and ``body_timeout`` bound slow clients under uvicorn (see above).
+    """
+    quiet_header_loggers()
+    raise_fd_limit()
     if server == "uvicorn":
-        task, stop = _start_uvicorn(app, sock, files)
+        protocol = _deadline_protocol(header_timeout, body_timeout)
+        task, stop = _start_uvicorn(app, sock, files, protocol)
     elif server == "hypercorn":
         task, stop = _start_hypercorn(app, sock, files, shutdown)
     else:
@@ -129,8 +164,110 @@ async def serve(
         task.result()
 
 
+class _NoDebug(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_NO_DEBUG = _NoDebug()
+
+
+def quiet_header_loggers() -> None:
+    """Keep hpack's and h2's DEBUG lines out of every log: they carry credentials verbatim.
+
+    The level is pinned on the parent loggers (hpack logs as ``hpack.hpack`` and ``hpack.table``)
+    and a filter on each logger that exists catches one later set to DEBUG on its own.
+    """
+    for name in HEADER_LOGGERS:
+        parent = logging.getLogger(name)
+        if parent.level < logging.INFO:
+            parent.setLevel(logging.INFO)
+        for logger_name, logger in list(logging.Logger.manager.loggerDict.items()):
+            if logger_name == name or logger_name.startswith(name + "."):
+                if isinstance(logger, logging.Logger) and _NO_DEBUG not in logger.filters:
+                    logger.addFilter(_NO_DEBUG)
+        if _NO_DEBUG not in parent.filters:
+            parent.addFilter(_NO_DEBUG)
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft descriptor limit to the hard one; returns the soft limit now in force.
+
+    Every open connection costs a descriptor, and a soft limit of 1024 (common) lets about a
+    thousand idle connections stop the server from accepting anyone else.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 16
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d: %s", soft, exc)
+            return soft
+        log.debug("raised the open-file limit from %d to %d", soft, wanted)
+        return wanted
+    return soft
+
+
+def _deadline_protocol(header_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol with header and body deadlines (it has neither).
+
+    One timer per connection. It is armed when the connection opens and after each response;
+    when it fires, a connection still waiting for headers is closed, and one in the middle of a
+    body gets BODY_TIMEOUT more, then is closed. A request being answered is never touched, so
+    slow handlers (``--delay``) and the live stream are unaffected.
+    """
+    base: Any
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+    except ImportError:  # pragma: no cover - httptools comes with uvicorn[standard]
+        from uvicorn.protocols.http.h11_impl import H11Protocol as base
+
+    class DeadlineProtocol(base):  # type: ignore[misc]
+        _kit_timer: asyncio.TimerHandle | None = None
+        _kit_body_cycle: object = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._kit_arm(header_timeout)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._kit_arm(header_timeout)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._kit_cancel()
+            super().connection_lost(exc)
+
+        def _kit_cancel(self) -> None:
+            if self._kit_timer is not None:
+                self._kit_timer.cancel()
+                self._kit_timer = None
+
+        def _kit_arm(self, delay: float) -> None:
+            self._kit_cancel()
+            self._kit_timer = self.loop.call_later(delay, self._kit_expired)
+
+        def _kit_expired(self) -> None:
+            self._kit_timer = None
+            cycle = self.cycle
+            if self.transport.is_closing():
+                return
+            if cycle is None or cycle.response_complete:
+                self.transport.close()  # the headers did not arrive in time
+            elif cycle.more_body:
+                if self._kit_body_cycle is cycle:
+                    self.transport.close()  # nor did the body
+                else:
+                    self._kit_body_cycle = cycle
+                    self._kit_arm(body_timeout)
+
+    return DeadlineProtocol
+
+
 def _start_uvicorn(
-    app: Any, sock: socket.socket, files: CertFiles
+    app: Any, sock: socket.socket, files: CertFiles, protocol: type[asyncio.Protocol]
 ) -> tuple[asyncio.Task[None], Callable[[], None]]:
     import uvicorn
 
@@ -143,6 +280,7 @@ def _start_uvicorn(
         lifespan="auto",
         timeout_graceful_shutdown=3,
         server_header=False,
+        http=protocol,
     )
     server = uvicorn.Server(config)
     # The caller owns signals; see the module docstring.
@@ -172,6 +310,7 @@ def _start_hypercorn(
     # Hypercorn's own graceful timeout crashes when it expires (InvalidStateError in
     # worker_serve), so it is set beyond SHUTDOWN_GRACE and serve() cancels first.
     config.graceful_timeout = SHUTDOWN_GRACE * 10
+    config.ssl_handshake_timeout = SSL_HANDSHAKE_TIMEOUT
     stop_event = asyncio.Event()
     task = asyncio.ensure_future(
         hypercorn_serve(app, config, shutdown_trigger=stop_event.wait, mode="asgi")

@@ -50,7 +50,7 @@ def test_stream_sends_new_requests_and_clears(start_sink: Any) -> None:
     # The handler subscribes before it sends the headers, so nothing posted now can be missed.
     assert ready.wait(10)
     kit.post(notification("deleted"))
-    kit.http.delete(sink.urls.deliveries, timeout=10)
+    kit.http.delete(sink.urls.deliveries, headers={"X-Webhook-Kit": "1"}, timeout=10)
     thread.join(10)
     assert events == ["request", "deleted", "clear"]
 

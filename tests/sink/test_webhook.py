@@ -160,7 +160,7 @@ def test_deliveries_api_filters_and_clears(start_sink: object) -> None:
     bad = kit.http.get(deliveries, params={"accepted": "maybe"}, timeout=10)
     assert bad.status_code == 400 and bad.json()["error_type"] == "bad_request"
 
-    cleared = kit.http.delete(deliveries, timeout=10).json()
+    cleared = kit.http.delete(deliveries, headers={"X-Webhook-Kit": "1"}, timeout=10).json()
     assert cleared == {"cleared": 3}
     assert kit.http.get(deliveries, timeout=10).json()["count"] == 0
 

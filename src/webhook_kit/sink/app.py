@@ -15,20 +15,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from webhook_kit.display import visible
 from webhook_kit.errors import SchemaError, TokenError
 from webhook_kit.oauth.issuer import TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier, bearer_token, www_authenticate
 from webhook_kit.schemas import Validator
 from webhook_kit.sink.faults import FaultInjector
+from webhook_kit.sink.guard import KitGuard
 from webhook_kit.sink.live import Inspector
-from webhook_kit.sink.recorder import Recorder, mask_headers
+from webhook_kit.sink.payload import PayloadError, parse_json
+from webhook_kit.sink.recorder import Recorder, encode_many, mask_headers
 from webhook_kit.timing import elapsed_ms
 
 log = logging.getLogger("webhook_kit.sink")
@@ -36,8 +39,12 @@ log = logging.getLogger("webhook_kit.sink")
 _ACCEPTED_BODY = b'{"received":true,"duplicate":false}'
 _DUPLICATE_BODY = b'{"received":true,"duplicate":true}'
 
-#: How much of a refused body is kept for display.
-RECORDED_BODY_LIMIT = 64 * 1024
+#: How much of a refused body is kept for display, as text (never parsed: see ``recorder``).
+RECORDED_BODY_LIMIT = 16 * 1024
+#: A refused body up to this size is parsed (then dropped) to show its event_id and status.
+REFUSED_PARSE_LIMIT = 64 * 1024
+
+__all__ = ["Urls", "WebhookReceiver", "create_app", "error_response", "parse_json"]
 
 
 @dataclass(frozen=True)
@@ -130,9 +137,9 @@ class WebhookReceiver:
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s %s",
-                record.get("status", "-"),
-                record.get("event_id", "-"),
-                record.get("reason"),
+                visible(record.get("status", "-")),
+                visible(record.get("event_id", "-")),
+                visible(record.get("reason")),
             )
         return response
 
@@ -160,7 +167,7 @@ class WebhookReceiver:
         body = await self._read_body(request)
         try:
             payload = parse_json(body)
-        except ValueError as exc:
+        except PayloadError as exc:
             record["body_text"] = body[:RECORDED_BODY_LIMIT].decode("utf-8", "replace")
             raise Rejected(400, "invalid_json", f"body is not valid UTF-8 JSON: {exc}") from exc
         record["body"] = payload
@@ -217,32 +224,17 @@ class WebhookReceiver:
 
     async def _keep_body_for_display(self, request: Request, record: dict[str, Any]) -> None:
         # A refused sender still wants to see which event was refused, so keep a bounded copy.
+        # Kept as bounded text, never as parsed objects: anyone can send these.
         try:
             body = await self._read_body(request)
         except Rejected:
             return
-        try:
-            payload = json.loads(body[:RECORDED_BODY_LIMIT])
-        except ValueError:
-            record["body_text"] = body[:RECORDED_BODY_LIMIT].decode("utf-8", "replace")
-            return
-        record["body"] = payload
-        _note_ids(record, payload)
-
-
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_json(body: bytes) -> Any:
-    """Strict JSON (UTF-8, no NaN/Infinity); orjson first, the stdlib for what it refuses."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
-    # orjson refuses integers beyond 64 bits, which are valid JSON; anything else it refused the
-    # stdlib refuses too, with a message that says where.
-    return json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        record["body_text"] = body[:RECORDED_BODY_LIMIT].decode("utf-8", "replace")
+        if len(body) <= REFUSED_PARSE_LIMIT:
+            try:
+                _note_ids(record, parse_json(body))
+            except PayloadError:
+                pass
 
 
 def _describe(error: SchemaError) -> str:
@@ -288,7 +280,7 @@ class KitApi:
                 "token_url": self.urls.token,
                 "jwks_url": self.urls.jwks,
                 "deliveries_url": self.urls.deliveries,
-                "received": len(self.recorder.query()),
+                "received": self.recorder.count(),
             }
         )
 
@@ -307,13 +299,22 @@ class KitApi:
                 raise HTTPException(400, "limit must be a whole number") from exc
             if limit < 1:
                 raise HTTPException(400, "limit must be at least 1")
-        records = self.recorder.query(
+        records = self.recorder.select(
             status=params.get("status"),
             accepted=accepted,
             validation_id=params.get("validation_id"),
             limit=limit,
         )
-        return JSONResponse({"count": len(records), "deliveries": records})
+        # Encoded from the kept bytes: parsing every body to list them would cost far more
+        # memory than keeping them does.
+        body = b"".join(
+            (
+                b'{"count":%d,"deliveries":[' % len(records),
+                b",".join(encode_many(records)),
+                b"]}",
+            )
+        )
+        return Response(body, media_type="application/json")
 
     async def clear(self, request: Request) -> Response:
         return JSONResponse({"cleared": self.recorder.clear()})
@@ -360,6 +361,7 @@ def create_app(
     extra_routes: list[Route] | None = None,
 ) -> Starlette:
     kit = KitApi(receiver.recorder, urls, issuer, receiver.verifier)
+    inspector = Inspector(receiver.recorder)
     routes = [
         # The webhook route first: it is the hot path.
         Route(urls.webhook_path, receiver.receive, methods=["POST"]),
@@ -369,7 +371,7 @@ def create_app(
             "/.well-known/oauth-authorization-server",
             _static_json(issuer.metadata(urls.token, urls.jwks)),
         ),
-        *Inspector(receiver.recorder).routes(),
+        *inspector.routes(),
         Route("/_kit/index.json", kit.index),
         Route("/_kit/deliveries", kit.deliveries, methods=["GET"]),
         Route("/_kit/deliveries", kit.clear, methods=["DELETE"]),
@@ -377,10 +379,13 @@ def create_app(
         Route("/_kit/rotate-key", kit.rotate_key, methods=["POST"]),
         *(extra_routes or []),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
+        middleware=[Middleware(KitGuard)],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
     )
+    app.state.inspector = inspector
+    return app
 
 
 def _static_json(document: dict[str, Any]) -> Any:

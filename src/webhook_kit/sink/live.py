@@ -1,12 +1,18 @@
 """The inspector's routes: the page, its assets, a server-sent event stream, JSON-lines export.
 
 The page works offline: its HTML, CSS and JavaScript ship in the package, nothing comes from a CDN.
+
+Each stream reader may have READER_BUFFER_BYTES of messages waiting; a reader that falls further
+behind (a stalled or deliberately slow client) is dropped, its queue freed, rather than buffered
+without end. At most MAX_READERS streams are open at once; the page reconnects on its own and
+reloads the list, so a dropped reader loses nothing it cannot see again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
@@ -15,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from webhook_kit.sink.recorder import Recorder
+from webhook_kit.sink.recorder import Recorder, encode, encode_many
 
 ASSETS = {
     "inspector.css": "text/css; charset=utf-8",
@@ -23,7 +29,41 @@ ASSETS = {
 }
 #: A comment line keeps idle streams open through proxies and lets dead clients be noticed.
 KEEPALIVE_SECONDS = 15.0
-QUEUE_LIMIT = 10_000
+#: Bytes of messages one reader may have waiting before it is dropped.
+READER_BUFFER_BYTES = 1024 * 1024
+#: Streams open at once, at most; more are answered 503.
+MAX_READERS = 16
+
+
+class _Reader:
+    """One stream's queue: bounded in bytes, dropped (and emptied) when it overflows."""
+
+    def __init__(self) -> None:
+        self.queue: deque[bytes] = deque()
+        self.size = 0
+        self.dropped = False
+        self.released = False
+        self.ready = asyncio.Event()
+
+    def push(self, message: bytes) -> None:
+        if self.dropped:
+            return
+        if self.size + len(message) > READER_BUFFER_BYTES:
+            self.dropped = True
+            self.queue.clear()
+            self.size = 0
+        else:
+            self.queue.append(message)
+            self.size += len(message)
+        self.ready.set()
+
+    def pop(self) -> bytes | None:
+        if not self.queue:
+            self.ready.clear()
+            return None
+        message = self.queue.popleft()
+        self.size -= len(message)
+        return message
 
 
 def _asset(name: str) -> bytes:
@@ -35,6 +75,7 @@ class Inspector:
         self.recorder = recorder
         self._page = _asset("index.html")
         self._assets = {name: _asset(name) for name in ASSETS}
+        self.readers = 0
 
     async def page(self, request: Request) -> Response:
         return Response(
@@ -50,40 +91,54 @@ class Inspector:
     async def asset(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in self._assets:
-            return Response(
-                json.dumps({"error_type": "not_found", "error_message": f"no asset {name}"}),
-                status_code=404,
-                media_type="application/json",
-            )
+            return _json_error(404, "not_found", f"no asset {name}")
         return Response(self._assets[name], media_type=ASSETS[name])
 
     async def stream(self, request: Request) -> Response:
+        if self.readers >= MAX_READERS:
+            return _json_error(503, "too_many_streams", f"at most {MAX_READERS} live streams")
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
+        reader = _Reader()
+        unsubscribe: Any = None
 
-        def push(message: str) -> None:
-            if not queue.full():  # a client too slow to keep up misses records, not the server
-                queue.put_nowait(message)
+        def release() -> None:
+            if not reader.released:
+                reader.released = True
+                unsubscribe()
+                self.readers -= 1
+
+        def push(message: bytes) -> None:
+            reader.push(message)
+            if reader.dropped:
+                # At once, even while it is stalled in a send: it gets nothing more, and its
+                # place is free for a reader that keeps up.
+                release()
 
         def on_record(record: dict[str, Any]) -> None:
-            message = f"event: request\ndata: {json.dumps(record, default=str)}\n\n"
+            message = b"event: request\ndata: " + encode(record) + b"\n\n"
             loop.call_soon_threadsafe(push, message)
 
         def on_clear() -> None:
-            loop.call_soon_threadsafe(push, "event: clear\ndata: {}\n\n")
+            loop.call_soon_threadsafe(push, b"event: clear\ndata: {}\n\n")
 
         unsubscribe = self.recorder.subscribe(on_record, on_clear)
+        self.readers += 1
 
-        async def events() -> AsyncIterator[str]:
+        async def events() -> AsyncIterator[bytes]:
             try:
-                yield "retry: 2000\n\n"
-                while True:
+                yield b"retry: 2000\n\n"
+                while not reader.dropped:
+                    message = reader.pop()
+                    if message is not None:
+                        yield message
+                        continue
                     try:
-                        yield await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                        await asyncio.wait_for(reader.ready.wait(), KEEPALIVE_SECONDS)
                     except TimeoutError:
-                        yield ": keepalive\n\n"
+                        yield b": keepalive\n\n"
+                yield b'event: dropped\ndata: {"reason":"reader too slow"}\n\n'
             finally:
-                unsubscribe()
+                release()
 
         return StreamingResponse(
             events(),
@@ -92,7 +147,7 @@ class Inspector:
         )
 
     async def export(self, request: Request) -> Response:
-        lines = "".join(json.dumps(r, default=str) + "\n" for r in self.recorder.query())
+        lines = b"".join(line + b"\n" for line in encode_many(self.recorder.select()))
         return Response(
             lines,
             media_type="application/x-ndjson",
@@ -106,3 +161,11 @@ class Inspector:
             Route("/_kit/stream", self.stream),
             Route("/_kit/deliveries.jsonl", self.export),
         ]
+
+
+def _json_error(code: int, error_type: str, message: str) -> Response:
+    return Response(
+        json.dumps({"error_type": error_type, "error_message": message}),
+        status_code=code,
+        media_type="application/json",
+    )

@@ -100,6 +100,8 @@ class Sink:
                 server=self.settings.server,
                 shutdown=shutdown,
                 ready=ready,
+                header_timeout=self.settings.header_timeout,
+                body_timeout=self.settings.body_timeout,
             )
         finally:
             self.close()

@@ -10,6 +10,8 @@ from webhook_kit.errors import ConfigError
 from webhook_kit.statuses import LEGACY_ALIASES, STATUSES
 
 ServerName = Literal["uvicorn", "hypercorn"]
+#: Requests kept in memory at most; memory is bounded in bytes too (see ``recorder``).
+MAX_KEEP = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class SinkSettings:
     certfile: Path | None = None
     keyfile: Path | None = None
     faults: FaultSettings = FaultSettings()
+    #: Seconds a client has for a request's headers, then for its body (uvicorn; see servers).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/") or self.path.startswith(
@@ -95,5 +100,7 @@ class SinkSettings:
             raise ConfigError("token TTL must be at least 1 second")
         if self.max_body < 1:
             raise ConfigError("body limit must be positive")
-        if self.keep < 1:
-            raise ConfigError("--keep must be at least 1")
+        if not (0 < self.header_timeout < 3600 and 0 < self.body_timeout < 3600):
+            raise ConfigError("header and body timeouts must be between 0 and 3600 seconds")
+        if not 1 <= self.keep <= MAX_KEEP:
+            raise ConfigError(f"--keep must be between 1 and {MAX_KEEP}")

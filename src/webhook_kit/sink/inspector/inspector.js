@@ -129,7 +129,13 @@ async function load() {
 function connect() {
   const connection = $("connection");
   const source = new EventSource("/_kit/stream");
-  source.addEventListener("open", () => { connection.textContent = "live"; connection.className = "connection live"; });
+  let opened = false;
+  source.addEventListener("open", () => {
+    connection.textContent = "live"; connection.className = "connection live";
+    // After a reconnect (or being dropped as too slow) the list may have missed records.
+    if (opened) load().catch(() => {});
+    opened = true;
+  });
   source.addEventListener("error", () => { connection.textContent = "reconnecting…"; connection.className = "connection down"; });
   source.addEventListener("request", (event) => add(JSON.parse(event.data)));
   source.addEventListener("clear", () => { state.records = []; state.open.clear(); render(); });
@@ -138,7 +144,8 @@ function connect() {
 for (const id of ["filter-status", "filter-result", "group"]) $(id).addEventListener("change", () => render());
 $("search").addEventListener("input", () => render());
 $("clear").addEventListener("click", async () => {
-  await fetch("/_kit/deliveries", { method: "DELETE" });
+  // The header marks the request as the page's own: cross-site pages cannot send it.
+  await fetch("/_kit/deliveries", { method: "DELETE", headers: { "X-Webhook-Kit": "1" } });
   state.records = []; state.open.clear(); render();
 });
 

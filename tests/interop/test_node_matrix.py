@@ -143,6 +143,15 @@ def test_auth0_default_passes(stacks: NodeStacks, kit_as: Sink, certs_dir: Path)
         assert got[check_id] == "pass", (check_id, explain(report))
 
 
+def test_auth0_default_strict(stacks: NodeStacks, kit_as: Sink, certs_dir: Path) -> None:
+    """--strict: the query-token and loopback warnings fail, nothing else changes."""
+    with stacks.auth0_receiver(issuer=kit_as.urls.base, audience=AUDIENCE) as url:
+        report = certify_kit(url, kit_as, certs_dir / "ca.pem", "--strict")
+    assert report["strict"] is True
+    assert report["verdict"] == "fail"
+    assert set(failures(report)) == {"url.public", "oauth.query_token"}, explain(report)
+
+
 def test_auth0_route_without_middleware(stacks: NodeStacks, kit_as: Sink, certs_dir: Path) -> None:
     """The webhook route registered without auth(): anyone gets in."""
     with stacks.auth0_receiver(issuer=kit_as.urls.base, audience=AUDIENCE, defect="no_auth") as url:

@@ -29,10 +29,26 @@ class Breakage:
     refuse_with: int = 401
     #: Require this scope in the token; a valid token without it gets 403 insufficient_scope.
     required_scope: str | None = None
+    #: Answer 409 to a Webhook-Id seen before (retries then never succeed).
+    reject_duplicates: bool = False
+    #: Answer 422 to fields it does not know (no forward compatibility).
+    reject_unknown_fields: bool = False
+
+
+KNOWN_FIELDS = {
+    "event_id",
+    "validation_id",
+    "status",
+    "previous_status",
+    "occurred_at",
+    "scores",
+    "test",
+}
 
 
 def receiver(verifier: BearerVerifier, breakage: Breakage = Breakage()) -> Starlette:
     counter = itertools.count(1)
+    seen: set[str] = set()
 
     async def webhook(request: Request) -> Response:
         if breakage.auth == "alg_none_ok" and _is_unsigned(
@@ -77,6 +93,13 @@ def receiver(verifier: BearerVerifier, breakage: Breakage = Breakage()) -> Starl
             body = {}
         if breakage.fail_status is not None and body.get("status") == breakage.fail_status:
             return JSONResponse({"error": "boom"}, 500)
+        if breakage.reject_unknown_fields and set(body) - KNOWN_FIELDS:
+            return JSONResponse({"error": "unknown field"}, 422)
+        if breakage.reject_duplicates:
+            event_id = request.headers.get("webhook-id", "")
+            if event_id in seen:
+                return JSONResponse({"error": "duplicate"}, 409)
+            seen.add(event_id)
         return JSONResponse({"received": True})
 
     return Starlette(routes=[Route("/webhook", webhook, methods=["POST"])])

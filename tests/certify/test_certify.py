@@ -16,7 +16,7 @@ import pytest
 
 from examples.receiver.app import create_app as example_app
 from tests.certify.receivers import Breakage, receiver
-from webhook_kit.certify.model import CertifySettings, Report
+from webhook_kit.certify.model import CertifySettings, Report, SoakSettings
 from webhook_kit.certify.runner import CHECK_IDS, certify
 from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.runtime import run
@@ -261,3 +261,64 @@ def explain(report: Report) -> str:
     return "\n".join(
         f"{c.verdict} {c.id}: {c.detail}" for c in report.checks if c.verdict != "pass"
     )
+
+
+def test_robustness_findings_warn_and_never_fail(sink: Sink, certs_dir: Path) -> None:
+    with broken(sink, certs_dir, reject_duplicates=True, reject_unknown_fields=True) as served:
+        report = certify_url(sink, served.url("/webhook"))
+    assert report.verdict == "pass", explain(report)
+    assert verdicts(report)["robustness.duplicate"] == "warn"
+    assert verdicts(report)["robustness.unknown_field"] == "warn"
+    assert "409" in next(c.detail for c in report.checks if c.id == "robustness.duplicate")
+
+
+def test_the_token_url_is_discovered_from_the_issuer(sink: Sink) -> None:
+    info = sink.info
+    settings = CertifySettings(
+        info.url,
+        OAuthSettings("", info.client_id, info.client_secret),
+        issuer=sink.urls.base,
+        ca_file=Path(str(info.ca_file)),
+    )
+    report = run(certify(settings))
+    assert report.verdict == "pass", explain(report)
+    assert next(c.detail for c in report.checks if c.id == "oauth.token_url") == info.token_url
+
+
+def test_an_issuer_without_metadata_fails_oauth_token_url(sink: Sink, certs_dir: Path) -> None:
+    with broken(sink, certs_dir) as served:  # serves no metadata at all
+        settings = CertifySettings(
+            sink.info.url,
+            OAuthSettings("", sink.info.client_id, sink.info.client_secret),
+            issuer=served.url(""),
+            ca_file=Path(str(sink.info.ca_file)),
+        )
+        report = run(certify(settings))
+    assert failed(report)["oauth.token_url"] == "oauth"
+    assert "--token-url" in next(c.detail for c in report.checks if c.id == "oauth.token_url")
+    assert verdicts(report)["oauth.token"] == "skip"
+
+
+def test_soak_passes_a_steady_endpoint(sink: Sink) -> None:
+    seen: list[tuple[int, int]] = []
+    settings = settings_for(sink, sink.info.url, soak=SoakSettings(1.0, rate=10), probes=1)
+    report = run(
+        certify(settings, soak_progress=lambda done, planned: seen.append((done, planned)))
+    )
+    soak = next(c for c in report.checks if c.id == "availability.soak")
+    assert soak.verdict == "pass", soak.detail
+    assert "10/10 answered 2xx in time (uptime 100.00 %)" in soak.detail
+    assert "p99" in soak.detail and "max" in soak.detail
+    assert seen[-1] == (10, 10)
+
+
+def test_soak_fails_on_intermittent_errors_and_lists_them(sink: Sink, certs_dir: Path) -> None:
+    with broken(sink, certs_dir, unavailable_every=5) as served:
+        settings = settings_for(
+            sink, served.url("/webhook"), soak=SoakSettings(1.0, rate=10), probes=4
+        )
+        report = run(certify(settings))
+    soak = next(c for c in report.checks if c.id == "availability.soak")
+    assert soak.verdict == "fail"
+    assert "uptime 80.00 %" in soak.detail
+    assert soak.detail.count("UTC HTTP 503") == 2

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, hmac, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from joserfc import jws
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, RSAKey
 
 ALG_NONE_SPELLINGS = ("none", "None", "NONE", "nOnE")
@@ -70,7 +71,7 @@ def parse(token: str | None) -> Parsed | None:
     try:
         header = json.loads(_b64decode(parts[0]))
         claims = json.loads(_b64decode(parts[1]))
-    except ValueError:
+    except (ValueError, RecursionError):  # the token comes from the network: any shape
         return None
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return None
@@ -107,7 +108,7 @@ def public_key_encodings(jwk: dict[str, Any]) -> list[tuple[str, bytes]]:
     secret: PEM SPKI with and without its final newline, PKCS#1 PEM, DER, and the JWK JSON."""
     try:
         key = JWKRegistry.import_key(jwk)
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, JoseError):  # the receiver's JWKS: any shape
         return []
     if not isinstance(key, (RSAKey, ECKey)):
         return []

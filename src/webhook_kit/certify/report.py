@@ -46,12 +46,15 @@ def to_junit(report: Report) -> str:
         )
         if check.verdict == "fail":
             ET.SubElement(
-                case, "failure", message=check.detail[:200], type=f"severity:{check.severity}"
-            ).text = check.detail
+                case,
+                "failure",
+                message=visible(check.detail[:200]),
+                type=f"severity:{check.severity}",
+            ).text = visible(check.detail)
         elif check.verdict == "skip":
-            ET.SubElement(case, "skipped", message=check.detail)
+            ET.SubElement(case, "skipped", message=visible(check.detail))
         else:
-            ET.SubElement(case, "system-out").text = f"{check.verdict}: {check.detail}"
+            ET.SubElement(case, "system-out").text = f"{check.verdict}: {visible(check.detail)}"
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)

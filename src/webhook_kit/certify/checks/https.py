@@ -237,8 +237,16 @@ def judge(facts: TlsFacts, *, warn_days: float = EXPIRY_WARN_DAYS) -> list[Check
             "serving TLS 1.2 or later on this port?",
         )
     else:
-        verdicts["https.handshake"] = ("pass", f"{facts.version}, {facts.cipher}")
-        if facts.version in MODERN:
+        if facts.version is None:
+            # Only a certificate error hides the version: the verifying handshake, which allows
+            # TLS 1.2 and later only, got as far as the certificate.
+            verdicts["https.handshake"] = ("pass", "TLS 1.2 or later, up to the certificate")
+            verdicts["https.tls_version"] = ("pass", "TLS 1.2 or later")
+        else:
+            verdicts["https.handshake"] = ("pass", f"{facts.version}, {facts.cipher}")
+        if facts.version is None:
+            pass
+        elif facts.version in MODERN:
             verdicts["https.tls_version"] = ("pass", str(facts.version))
         else:
             fail("https.tls_version", f"negotiated {facts.version}; TLS 1.2 or later is required")

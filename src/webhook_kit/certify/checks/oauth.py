@@ -10,7 +10,9 @@ The judges are pure and table-tested; ``run`` gathers the answers.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ NEEDS_NO_TOKEN = ("oauth.no_token", "oauth.garbage_token")
 #: Libraries commonly allow some clock skew after ``exp`` (express-oauth2-jwt-bearer 5 s,
 #: Spring 60 s): the replay waits past it, so a correct receiver is never failed for it.
 DEFAULT_EXPIRY_LEEWAY = 60.0
+MAX_EXPIRY_WAIT = 86400
 
 FIXES = {
     "oauth.no_token": "Protect the endpoint with OAuth: only requests with a valid bearer token "
@@ -116,6 +119,9 @@ def judge_refusal(
 ) -> CheckResult:
     """2xx to any forgery fails; 401 to all passes; other refusals warn (nobody got in)."""
     sent = SENT.get(check_id, "a forged token")
+    if not answers:
+        # all() of nothing is True: a pass needs evidence.
+        return CheckResult(check_id, "oauth", "skip", f"{sent}: nothing could be sent")
     accepted = [(label, a) for label, a in answers if a.accepted]
     if accepted:
         which = "; ".join(f"{label} -> {a.words()}" for label, a in accepted[:4])
@@ -163,15 +169,16 @@ def judge_refusal(
         check_id,
         "oauth",
         verdict,
-        f"{sent}: {detail}" if verdict != "pass" else f"{sent}: {detail}",
+        f"{sent}: {detail}",
     )
 
 
-_PARAM = re.compile(r'(\w+)="([^"]*)"')
+# RFC 7235 auth-param: token = ( token / quoted-string ).
+_PARAM = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,"]+))')
 
 
 def challenge_params(challenge: str | None) -> dict[str, str]:
-    return {k.lower(): v for k, v in _PARAM.findall(challenge or "")}
+    return {k.lower(): quoted or bare for k, quoted, bare in _PARAM.findall(challenge or "")}
 
 
 def judge_valid_token(answer: Answer, claims: dict[str, Any] | None) -> CheckResult:
@@ -187,7 +194,7 @@ def judge_valid_token(answer: Answer, claims: dict[str, Any] | None) -> CheckRes
         needed = params.get("scope")
         scope = (
             f"the token lacks the scope '{visible(needed)}' the receiver requires: pass --scope "
-            f"{visible(needed)}"
+            f"{visible(shlex.quote(needed))}"
             if needed
             else "the token lacks a scope the receiver requires: pass --scope with it"
         )
@@ -266,10 +273,16 @@ def expiry_plan(
     if remaining is None:
         return None, "the token says nothing of when it expires (no exp, no expires_in)"
     wait = max(0.0, remaining) + leeway
+    needed = math.ceil(wait)
+    if needed > MAX_EXPIRY_WAIT:
+        return None, (
+            f"the token expires in {max(0.0, remaining):.0f} s, longer than certify waits "
+            f"(--expiry-wait at most {MAX_EXPIRY_WAIT}): issue shorter-lived tokens to test it"
+        )
     if wait_limit <= 0:
         return None, (
             f"the token expires in {max(0.0, remaining):.0f} s; pass --expiry-wait "
-            f"{wait:.0f} (or more) to wait for it and replay it"
+            f"{needed} (or more) to wait for it and replay it"
         )
     if wait > wait_limit:
         return None, (
@@ -303,7 +316,10 @@ async def _send(ctx: Context, token: str | None, url: str | None = None) -> Answ
     except TimeoutError:
         return Answer(None, f"timeout: no answer within {ctx.settings.timeout:g}s")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return Answer(None, f"connect_error: {visible(str(exc)[:200])}")
+        # aiohttp puts the request URL in some messages, and the query-token check's URL
+        # carries the token: say what failed without repeating the URL.
+        text = str(exc).replace(url or ctx.settings.url, "<the URL>")
+        return Answer(None, f"connect_error: {visible(text[:200])}")
 
 
 async def _send_all(ctx: Context, forgeries: Sequence[forge.Forgery]) -> list[tuple[str, Answer]]:

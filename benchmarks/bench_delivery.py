@@ -128,7 +128,9 @@ def latency(work: Path, sink: ServerProcess, rate: float, seconds: float) -> lis
             },
             timeout=30,
         ).raise_for_status()
-        http.delete(info["inspect_url"] + "deliveries", timeout=30)
+        http.delete(
+            info["inspect_url"] + "deliveries", headers={"X-Webhook-Kit": "1"}, timeout=30
+        ).raise_for_status()
         sent_at: dict[str, float] = {}
         interval = 1 / rate
         next_at = time.perf_counter()

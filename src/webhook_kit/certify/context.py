@@ -13,7 +13,9 @@ from webhook_kit import notifications
 from webhook_kit.certify.model import CertifySettings, CheckResult, Requirement, Verdict
 from webhook_kit.delivery import transport
 from webhook_kit.delivery.outcome import AttemptResult
+from webhook_kit.errors import TokenFetchError
 from webhook_kit.ids import new_id
+from webhook_kit.oauth.client import OAuthClient
 from webhook_kit.schemas import notification_validator
 from webhook_kit.timing import elapsed_ms
 
@@ -29,6 +31,11 @@ class Context:
     #: The failed check that shows a valid token is refused (so content checks cannot judge).
     acceptance_blocker: str | None = None
     token: str | None = None
+    #: The client that got ``token``: it refetches once the token nears expiry (a soak, or the
+    #: expired-token replay, outlives a short-lived token).
+    oauth_client: OAuthClient | None = None
+    #: Every token obtained in this run, so that none can leak into a report.
+    tokens_seen: list[str] = field(default_factory=list)
     #: When the token was obtained (monotonic seconds), for the expiry replay.
     token_obtained_at: float = 0.0
     token_expires_in: float | None = None
@@ -71,6 +78,18 @@ class Context:
             timeout=self.settings.timeout,
             content_type=content_type,
         )
+
+    async def valid_token(self) -> str | None:
+        """A token the sender would use now: the cached one while fresh, else a new one."""
+        if self.oauth_client is None:
+            return self.token
+        try:
+            token = await self.oauth_client.token()
+        except TokenFetchError:
+            return self.token
+        if token not in self.tokens_seen:
+            self.tokens_seen.append(token)
+        return token
 
     def needs_connection(self) -> str | None:
         return self.connection_blocker

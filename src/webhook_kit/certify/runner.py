@@ -58,7 +58,8 @@ async def certify(
             # The one place details are cleaned: no check needs to remember to. Secrets go,
             # and remote text can no longer drive a terminal or break XML.
             s = ctx.settings
-            detail = visible(scrub(result.detail, [s.oauth.client_secret, ctx.token]))
+            secrets = [s.oauth.client_secret, ctx.token, *ctx.tokens_seen]
+            detail = visible(scrub(result.detail, secrets))
             cleaned = CheckResult(
                 result.id,
                 result.requirement,

@@ -76,7 +76,8 @@ async def _probes(ctx: Context) -> list[Sample]:
     samples = []
     for _ in range(ctx.settings.probes):
         at = time.time()
-        samples.append(Sample(at, await ctx.post(ctx.notification(), token=ctx.token)))
+        token = await ctx.valid_token()
+        samples.append(Sample(at, await ctx.post(ctx.notification(), token=token)))
     return samples
 
 
@@ -93,7 +94,7 @@ async def _soak(ctx: Context, progress: SoakProgress | None) -> list[Sample]:
     async def one() -> None:
         at = time.time()
         # Each notification is fresh (new event id) and marked "test": true.
-        result = await ctx.post(ctx.notification(), token=ctx.token)
+        result = await ctx.post(ctx.notification(), token=await ctx.valid_token())
         samples.append(Sample(at, result))
         if progress is not None:
             progress(len(samples), planned)

@@ -387,9 +387,18 @@ async def run(ctx: Context) -> list[CheckResult]:
         out[check_id] = timer.stamp(
             judge_refusal(check_id, [(SENT[check_id], await _send(ctx, token))])
         )
+        if out[check_id].verdict == "fail":
+            break
 
     token_ids = [i for i in RECEIVER_IDS if i not in out and i != "oauth.query_token"]
-    if ctx.token is None:
+    # One root cause: an endpoint that takes requests without a token (or with any token) takes
+    # every forgery too; saying so eleven more times would hide the one fix.
+    if out["oauth.no_token"].verdict == "fail":
+        return [out.get(i) or blocked(i, "oauth", "oauth.no_token") for i in RECEIVER_IDS]
+    if out["oauth.garbage_token"].verdict == "fail":
+        for i in token_ids:
+            out[i] = blocked(i, "oauth", "oauth.garbage_token")
+    elif ctx.token is None:
         for i in token_ids:
             out[i] = blocked(i, "oauth", ctx.token_blocker or "oauth.token")
     elif real is None:
@@ -410,7 +419,7 @@ async def run(ctx: Context) -> list[CheckResult]:
         )
     else:
         separator = "&" if "?" in ctx.settings.url else "?"
-        url = f"{ctx.settings.url}{separator}access_token={ctx.token}"
+        url = f"{ctx.settings.url}{separator}access_token={await ctx.valid_token()}"
         out["oauth.query_token"] = timer.stamp(judge_query_token(await _send(ctx, None, url)))
     return [out[i] for i in RECEIVER_IDS]
 

@@ -214,5 +214,7 @@ async def _fetch(ctx: Context) -> None:
     client = OAuthClient(ctx.settings.oauth, ctx.session)
     started = time.monotonic()
     ctx.token = await client.token()
+    ctx.oauth_client = client
+    ctx.tokens_seen.append(ctx.token)
     ctx.token_obtained_at = started
     ctx.token_expires_in = client.expires_in

@@ -210,9 +210,10 @@ def running_apache(
                 "--clear-groups",
                 *command,
             ]
-        process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        # Apache logs to its ErrorLog; a start-up error on stderr goes to a file that is read
+        # only when it fails (an unread pipe could fill up and block it).
+        stderr = (root / "stderr.log").open("w")
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             _wait_listening(process, port, root, timeout)
             yield f"https://127.0.0.1:{port}{WEBHOOK_PATH}"
@@ -223,13 +224,14 @@ def running_apache(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-            if process.stderr is not None:
-                process.stderr.close()
+            stderr.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _wait_listening(process: subprocess.Popen[str], port: int, root: Path, timeout: float) -> None:
+def _wait_listening(
+    process: subprocess.Popen[bytes], port: int, root: Path, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -239,7 +241,8 @@ def _wait_listening(process: subprocess.Popen[str], port: int, root: Path, timeo
         time.sleep(0.05)
     log = root / "error.log"
     detail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-    if process.poll() is not None and process.stderr is not None:
-        detail += process.stderr.read()[-3000:]
+    startup = root / "stderr.log"
+    if startup.exists():
+        detail += startup.read_text(errors="replace")[-3000:]
     process.kill()
     raise RuntimeError(f"apache2 did not listen on 127.0.0.1:{port}: {detail}")

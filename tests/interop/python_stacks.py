@@ -20,6 +20,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -191,7 +192,8 @@ def pyjwt_legacy_verifier(jwks_url: str, issuer: str, audience: str, ca_file: Pa
     def verify(token: str) -> object:
         try:
             return jwt.decode(token, pem.decode(), audience=audience, issuer=issuer)
-        except jwt.InvalidTokenError as exc:
+        # In 1.5.0 InvalidKeyError (e.g. 'alg: none' with a key) is not an InvalidTokenError.
+        except (jwt.InvalidTokenError, jwt.exceptions.InvalidKeyError) as exc:
             raise Rejected(str(exc)) from exc
 
     return verify
@@ -238,37 +240,40 @@ def receiver_process(
     command = [sys.executable, "-m", "tests.interop.python_stacks", stack, "--defect", defect]
     command += ["--jwks-url", jwks_url, "--issuer", issuer, "--audience", audience]
     command += ["--certs-dir", str(certs_dir)]
-    process = subprocess.Popen(
-        command,
-        cwd=REPO_ROOT,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None and process.stderr is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            ready = selector.select(timeout)
-        line = process.stdout.readline() if ready else ""
-        if not line:
-            process.kill()
-            _, err = process.communicate(timeout=10)
-            raise RuntimeError(f"{stack} receiver did not start: {err[-3000:]}")
-        yield str(json.loads(line)["url"])
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+    # stderr goes to a file: a pipe nobody reads fills up and blocks the receiver mid-request.
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                ready = selector.select(timeout)
+            line = process.stdout.readline() if ready else ""
+            if not line:
                 process.kill()
                 process.wait(timeout=10)
-        for pipe in (process.stdin, process.stdout, process.stderr):
-            if pipe is not None:
-                pipe.close()
+                errors.seek(0)
+                raise RuntimeError(f"{stack} receiver did not start: {errors.read()[-3000:]}")
+            yield str(json.loads(line)["url"])
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
 
 
 def serve(app: Starlette, certs_dir: Path) -> None:

@@ -29,14 +29,14 @@ from webhook_kit.certify.checks import (
     delivery,
     https,
     json_body,
-    oauth,
     oauth_token,
     robustness,
     url,
 )
+from webhook_kit.certify.checks import oauth_judges as oauth
 from webhook_kit.certify.checks.availability import Sample
 from webhook_kit.certify.checks.https import TlsFacts
-from webhook_kit.certify.checks.oauth import Answer
+from webhook_kit.certify.checks.oauth_judges import Answer
 from webhook_kit.certify.checks.oauth_token import Refusal, TokenFacts
 from webhook_kit.certify.context import Context
 from webhook_kit.certify.model import (

@@ -14,6 +14,7 @@ import pytest
 
 CHROMIUM = os.environ.get("WEBHOOK_KIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+REBOUND_NAME = "rebound.example"
 
 
 def spki_pin(cert_file: Path) -> str:
@@ -49,6 +50,8 @@ def browser(certs_dir: Path) -> Iterator[Any]:
                 "--disable-component-update",
                 "--disable-sync",
                 f"--ignore-certificate-errors-spki-list={spki_pin(certs_dir / 'server.pem')}",
+                # A name that resolves to loopback, as a DNS-rebinding attacker's would.
+                f"--host-resolver-rules=MAP {REBOUND_NAME} 127.0.0.1",
             ],
         )
         yield browser

@@ -1,21 +1,44 @@
-"""Hostile input at scale: 10,000 generated cases per surface (provider API, webhook route, token
-endpoint) against live servers; any 5xx, non-JSON error or dead server stops it.
+"""Hostile input at scale: N generated cases per surface against live servers, counting answers.
 
-    python scripts/fuzz.py [--cases 10000]
+Surfaces: the endpoint's webhook route (with a live-stream reader attached), its token endpoint,
+its /_kit routes, the provider API from its OpenAPI description (schemathesis) and the provider
+API by hand-written hostile operations (settings, events, validations, multipart uploads). Input
+classes: lone surrogates, deep nesting, huge numbers, control characters and terminal escapes,
+non-UTF-8 header bytes, rich markup (see tests/fuzz_surfaces.py).
+
+Nothing stops at the first failure: every 5xx, non-JSON error, dropped connection and failed
+health check is counted, and one example of each distinct failure is printed. Exit 0 only when
+all counts are 0 and both servers answer their health check at the end.
+
+    python scripts/fuzz.py [--cases 10000] [--surface webhook ...] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
+import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fuzz_surfaces import fuzz_provider, fuzz_token_endpoint, fuzz_webhook  # noqa: E402
+from tests.fuzz_surfaces import (  # noqa: E402
+    StreamWatch,
+    SurfaceResult,
+    Tally,
+    fuzz_kit_routes,
+    fuzz_provider,
+    fuzz_provider_hostile,
+    fuzz_token_endpoint,
+    fuzz_webhook,
+    timed,
+)
 from tests.helpers import KitClient  # noqa: E402
 from tests.provider.helpers import ProviderClient  # noqa: E402
 from webhook_kit.provider.openapi import build_openapi  # noqa: E402
@@ -23,51 +46,146 @@ from webhook_kit.provider.runner import ProviderSettings, running_provider  # no
 from webhook_kit.sink.runner import running_sink  # noqa: E402
 from webhook_kit.sink.settings import SinkSettings  # noqa: E402
 
+SURFACES = ("webhook", "token", "kit", "provider-openapi", "provider-hostile")
 
-def main() -> None:
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--cases", type=int, default=10_000, help="Cases per surface.")
+    parser.add_argument(
+        "--surface", action="append", choices=SURFACES, help="Only these (repeatable)."
+    )
+    parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
+    chosen = args.surface or list(SURFACES)
     certs = Path(tempfile.mkdtemp(prefix="fuzz-")) / "certs"
-    with running_sink(SinkSettings(port=0, certs_dir=certs, keep=1000)) as sink:
+    results: list[SurfaceResult] = []
+    alive_at_end = True
+
+    def run(name: str, body: Callable[[Tally], int]) -> None:
+        if name not in chosen:
+            return
+        tally = Tally(strict=False)
+        result = timed(name, tally, lambda: body(tally))
+        results.append(result)
+        print(
+            f"{name:<17} {result.cases:6d} cases {tally.requests:7d} requests "
+            f"5xx {tally.server_errors:<5d} other failures "
+            f"{tally.bad_errors + tally.dropped + tally.dead:<5d} {result.seconds:7.1f} s",
+            flush=True,
+        )
+
+    started = time.monotonic()
+    # keep=200: the webhook fuzzer reads back the export now and then; 10,000 kept records of up
+    # to 64 KiB each would make that export, not the fuzzing, the cost.
+    with running_sink(SinkSettings(port=0, certs_dir=certs, keep=200)) as sink:
         kit = KitClient(sink)
         info = sink.info
-        for name, run in (
-            ("webhook route", lambda: fuzz_webhook(kit.http, info.url, kit.token(), args.cases)),
-            (
-                "token endpoint",
-                lambda: fuzz_token_endpoint(
-                    kit.http, info.token_url, info.client_id, info.client_secret, args.cases
-                ),
+        health = sink.urls.base + "/_kit/health"
+        stream_report = ""
+        if "webhook" in chosen:
+            with StreamWatch(kit.http, sink.urls.base + "/_kit/stream") as stream:
+                run(
+                    "webhook",
+                    lambda t: fuzz_webhook(
+                        kit.http, sink.urls.base, info.url, kit.token(), args.cases, t
+                    ),
+                )
+            stream_report = (
+                f"live stream: {stream.events} events, {len(stream.invalid)} not strict JSON"
+                + (f", ended: {stream.error}" if stream.error else "")
+                + "".join(f"\n    {line}" for line in stream.invalid[:3])
+            )
+            print(stream_report, flush=True)
+        run(
+            "token",
+            lambda t: fuzz_token_endpoint(
+                kit.http, info.token_url, info.client_id, info.client_secret, args.cases, t
             ),
-        ):
-            started = time.monotonic()
-            count = run()
-            print(f"{name:<15} {count:6d} cases, no 5xx, {time.monotonic() - started:6.1f} s")
+        )
+        run("kit", lambda t: fuzz_kit_routes(kit.http, sink.urls.base, args.cases, t))
+        netloc = info.url.split("/")[2]
+        good = {
+            "url": info.url,
+            "auth": {
+                "token_url": info.token_url,
+                "client_id": info.client_id,
+                "client_secret": info.client_secret,
+            },
+        }
         operations = sum(len(methods) for methods in build_openapi()["paths"].values())
-        per_operation = math.ceil(args.cases / operations)
         with running_provider(
             ProviderSettings(port=0, db=":memory:", certs_dir=certs, ca_file=certs / "ca.pem")
         ) as provider:
             api = ProviderClient(provider)
             api.configure(sink)
-            started = time.monotonic()
-            count = fuzz_provider(api.http, api.base, provider.apikey, per_operation)
-            print(
-                f"{'provider API':<15} {count:6d} cases over {operations} operations, no 5xx, "
-                f"{time.monotonic() - started:6.1f} s"
+            apikey = provider.apikey
+            run(
+                "provider-openapi",
+                lambda t: fuzz_provider(
+                    api.http, api.base, apikey, math.ceil(args.cases / operations), t, netloc
+                ),
             )
-            assert (
-                api.http.get(
-                    api.base.replace("/validas/v1", "/_kit/health"), timeout=10
-                ).status_code
-                == 200
+            run(
+                "provider-hostile",
+                lambda t: fuzz_provider_hostile(
+                    api.http, api.base, apikey, netloc, good, args.cases, t
+                ),
             )
-        assert kit.http.get(sink.urls.base + "/_kit/health", timeout=10).status_code == 200
-    print("all servers alive afterwards: OK")
+            provider_health = api.base.replace("/validas/v1", "/_kit/health")
+            alive_at_end &= api.http.get(provider_health, timeout=10).status_code == 200
+        alive_at_end &= kit.http.get(health, timeout=10).status_code == 200
+    total = time.monotonic() - started
+    print(f"servers alive at the end: {'yes' if alive_at_end else 'NO'}; total {total:.0f} s")
+    print(f"machine: {machine()}")
+    for result in results:
+        if result.tally.examples:
+            print(f"\n[{result.name}] {result.tally.summary()}")
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": " ".join(["python", *sys.argv]),
+                    "machine": machine(),
+                    "alive_at_end": alive_at_end,
+                    "seconds": round(total, 1),
+                    "stream": stream_report,
+                    "surfaces": [
+                        {
+                            "surface": r.name,
+                            "cases": r.cases,
+                            "requests": r.tally.requests,
+                            "5xx": r.tally.server_errors,
+                            "non_json_errors": r.tally.bad_errors,
+                            "dropped": r.tally.dropped,
+                            "health_failures": r.tally.dead,
+                            "protocol_400": r.tally.protocol_rejects,
+                            "seconds": round(r.seconds, 1),
+                            "failures": list(r.tally.examples.items()),
+                        }
+                        for r in results
+                    ],
+                },
+                indent=2,
+            )
+        )
+    failed = any(r.tally.failures for r in results) or not alive_at_end
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,7 @@
 """Property-based and schema-driven fuzzing of every surface (a few hundred cases in CI).
 
-``scripts/fuzz.py`` runs the same with 10,000 cases per surface.
+The cases are derandomized here, so a failure is the same failure on every run; ``scripts/fuzz.py``
+draws 10,000 new ones per surface. Input classes: see ``tests/fuzz_surfaces.py``.
 """
 
 from __future__ import annotations
@@ -8,7 +9,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tests.fuzz_surfaces import fuzz_provider, fuzz_token_endpoint, fuzz_webhook
+from tests.fuzz_surfaces import (
+    StreamWatch,
+    Tally,
+    fuzz_kit_routes,
+    fuzz_provider,
+    fuzz_provider_hostile,
+    fuzz_token_endpoint,
+    fuzz_webhook,
+)
 from tests.helpers import KitClient
 from tests.provider.helpers import ProviderClient
 from webhook_kit.sink.runner import Sink
@@ -20,10 +29,20 @@ def alive(client: KitClient) -> bool:
     return client.http.get(client.sink.urls.base + "/_kit/health", timeout=10).status_code == 200
 
 
+def tally() -> Tally:
+    return Tally(strict=True, derandomize=True)
+
+
 def test_webhook_route_never_5xx(start_sink: Any) -> None:
+    """Hostile bodies and headers, each followed by a read of the newest records; the live
+    stream (what the inspector page parses) carries strict JSON throughout."""
     sink: Sink = start_sink()
     kit = KitClient(sink)
-    assert fuzz_webhook(kit.http, sink.info.url, kit.token(), SCALE) >= SCALE // 2
+    with StreamWatch(kit.http, sink.urls.base + "/_kit/stream") as stream:
+        cases = fuzz_webhook(kit.http, sink.urls.base, sink.info.url, kit.token(), SCALE, tally())
+    assert cases >= SCALE // 2
+    assert stream.events > 0, stream.error
+    assert stream.invalid == [], stream.invalid[:3]
     assert alive(kit)
 
 
@@ -31,19 +50,56 @@ def test_token_endpoint_never_5xx(start_sink: Any) -> None:
     sink: Sink = start_sink()
     kit = KitClient(sink)
     info = sink.info
-    assert (
-        fuzz_token_endpoint(kit.http, info.token_url, info.client_id, info.client_secret, SCALE)
-        >= SCALE // 2
+    cases = fuzz_token_endpoint(
+        kit.http, info.token_url, info.client_id, info.client_secret, SCALE, tally()
     )
+    assert cases >= SCALE // 2
     assert alive(kit)
 
 
-def test_provider_api_never_5xx(start_sink: Any, start_provider: Any) -> None:
+def test_kit_routes_never_5xx(start_sink: Any) -> None:
+    sink: Sink = start_sink()
+    kit = KitClient(sink)
+    assert fuzz_kit_routes(kit.http, sink.urls.base, SCALE, tally()) >= SCALE // 2
+    assert alive(kit)
+
+
+def _provider(start_sink: Any, start_provider: Any) -> tuple[Sink, ProviderClient, str]:
     sink: Sink = start_sink()
     api = ProviderClient(start_provider())
-    api.configure(sink)
+    assert api.configure(sink).status_code == 201
+    netloc = sink.info.url.split("/")[2]
+    return sink, api, netloc
+
+
+def _provider_alive(api: ProviderClient) -> bool:
+    health = api.base.replace("/validas/v1", "/_kit/health")
+    return api.http.get(health, timeout=10).status_code == 200
+
+
+def test_provider_api_never_5xx(start_sink: Any, start_provider: Any) -> None:
+    _, api, netloc = _provider(start_sink, start_provider)
     per_operation = max(5, SCALE // 12)
-    assert fuzz_provider(api.http, api.base, api.provider.apikey, per_operation) >= per_operation
-    assert (
-        api.http.get(api.base.replace("/validas/v1", "/_kit/health"), timeout=10).status_code == 200
+    cases = fuzz_provider(api.http, api.base, api.provider.apikey, per_operation, tally(), netloc)
+    assert cases >= per_operation
+    assert _provider_alive(api)
+
+
+def test_provider_hostile_never_5xx(start_sink: Any, start_provider: Any) -> None:
+    """Settings, validation, events and multipart uploads with the hostile input classes; after
+    each write the settings and the event list still read back."""
+    sink, api, netloc = _provider(start_sink, start_provider)
+    info = sink.info
+    good = {
+        "url": info.url,
+        "auth": {
+            "token_url": info.token_url,
+            "client_id": info.client_id,
+            "client_secret": info.client_secret,
+        },
+    }
+    cases = fuzz_provider_hostile(
+        api.http, api.base, api.provider.apikey, netloc, good, SCALE, tally()
     )
+    assert cases >= SCALE // 2
+    assert _provider_alive(api)

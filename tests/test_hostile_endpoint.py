@@ -1,0 +1,227 @@
+"""The dispatcher, ``emit`` and ``certify`` against a hostile endpoint (tests/hostile_endpoint.py).
+
+For every scripted scenario: no traceback, exit code 0 or 1, JSON that parses, JUnit that a
+strict XML parser reads, no raw ESC, BEL, NUL or CSI byte in stdout, stderr or report files, rich
+markup shown as written, and certify done within its own overall deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.hostile_endpoint import SCENARIOS, HostileEndpoint, Scenario, running_hostile
+from webhook_kit import notifications
+from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
+from webhook_kit.delivery.policy import RetryPolicy
+from webhook_kit.delivery.store import Store
+from webhook_kit.ids import new_id
+from webhook_kit.oauth.client import OAuthSettings
+
+pytestmark = pytest.mark.slow
+
+#: Seconds per request for the commands under test: every hostile answer is cut off by it.
+TIMEOUT = 1.5
+#: certify's own overall deadline in these runs (``--deadline``).
+CERTIFY_DEADLINE = 40
+#: How long a command may take before it counts as hung: certify's deadline plus start-up and
+#: report writing; emit and the dispatcher stop far earlier (every request has TIMEOUT).
+HUNG = CERTIFY_DEADLINE + 30.0
+#: Characters that act on a terminal when printed raw (C1 CSI included).
+CONTROLS = ("\x1b", "\x07", "\x00", "\x9b")
+CLIENT = ["--client-id", "hostile-client", "--client-secret", "hostile-secret-value"]
+
+#: Scenarios each driver still fails on today, and why: the bug the lead routes. A scenario that
+#: starts passing makes its xfail fail (strict), so the list cannot go stale silently.
+KNOWN: dict[tuple[str, str], str] = {}
+
+
+@pytest.fixture(scope="module")
+def hostile(certs_dir: Path) -> Iterator[HostileEndpoint]:
+    with running_hostile(certs_dir) as endpoint:
+        yield endpoint
+
+
+def _known(driver: str, name: str) -> list[pytest.MarkDecorator]:
+    reason = KNOWN.get((driver, name))
+    return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+
+
+def _params(driver: str) -> list[object]:
+    return [pytest.param(name, id=name, marks=_known(driver, name)) for name in SCENARIOS]
+
+
+def assert_safe_text(text: str, where: str, scenario: Scenario) -> None:
+    assert "Traceback (most recent call last)" not in text, f"{where}: traceback\n{text[-2000:]}"
+    for char in CONTROLS:
+        assert char not in text, f"{where}: raw {char!r} in output: {text[:1500]!r}"
+    if scenario.markup and "link=https://evil.example/" in text:
+        # Shown as written: the brackets are still there, so rich did not read it as markup.
+        assert "[link=https://evil.example/]" in text, f"{where}: markup was interpreted: {text!r}"
+
+
+def run_kit(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook_kit", *args],
+        capture_output=True,
+        timeout=HUNG,
+        cwd=cwd,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200"},
+    )
+    # Decoded without losing anything: a raw byte that is not UTF-8 shows as \\xNN, never hides.
+    return subprocess.CompletedProcess(
+        result.args,
+        result.returncode,
+        result.stdout.decode("utf-8", "backslashreplace"),
+        result.stderr.decode("utf-8", "backslashreplace"),
+    )
+
+
+def assert_finished(
+    result: subprocess.CompletedProcess[str], where: str, scenario: Scenario
+) -> None:
+    assert result.returncode in (0, 1), (
+        f"{where}: exit {result.returncode}\nstdout: {result.stdout[-1500:]}\n"
+        f"stderr: {result.stderr[-3000:]}"
+    )
+    assert_safe_text(result.stdout, f"{where} stdout", scenario)
+    assert_safe_text(result.stderr, f"{where} stderr", scenario)
+
+
+# -- the dispatcher -------------------------------------------------------------------------------
+
+
+async def _dispatch(hostile: HostileEndpoint, name: str) -> tuple[list[str], Store]:
+    store = Store(":memory:")
+    settings = DispatcherSettings(
+        concurrency=2, timeout=TIMEOUT, ca_file=hostile.ca_file, policy=RetryPolicy(schedule=())
+    )
+    oauth = OAuthSettings(
+        hostile.token_url(name), "hostile-client", "hostile-secret-value", timeout=TIMEOUT
+    )
+    target = Target(hostile.webhook_url(name), oauth)
+    bodies = list(
+        notifications.lifecycle(
+            ("on-course", "document-uploaded", "deleted"), validation_id=new_id()
+        )
+    )
+    async with Dispatcher(store, settings, target=target) as dispatcher:
+        ids = await dispatcher.enqueue_many(bodies)
+        assert await dispatcher.wait_idle(timeout=HUNG), "the dispatcher never went idle"
+    return ids, store
+
+
+# aiohttp closes a TLS connection cut off mid-body asynchronously; when asyncio.run ends the loop
+# first, the socket is left to the garbage collector (a ResourceWarning, not a leak that lasts).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("name", _params("dispatcher"))
+def test_dispatcher_records_every_attempt(hostile: HostileEndpoint, name: str) -> None:
+    """Each event ends sent or failed with its attempt on record, whatever the endpoint did."""
+    ids, store = asyncio.run(_dispatch(hostile, name))
+    try:
+        for event_id in ids:
+            row = store.event(event_id)
+            assert row is not None
+            assert row["state"] in ("sent", "failed"), dict(row)
+            attempts = store.attempts(event_id)
+            assert len(attempts) == 1, f"{event_id}: {len(attempts)} attempts on record"
+            reason = attempts[0]["reason"]
+            assert isinstance(reason, str) and reason
+            # The provider API serves it as UTF-8 JSON: a lone surrogate (a non-UTF-8 header
+            # decoded with surrogateescape) would make every answer that lists it a 500.
+            reason.encode("utf-8")
+    finally:
+        store.close()
+
+
+# -- emit ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", _params("emit"))
+def test_emit_text_and_json(hostile: HostileEndpoint, name: str, tmp_path: Path) -> None:
+    scenario = hostile.scenarios[name]
+    args = [
+        "emit",
+        hostile.webhook_url(name),
+        "--token-url",
+        hostile.token_url(name),
+        *CLIENT,
+        "--ca",
+        str(hostile.ca_file),
+        "--status",
+        "on-course",
+        "--status",
+        "deleted",
+        "--timeout",
+        str(TIMEOUT),
+    ]
+    text = run_kit(args, tmp_path)
+    assert_finished(text, "emit", scenario)
+    assert "2 sent" in text.stdout or "FAILED" in text.stdout, text.stdout
+
+    as_json = run_kit([*args, "--json"], tmp_path)
+    assert_finished(as_json, "emit --json", scenario)
+    lines = [json.loads(line) for line in as_json.stdout.splitlines() if line.strip()]
+    assert [line["status"] for line in lines] == ["on-course", "deleted"]
+
+
+# -- certify ------------------------------------------------------------------------------------
+
+
+def certify_args(hostile: HostileEndpoint, name: str) -> list[str]:
+    return [
+        "certify",
+        hostile.webhook_url(name),
+        "--token-url",
+        hostile.token_url(name),
+        *CLIENT,
+        "--ca",
+        str(hostile.ca_file),
+        "--timeout",
+        str(TIMEOUT),
+        "--probes",
+        "2",
+        "--deadline",
+        str(CERTIFY_DEADLINE),
+    ]
+
+
+@pytest.mark.parametrize("name", _params("certify"))
+def test_certify_reports(hostile: HostileEndpoint, name: str, tmp_path: Path) -> None:
+    """Text on stdout, JSON on stdout, and JUnit and JSON written to files: all complete and
+    clean."""
+    scenario = hostile.scenarios[name]
+    args = certify_args(hostile, name)
+
+    text = run_kit(args, tmp_path)
+    assert_finished(text, "certify text", scenario)
+    assert "FAIL" in text.stdout or "PASS" in text.stdout, text.stdout
+
+    as_json = run_kit([*args, "--format", "json"], tmp_path)
+    assert_finished(as_json, "certify json", scenario)
+    report = json.loads(as_json.stdout)
+    assert report["verdict"] in ("pass", "fail")
+    assert report["checks"], report
+    assert_safe_text(json.dumps(report, ensure_ascii=False), "certify json (decoded)", scenario)
+
+    junit_file = tmp_path / "report.xml"
+    junit = run_kit([*args, "--format", "junit", "--output", str(junit_file)], tmp_path)
+    assert_finished(junit, "certify junit --output", scenario)
+    raw = junit_file.read_bytes()
+    suite = ET.fromstring(raw)  # expat: strict XML 1.0, refuses control characters
+    assert suite.find("testsuite") is not None
+    assert_safe_text(raw.decode("utf-8", "backslashreplace"), "junit file", scenario)
+    assert_safe_text(
+        "".join(suite.itertext())
+        + "".join(value for element in suite.iter() for value in element.attrib.values()),
+        "junit file (parsed)",
+        scenario,
+    )

@@ -199,12 +199,13 @@ def pyjwt_legacy_verifier(jwks_url: str, issuer: str, audience: str, ca_file: Pa
     return verify
 
 
-def installed(*specs: str) -> Path | None:
+def installed(*specs: str) -> tuple[Path | None, str]:
     """A directory holding ``specs`` (pip ``--target``, wheels only, no dependencies: what is not
-    named comes from the venv), installed on first use; ``None`` when pip cannot install it."""
+    named comes from the venv), installed on first use; ``None`` and pip's error when pip cannot
+    install it."""
     target = PIP_DIR / "+".join(spec.replace("==", "-") for spec in specs)
     if (target / ".complete").exists():
-        return target
+        return target, ""
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     done = subprocess.run(
@@ -216,11 +217,11 @@ def installed(*specs: str) -> Path | None:
     )
     if done.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
-        return None
+        return None, done.stderr.strip()[-1000:]
     (partial / ".complete").touch()
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-    return target
+    return target, ""
 
 
 @contextlib.contextmanager

@@ -39,8 +39,8 @@ def issuer(certs_dir: Path) -> Iterator[Sink]:
 
 
 def site(*specs: str) -> Path:
-    path = stacks.installed(*specs)
-    require(path is not None, " + ".join(specs), "pip install --target needs PyPI")
+    path, error = stacks.installed(*specs)
+    require(path is not None, " + ".join(specs), f"pip install --target from PyPI: {error}")
     assert path is not None
     return path
 

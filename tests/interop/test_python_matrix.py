@@ -199,7 +199,16 @@ def test_hand_written_verifier(issuer: Sink, certs_dir: Path, flaw: str) -> None
         return
     assert report["verdict"] == "fail"
     assert set(failures(report)) == EXPECTED_FAILURES[flaw], explain(report)
-    if flaw == "jku":
-        assert isinstance(verify, verifiers.FetchesJku) and verify.fetched
-        detail = next(c["detail"] for c in report["checks"] if c["id"] == "oauth.jku")
-        assert "fetched" in detail.lower(), detail
+
+
+def test_jku_failure_says_the_receiver_fetched(issuer: Sink, certs_dir: Path) -> None:
+    info = issuer.info
+    verify = verifiers.build("jku", info.jwks_url, issuer.urls.base, AUDIENCE, certs_dir / "ca.pem")
+    assert isinstance(verify, verifiers.FetchesJku)
+    with serve_app(stacks.webhook_app(verify), certs_dir=certs_dir) as app:
+        report = certify(app.url(stacks.WEBHOOK_PATH), issuer, certs_dir)
+    assert verify.fetched, "the receiver never fetched the jku URL"
+    check = next(c for c in report["checks"] if c["id"] == "oauth.jku")
+    assert check["verdict"] == "fail", explain(report)
+    # The observation, not only the advice: certify's key server saw the fetch.
+    assert "fetched" in check["detail"].lower(), check["detail"]

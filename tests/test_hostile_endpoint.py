@@ -225,3 +225,21 @@ def test_certify_reports(hostile: HostileEndpoint, name: str, tmp_path: Path) ->
         "junit file (parsed)",
         scenario,
     )
+
+
+@pytest.mark.parametrize("name", ["webhook_silent", "token_silent"])
+def test_certify_stops_at_its_overall_deadline(
+    hostile: HostileEndpoint, name: str, tmp_path: Path
+) -> None:
+    """Per-request timeouts alone would take minutes here (10 s for each of dozens of requests):
+    the overall deadline ends the run, and the checks it cut off fail with that reason."""
+    deadline = 6
+    args = certify_args(hostile, name)
+    args[args.index("--timeout") + 1] = "10"
+    args[args.index("--deadline") + 1] = str(deadline)
+    result = run_kit([*args, "--format", "json"], tmp_path)
+    assert_finished(result, "certify --deadline", hostile.scenarios[name])
+    report = json.loads(result.stdout)
+    assert report["verdict"] == "fail"
+    late = [c for c in report["checks"] if "overall deadline" in c["detail"]]
+    assert late, [c["detail"] for c in report["checks"]]

@@ -1453,3 +1453,11 @@ def test_runner_check_ids_are_the_contract_order() -> None:
     assert ids[9:12] == oauth_token.CHECK_IDS
     assert ids[-4:] == (*availability.CHECK_IDS, *robustness.CHECK_IDS)
     assert len(ids) == len(set(ids)) == 4 + 5 + 3 + 15 + 2 + 9 + 2 + 2
+
+
+def test_an_accepted_fetched_key_says_it_was_fetched() -> None:
+    answers = [("'jku' http://127.0.0.1:1/jwks.json", Answer(200))]
+    judged = oauth.judge_refusal("oauth.jku", answers, fetched=True)
+    assert judged.verdict == "fail"
+    assert "FETCHED" in judged.detail and "ACCEPTED" in judged.detail
+    assert "FETCHED" not in oauth.judge_refusal("oauth.jku", answers).detail

@@ -93,11 +93,16 @@ def judge_refusal(
     if accepted:
         which = "; ".join(f"{label} -> {a.words()}" for label, a in accepted[:4])
         more = f" (and {len(accepted) - 4} more)" if len(accepted) > 4 else ""
+        seen = (
+            " certify's key server saw the receiver fetch the key URL in the token (FETCHED)."
+            if fetched
+            else ""
+        )
         return CheckResult(
             check_id,
             "oauth",
             "fail",
-            f"sent a valid notification with {sent}: ACCEPTED ({which}{more}). "
+            f"sent a valid notification with {sent}: ACCEPTED ({which}{more}).{seen} "
             f"{FIXES.get(check_id, '')}".rstrip(),
         )
     statuses = sorted({a.words() for _, a in answers})

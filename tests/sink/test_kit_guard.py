@@ -136,3 +136,24 @@ def test_serve_warns_when_the_address_is_not_loopback(
     assert result.exit_code == 0, result.output
     assert "warning: listening on 127.0.0.1, which other machines can reach" in result.stderr
     assert "no authentication" in result.stderr
+
+
+def test_a_foreign_authority_over_http2_is_refused(start_sink: Any) -> None:
+    from tests.sink.test_output import h2_request
+
+    sink = start_sink(server="hypercorn")
+    KitClient(sink).post(notification())
+    port = sink.sock.getsockname()[1]
+    assert sink.info.ca_file is not None
+    status, body = h2_request(
+        port,
+        sink.info.ca_file,
+        "GET",
+        "/_kit/deliveries",
+        [],
+        b"",
+        authority=f"evil.example:{port}",
+    )
+    assert status == 403 and b"forbidden_host" in body
+    status, body = h2_request(port, sink.info.ca_file, "GET", "/_kit/deliveries", [], b"")
+    assert status == 200 and b'"count":1' in body

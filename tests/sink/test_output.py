@@ -138,7 +138,13 @@ def test_serve_keeps_answering_when_nobody_reads_its_output(
 
 
 def h2_request(
-    port: int, ca_file: str, method: str, path: str, headers: list[tuple[str, str]], body: bytes
+    port: int,
+    ca_file: str,
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    authority: str | None = None,
 ) -> tuple[int, bytes]:
     """One HTTP/2 request with the h2 library (the kit's clients speak HTTP/1.1)."""
     import h2.config
@@ -159,7 +165,7 @@ def h2_request(
                 (":method", method),
                 (":path", path),
                 (":scheme", "https"),
-                (":authority", f"127.0.0.1:{port}"),
+                (":authority", authority or f"127.0.0.1:{port}"),
                 *headers,
             ],
         )

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -221,3 +222,182 @@ def test_provider_with_an_unusable_database_is_one_line_exit_1(tmp_path: Path) -
     )
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot open database")
+
+
+# -- issue 10, finding 16: bad input never ends in a traceback ---------------------------------
+
+S = "https://127.0.0.1:9/w"  # a well-formed target nothing listens on
+T = "https://127.0.0.1:9/t"
+
+
+def _sender(command: str, url: str = S, *extra: str, **over: str) -> list[str]:
+    options = {"--token-url": T, "--client-id": "c", "--client-secret": "secret", **over}
+    return [command, url, *[x for kv in options.items() for x in kv], *extra]
+
+
+BAD_SENDER_INPUT = [
+    # (arguments after the command, the expected code)
+    (("https://user@127.0.0.1/w",), 2),
+    (("https://user:pw@127.0.0.1/w",), 2),
+    (("https://a..b/w",), 2),
+    (("https://" + "a" * 64 + ".example/w",), 2),
+    (("https://-x.example/w",), 2),
+    (("https://127.0.0.1:99999/w",), 2),
+    (("https://[::1/w",), 2),
+    (("https://exa mple/w",), 2),
+    (("https://example.com/\x1b]52;c;ZXZpbA==\x07",), 2),
+    (("https://\udcff.example/w",), 2),
+    (("",), 2),
+    ((S, "--token-url", "https://u@127.0.0.1/t"), 2),
+    ((S, "--token-url", "https://x..y/t"), 2),
+    ((S, "--client-secret", "s\u20acret"), 2),
+    ((S, "--client-id", "\u0100d"), 2),
+    ((S, "--client-secret", "line\r\nbreak"), 2),
+    ((S, "--client-secret", "bad\udcffbytes"), 2),
+    ((S, "--timeout", "nan"), 2),
+    ((S, "--timeout", "inf"), 2),
+    ((S, "--timeout", "-inf"), 2),
+    ((S, "--timeout", "1e400"), 2),
+    ((S, "--timeout", "0"), 2),
+    ((S, "--timeout", "x"), 2),
+    ((S, "--auth-method", "none"), 2),
+    ((S, "--ca", "/nonexistent/ca.pem"), 2),
+    ((S, "--ca", "."), 2),
+]
+
+
+def _sender_cases(command: str) -> list[tuple[list[str], int]]:
+    cases = []
+    for args, code in BAD_SENDER_INPUT:
+        url, *rest = args
+        over = dict(zip(rest[::2], rest[1::2], strict=True))
+        cases.append((_sender(command, url, **over), code))
+    return cases
+
+
+BAD_INPUT: list[tuple[list[str], int]] = [
+    *_sender_cases("emit"),
+    *_sender_cases("certify"),
+    (_sender("emit", S, "--retries", "-1"), 2),
+    (_sender("emit", S, "--retries", "99999999999999999999"), 2),
+    (_sender("emit", S, "--status", "approved"), 2),
+    (_sender("emit", S, "--public-only", "--allow-private"), 2),
+    (_sender("emit", "http://127.0.0.1/w"), 2),
+    (_sender("certify", S, "--probes", "0"), 2),
+    (_sender("certify", S, "--probes", "1e400"), 2),
+    (_sender("certify", S, "--format", "xml"), 2),
+    (["emit", S], 2),
+    (["provider", "--port", "70000"], 2),
+    (["provider", "--port", "-1"], 2),
+    (["provider", "--host", "a..b"], 2),
+    (["provider", "--host", "x" * 300], 2),
+    (["provider", "--concurrency", "0"], 2),
+    (["provider", "--concurrency", "1e400"], 2),
+    (["provider", "--timeout", "nan"], 2),
+    (["provider", "--timeout", "inf"], 2),
+    (["provider", "--public-only", "--allow-private"], 2),
+    (["provider", "--apikey", " "], 2),
+    (["provider", "--certfile", "x.pem"], 2),
+    (["provider", "--ca", "/nonexistent"], 2),
+    (["provider", "--server", "gunicorn"], 2),
+    (["provider", "--db", "/nonexistent/dir/x.db"], 1),
+    (["provider", "--db", "{fifo}"], 1),
+    (["provider", "--db", "{notes}"], 1),
+    (["provider", "--db", "{directory}"], 1),
+    (["serve", "--host", "a..b"], 2),
+    (["serve", "--port", "99999"], 2),
+    (["certs", "--dir", "{notes}"], 2),
+    (["schemas", "--out", "{notes}"], 2),
+    (["demo", "--server", "gunicorn"], 2),
+    (["demo", "--bogus"], 2),
+    (["nosuchcommand"], 2),
+    (["--log-level", "loud", "schemas"], 2),
+]
+
+
+@pytest.mark.parametrize(
+    "args,code", BAD_INPUT, ids=[f"{n}-{a[0]}" for n, (a, _) in enumerate(BAD_INPUT)]
+)
+def test_bad_input_is_a_clear_error_never_a_traceback(
+    args: list[str],
+    code: int,
+    tmp_path: Path,
+    certs_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("WEBHOOK_KIT_"):
+            monkeypatch.delenv(name)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("notes\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "directory").mkdir()
+    places = {
+        "{notes}": str(notes),
+        "{fifo}": str(fifo),
+        "{directory}": str(tmp_path / "directory"),
+    }
+    args = [places.get(a, a) for a in args]
+    if args[0] in ("provider", "serve"):
+        args += ["--certs-dir", str(certs_dir), "--port", "0"] if "--port" not in args else []
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == code, (result.output, result.exception)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert not [r for r in caplog.records if r.exc_info]
+    assert "\x1b" not in result.output
+    assert "Error" in result.output
+
+
+def test_a_crash_exits_3_with_one_line_and_the_traceback_only_in_debug(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from webhook_kit import schemas
+
+    def broken(name: str) -> Any:
+        raise KeyError("s3cret-in-a-message")
+
+    monkeypatch.setattr(schemas, "load", broken)
+    result = CliRunner().invoke(main, ["schemas"])
+    assert result.exit_code == 3
+    assert result.output == (
+        "webhook-kit: internal error: KeyError; this is a bug "
+        "(--log-level debug shows the traceback)\n"
+    )
+    debug = CliRunner().invoke(main, ["--log-level", "debug", "schemas"])
+    assert debug.exit_code == 3
+    assert "Traceback (most recent call last)" in debug.output
+    assert debug.output.rstrip().endswith("webhook-kit: internal error: KeyError; this is a bug")
+
+
+def test_a_crash_in_a_real_process_exits_3(tmp_path: Path) -> None:
+    """The edge is the console entry point itself, not only CliRunner's view of it."""
+    script = (
+        "import sys; from webhook_kit import schemas\n"
+        "def broken(name): raise RuntimeError('boom')\n"
+        "schemas.load = broken\n"
+        "from webhook_kit.cli import main\n"
+        "sys.argv = ['webhook-kit', 'schemas']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    assert "internal error: RuntimeError" in result.stderr
+
+
+def test_provider_db_that_is_not_a_regular_file_keeps_its_mode(tmp_path: Path) -> None:
+    """Finding 14 through the command line (a FIFO stands in for /dev/null)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o644)
+    result = CliRunner().invoke(
+        main, ["provider", "--port", "0", "--db", str(fifo), "--certs-dir", str(tmp_path / "c")]
+    )
+    assert result.exit_code == 1
+    assert result.output == f"Error: cannot open database {fifo}: not a regular file\n"
+    assert os.stat(fifo).st_mode & 0o777 == 0o644

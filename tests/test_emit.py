@@ -117,3 +117,27 @@ def test_emit_unreachable_endpoint_is_a_failure_not_a_crash(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "token URL unreachable" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_emit_shows_a_hostile_location_without_acting_on_it(
+    start_sink: Any, certs_dir: Path
+) -> None:
+    """Finding 1 (issue 10): a redirect's Location carrying OSC 52 (clipboard), OSC 8 (a
+    hyperlink), a screen clear and rich markup is printed with its control bytes escaped."""
+    from tests.delivery.hostile import HOSTILE_LOCATION, raw_server, redirect
+
+    sink: Sink = start_sink()
+    with raw_server(redirect(HOSTILE_LOCATION), certs_dir=certs_dir) as port:
+        url = f"https://127.0.0.1:{port}/webhook"
+        for extra in ((), ("--json",)):
+            result = run_emit(["emit", url, *sender_args(sink), "--status", "on-course", *extra])
+            assert result.returncode == 1, result.stdout + result.stderr
+            out = result.stdout + result.stderr
+            for raw in ("\x1b", "\x07"):
+                assert raw not in out
+            if extra:
+                reason = json.loads(result.stdout.splitlines()[0])["reason"]
+            else:
+                reason = result.stdout.splitlines()[0]
+            assert "302 redirect to /x\\x1b]52;c;ZXZpbA==\\x07" in reason
+            assert "[/][link=https://evil.example/]" in reason  # text, not markup

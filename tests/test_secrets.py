@@ -160,3 +160,48 @@ def test_secret_never_leaks(level: str, tmp_path: Path, certs_dir: Path) -> None
         assert "webhook_kit.oauth: token for leak-test" in everything  # the logs were really on
     if level == "debug":
         assert "webhook_kit.dispatcher: event " in everything
+
+
+# Finding 19 (issue 10): an echo of the secret in another encoding is scrubbed too.
+def _echoes(client_id: str, secret: str) -> list[str]:
+    import base64
+    import json as json_module
+    from urllib.parse import quote, quote_plus
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    return [
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        quote(secret, safe="").replace("%2F", "%2f"),
+        b64(secret),
+        b64(secret).rstrip("="),
+        base64.urlsafe_b64encode(secret.encode()).decode().rstrip("="),
+        b64(f"{client_id}:{secret}"),  # Authorization: Basic
+        b64(f"x{client_id}:{secret}"),
+        b64(f"xy{client_id}:{secret}"),
+        b64(f"{quote(client_id, safe='')}:{quote(secret, safe='')}"),  # RFC 6749 2.3.1 form
+        json_module.dumps({"client_secret": secret}),
+        json_module.dumps({"client_secret": secret}, ensure_ascii=False),
+    ]
+
+
+@pytest.mark.parametrize("secret", [SECRET, "pa/ss+wo=rd?&é", "短い秘密のパスワード"])
+def test_scrub_catches_encoded_echoes(secret: str) -> None:
+    from webhook_kit.redact import REDACTED, scrub
+
+    for echo in _echoes("client-1", secret):
+        text = f"the endpoint said: {echo} (end)"
+        scrubbed = scrub(text, [secret])
+        assert REDACTED in scrubbed, echo
+        assert echo not in scrubbed and secret not in scrubbed, echo
+        assert scrubbed.startswith("the endpoint said: ") and scrubbed.endswith(" (end)")
+
+
+def test_scrub_leaves_other_text_alone() -> None:
+    from webhook_kit.redact import scrub
+
+    text = "HTTP 500 from https://example.com/webhook after 12.5 ms; aGVsbG8gd29ybGQ="
+    assert scrub(text, [SECRET, "abc", None, ""]) == text

@@ -1,7 +1,8 @@
 """The ``webhook-kit`` command line: a thin click layer over the library.
 
 Only click is imported at module level, so ``webhook-kit --help`` starts fast; each command imports
-what it needs. Exit codes are decided here: 0 success, 1 failure or unusable files/ports, 2 usage.
+what it needs. Exit codes are decided here: 0 success, 1 failure or unusable files/ports, 2 usage,
+3 crash (an unexpected exception, see ``_KitGroup``).
 """
 
 from __future__ import annotations
@@ -33,8 +34,40 @@ def _errors_to_exit() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
+class _KitGroup(click.Group):
+    """Exit codes: 0 success, 1 failure, 2 usage error, 3 crash.
+
+    A crash is an exception nobody expected (a bug): one line on stderr naming its type, exit 3,
+    and the traceback only with ``--log-level debug``. The message is left out: it could quote
+    an argument, and arguments include secrets.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("log_level") == "debug":
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+                hint = ""
+            else:
+                hint = " (--log-level debug shows the traceback)"
+            click.echo(
+                f"webhook-kit: internal error: {type(exc).__name__}; this is a bug{hint}",
+                err=True,
+            )
+            ctx.exit(EXIT_CRASH)
+
+
+EXIT_CRASH = 3
+
+
 @click.group(
-    context_settings={"auto_envvar_prefix": "WEBHOOK_KIT", "help_option_names": ["-h", "--help"]}
+    cls=_KitGroup,
+    context_settings={"auto_envvar_prefix": "WEBHOOK_KIT", "help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="webhook-kit")
 @click.option(
@@ -90,27 +123,64 @@ def _options(
     return decorate
 
 
+class FiniteFloat(click.FloatRange):
+    """A float in a range; ``nan`` and ``inf`` (which ``float()`` accepts) are refused."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def _timeout_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
         "--timeout",
-        type=click.FloatRange(min=0.1),
+        type=FiniteFloat(min=0.1, max=3600),
         default=10.0,
         show_default=True,
         help=help_text,
     )
 
 
-_PUBLIC_ONLY = click.option(
-    "--public-only",
-    is_flag=True,
-    help="Refuse loopback, private, link-local, CGNAT or metadata addresses (checked on connect).",
+_PUBLIC_ONLY = _options(
+    click.option(
+        "--public-only",
+        is_flag=True,
+        help="Connect to public addresses only: refuse loopback and private ones too.",
+    ),
+    click.option(
+        "--allow-private",
+        is_flag=True,
+        help="Also connect to private (LAN) addresses: 10/8, 172.16/12, 192.168/16, fc00::/7, "
+        "100.64/10. By default only public and loopback addresses are allowed; link-local and "
+        "cloud metadata addresses never are (checked on the address connected to).",
+    ),
 )
+
+
+def _listen_host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from webhook_kit.display import visible
+    from webhook_kit.guard import host_problem
+
+    problem = host_problem(value.strip("[]"))
+    if problem is not None:
+        raise click.BadParameter(visible(problem))
+    return value
 
 
 def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return _options(
         click.option(
-            "--host", default="127.0.0.1", show_default=True, help="Interface to listen on."
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            callback=_listen_host,
+            help="Interface to listen on.",
         ),
         click.option(
             "--port",
@@ -314,9 +384,12 @@ def _sender_options(
             callback=token_url_check,
             help="The endpoint's OAuth token URL.",
         ),
-        click.option("--client-id", required=True),
+        click.option("--client-id", required=True, callback=_credential),
         click.option(
-            "--client-secret", required=True, help="Or WEBHOOK_KIT_<COMMAND>_CLIENT_SECRET."
+            "--client-secret",
+            required=True,
+            callback=_credential,
+            help="Or WEBHOOK_KIT_<COMMAND>_CLIENT_SECRET.",
         ),
         click.option("--scope"),
         click.option("--audience"),
@@ -325,6 +398,7 @@ def _sender_options(
             type=click.Choice(["client_secret_basic", "client_secret_post"]),
             default="client_secret_basic",
             show_default=True,
+            callback=_credential,
         ),
         click.option(
             "--ca",
@@ -337,17 +411,38 @@ def _sender_options(
 
 def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """An absolute http(s) URL; plain http is allowed here so that certify can fail it."""
-    from urllib.parse import urlsplit
+    return _checked_url(value, ("https", "http"))
+
+
+def _checked_url(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    from webhook_kit.display import visible
+    from webhook_kit.guard import url_problem
 
     if value is None:
         return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise click.BadParameter(f"not a valid URL: {value!r} ({exc})") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise click.BadParameter(f"must be an absolute https:// URL, got {value!r}")
+    problem = url_problem(value, schemes=schemes)
+    if problem is not None:
+        raise click.BadParameter(f"{problem}, got '{visible(value)}'")
+    return value
+
+
+def _credential(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Client id and secret: text a token request can carry (and, for ``client_secret_basic``,
+    Latin-1, which is all the Basic scheme sends)."""
+    if value is None:
+        return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise click.BadParameter("must not contain control characters or undecodable bytes")
+    values = {**ctx.params, str(param.name): value}
+    if values.get("auth_method") == "client_secret_basic":
+        # Whichever of the three options is processed last sees the other two.
+        for name in ("client_id", "client_secret"):
+            text = values.get(name)
+            if isinstance(text, str) and not all(ord(c) < 0x100 for c in text):
+                raise click.BadParameter(
+                    f"--{name.replace('_', '-')} has characters beyond Latin-1, which "
+                    "client_secret_basic cannot send; use --auth-method client_secret_post"
+                )
     return value
 
 
@@ -617,7 +712,9 @@ def provider(as_json: bool, **options: Any) -> None:
 
     Settings, test, event queries and the validation lifecycle, as the service offers them;
     every status change is stored in the SQLite file, then delivered through the dispatcher
-    (at-least-once: a restart on the same file delivers what was left).
+    (at-least-once: a restart on the same file delivers what was left). One provider at a time
+    may use a database file. Webhook and token URLs may be on public or loopback addresses;
+    see --allow-private and --public-only.
     """
     from webhook_kit.errors import ConfigError
     from webhook_kit.provider.runner import Provider, ProviderSettings
@@ -645,18 +742,7 @@ def provider(as_json: bool, **options: Any) -> None:
 
 
 def _https_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from urllib.parse import urlsplit
-
-    if value is None:
-        return None
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise click.BadParameter(f"not a valid URL: {value!r} ({exc})") from exc
-    if parts.scheme != "https" or not parts.hostname:
-        raise click.BadParameter(f"must be an absolute https:// URL, got {value!r}")
-    return value
+    return _checked_url(value, ("https",))
 
 
 #: The nine statuses, and v2.32's alias only when named explicitly.
@@ -704,18 +790,24 @@ def emit(
     retries: int,
     as_json: bool,
     public_only: bool,
+    allow_private: bool,
 ) -> None:
     """Send notifications for one validation to URL through the real dispatcher.
 
-    Exits 0 when every notification got a 2xx, 1 otherwise.
+    Exits 0 when every notification got a 2xx, 1 otherwise. URL and the token URL may be on a
+    public or a loopback address; see --allow-private and --public-only.
     """
+    from webhook_kit.display import visible
     from webhook_kit.emit import EmitOutcome
     from webhook_kit.emit import emit as run_emit
+    from webhook_kit.guard import policy_of
     from webhook_kit.oauth.client import OAuthSettings
     from webhook_kit.runtime import run
 
     if statuses and all_statuses:
         raise click.UsageError("use --status or --all, not both")
+    if public_only and allow_private:
+        raise click.UsageError("use --public-only or --allow-private, not both")
     chosen = statuses or STATUSES
     oauth = OAuthSettings(
         token_url,
@@ -732,9 +824,10 @@ def emit(
             click.echo(json.dumps(outcome.__dict__))
             return
         mark = "sent  " if outcome.state == "sent" else "FAILED"
+        # The reason may quote the receiver (a redirect's Location): shown, never acted on.
         click.echo(
             f"{mark} {outcome.status:<19} {outcome.attempts} attempt(s) "
-            f"{outcome.duration_ms:8.1f} ms  {outcome.reason}"
+            f"{outcome.duration_ms:8.1f} ms  {visible(outcome.reason)}"
         )
 
     with _errors_to_exit():
@@ -747,7 +840,7 @@ def emit(
                 timeout=timeout,
                 retries=retries,
                 echo=show,
-                public_only=public_only,
+                address_policy=policy_of(public_only=public_only, allow_private=allow_private),
             )
         )
     sent = sum(1 for o in outcomes if o.state == "sent")

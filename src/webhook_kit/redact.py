@@ -38,7 +38,21 @@ def _pattern(secret: str) -> re.Pattern[str] | None:
     if not forms:
         return None
     # Longest first, so that a longer encoding is replaced whole rather than in part.
-    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+    return re.compile("|".join(_regex(f) for f in sorted(forms, key=len, reverse=True)))
+
+
+def _regex(form: str) -> str:
+    """``form`` as a pattern whose percent-escapes match in either case (%2f is %2F)."""
+    return "".join(
+        "%" + "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in part[1:])
+        if _ESCAPE.fullmatch(part)
+        else re.escape(part)
+        for part in _ESCAPE.split(form)
+        if part
+    )
+
+
+_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
 
 
 def _forms(secret: str) -> set[str]:
@@ -50,8 +64,6 @@ def _forms(secret: str) -> set[str]:
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
     }
-    # Percent-encoding is case-insensitive: %2f and %2F are the same character.
-    texts |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), t) for t in texts}
     forms = {t for t in texts if len(t) >= MIN_SECRET}
     for text in texts:
         for core in _base64_cores(text.encode("utf-8", "surrogatepass")):

@@ -93,3 +93,97 @@ def test_provider_public_only_refuses_internal_targets(
     assert "refused by --public-only" in events[0]["attempts"][0]["reason"]
     assert sink.recorder.query() == []
     api.http.close()
+
+
+# Finding 8 (issue 10): one policy, decided on the address connected to.
+POLICY_TABLE = [
+    # address, local (default), private (--allow-private), public (--public-only)
+    ("127.0.0.1", True, True, False),
+    ("::1", True, True, False),
+    ("::ffff:127.0.0.1", True, True, False),
+    ("10.0.0.1", False, True, False),
+    ("172.16.5.4", False, True, False),
+    ("192.168.1.1", False, True, False),
+    ("fd12:3456::1", False, True, False),
+    ("100.64.0.1", False, True, False),
+    ("::ffff:10.0.0.1", False, True, False),
+    ("169.254.169.254", False, False, False),
+    ("::ffff:169.254.169.254", False, False, False),
+    ("169.254.170.2", False, False, False),
+    ("fd00:ec2::254", False, False, False),
+    ("100.100.100.200", False, False, False),
+    ("168.63.129.16", False, False, False),
+    ("169.254.1.1", False, False, False),
+    ("fe80::1", False, False, False),
+    ("0.0.0.0", False, False, False),
+    ("::", False, False, False),
+    ("224.0.0.1", False, False, False),
+    ("255.255.255.255", False, False, False),
+    ("192.0.2.1", False, False, False),
+    ("64:ff9b::7f00:1", False, False, False),  # NAT64 of loopback: not the local loopback
+    ("2002:a00:1::1", False, False, False),  # 6to4 of 10.0.0.1
+    ("8.8.8.8", True, True, True),
+    ("2606:4700:4700::1111", True, True, True),
+    ("64:ff9b::808:808", True, True, True),
+]
+
+
+@pytest.mark.parametrize("address,local,private,public", POLICY_TABLE)
+def test_address_policy(address: str, local: bool, private: bool, public: bool) -> None:
+    from webhook_kit.guard import why_refused
+
+    for policy, allowed in (("local", local), ("private", private), ("public", public)):
+        reason = why_refused(address, policy)  # type: ignore[arg-type]
+        assert (reason is None) == allowed, (policy, address, reason)
+    assert (why_not_public(address) is None) == public
+
+
+def test_refusals_say_why_and_what_allows_it() -> None:
+    from webhook_kit.guard import why_refused
+
+    assert why_refused("10.0.0.1", "local") == (
+        "refused: 10.0.0.1 is private; allow private addresses with --allow-private"
+    )
+    assert why_refused("169.254.169.254", "private") == (
+        "refused: 169.254.169.254 is a cloud metadata address (never allowed)"
+    )
+    assert why_refused("127.0.0.1", "public") == "refused by --public-only: 127.0.0.1 is loopback"
+
+
+def test_emit_refuses_the_metadata_address_without_sending_anything(start_sink: Any) -> None:
+    sink: Sink = start_sink()
+    result = emit_to(sink, "https://169.254.169.254/latest/meta-data", "--allow-private")
+    assert result.returncode == 1
+    assert "169.254.169.254 is a cloud metadata address (never allowed)" in result.stdout
+    assert sink.recorder.query() == []
+
+
+@pytest.mark.parametrize(
+    "url,problem",
+    [
+        ("https://user@127.0.0.1/w", "must not contain a user name or password"),
+        ("https://u:p@127.0.0.1/w", "must not contain a user name or password"),
+        ("https://a..b/w", "is not a valid host name"),
+        ("https://-a.example/w", "is not a valid host name"),
+        ("https://" + "a" * 64 + ".example/w", "is not a valid host name"),
+        ("https://127.0.0.1:99999/w", "not a valid URL"),
+        ("https://exa mple.com/w", "must not contain spaces or control characters"),
+        ("https://example.com/\x1b[2J", "must not contain spaces or control characters"),
+        ("http://example.com/w", "must be an absolute https:// URL"),
+        ("https:///w", "must be an absolute https:// URL"),
+    ],
+)
+def test_url_problems(url: str, problem: str) -> None:
+    from webhook_kit.guard import url_problem
+
+    found = url_problem(url)
+    assert found is not None and problem in found
+
+
+@pytest.mark.parametrize(
+    "url", ["https://example.com/w", "https://[::1]:8443/w", "https://bücher.example/w"]
+)
+def test_usable_urls(url: str) -> None:
+    from webhook_kit.guard import url_problem
+
+    assert url_problem(url) is None

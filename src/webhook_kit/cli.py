@@ -319,7 +319,7 @@ def _run_sink(settings: Any, as_json: bool) -> None:
 
     from webhook_kit.runtime import run_until_signal
     from webhook_kit.servers import is_loopback
-    from webhook_kit.sink.console import Console
+    from webhook_kit.sink.console import Console, route_stderr_logging
     from webhook_kit.sink.runner import Sink
 
     sink = Sink(settings)
@@ -332,6 +332,8 @@ def _run_sink(settings: Any, as_json: bool) -> None:
             err=True,
         )
     console = Console()
+    errors = Console(sys.stderr)
+    restore_logging = route_stderr_logging(errors)
 
     def ready() -> None:
         if as_json:
@@ -354,7 +356,9 @@ def _run_sink(settings: Any, as_json: bool) -> None:
     finally:
         console.close()
         if console.dropped:
-            click.echo(f"({console.dropped} request lines were dropped: output not read)", err=True)
+            errors.line(f"({console.dropped} request lines were dropped: output not read)")
+        errors.close()
+        restore_logging()
 
 
 def _print_request(record: dict[str, Any], write: Callable[[str], None] = click.echo) -> None:

@@ -276,6 +276,9 @@ def _start_uvicorn(
         ssl_certfile=str(files.cert_file),
         ssl_keyfile=str(files.key_file),
         log_level="warning",
+        # No handlers of uvicorn's own: its records go to the root logger, whose output the
+        # caller controls (``serve`` writes it without ever blocking; see sink/console.py).
+        log_config=None,
         access_log=False,
         lifespan="auto",
         timeout_graceful_shutdown=3,

@@ -137,6 +137,38 @@ def test_serve_keeps_answering_when_nobody_reads_its_output(
     assert "request lines were dropped" in errors.read_text()
 
 
+def test_serve_keeps_answering_when_nobody_reads_its_logs(
+    processes: list[subprocess.Popen[Any]], certs_dir: Path, tmp_path: Path
+) -> None:
+    # uvicorn logs a warning for every malformed request, so any peer can fill stderr.
+    process = subprocess.Popen(
+        kit("serve", "--port", "0", "--json", "--certs-dir", str(certs_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    processes.append(process)
+    assert process.stdout is not None and process.stderr is not None
+    info = json.loads(process.stdout.readline())
+    fcntl.fcntl(process.stderr.fileno(), fcntl.F_SETPIPE_SZ, 4096)  # never read from here on
+    port = int(info["url"].split(":")[2].split("/")[0])
+    ctx = ssl.create_default_context(cafile=info["ca_file"])
+    for _ in range(300):
+        with ctx.wrap_socket(
+            socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1"
+        ) as conn:
+            conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.1 400")
+    health = session(info["ca_file"]).get(
+        info["url"].rsplit("/", 1)[0] + "/_kit/health", timeout=10
+    )
+    assert health.status_code == 200
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+    process.stderr.close()
+
+
 def h2_request(
     port: int,
     ca_file: str,

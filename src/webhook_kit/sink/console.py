@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from typing import TextIO
 
 #: Lines waiting to be written, at most; beyond this they are dropped.
@@ -90,3 +92,44 @@ class Console:
         except queue.Full:
             return
         self._thread.join(timeout)
+
+
+class ConsoleHandler(logging.Handler):
+    """A logging handler that hands each formatted record to a :class:`Console`."""
+
+    def __init__(self, console: Console, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.line(self.format(record))
+        except Exception:  # logging must never raise into the code that logs
+            self.handleError(record)
+
+
+def route_stderr_logging(console: Console) -> Callable[[], None]:
+    """Send the root logger's stderr output through ``console``; returns the undo function.
+
+    A peer can make the servers log (uvicorn warns about every malformed request), so a stderr
+    nobody reads would otherwise stop the server just as a stdout would.
+    """
+    root = logging.getLogger()
+    swapped: list[tuple[logging.Handler, logging.Handler]] = []
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (
+            sys.stderr,
+            sys.__stderr__,
+        ):
+            replacement = ConsoleHandler(console, handler.level)
+            replacement.setFormatter(handler.formatter)
+            root.removeHandler(handler)
+            root.addHandler(replacement)
+            swapped.append((handler, replacement))
+
+    def undo() -> None:
+        for original, replacement in swapped:
+            root.removeHandler(replacement)
+            root.addHandler(original)
+
+    return undo

@@ -68,11 +68,11 @@ def assert_safe_text(text: str, where: str, scenario: Scenario) -> None:
         assert "[link=https://evil.example/]" in text, f"{where}: markup was interpreted: {text!r}"
 
 
-def run_kit(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_kit(args: list[str], cwd: Path, hung: float = HUNG) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "webhook_kit", *args],
         capture_output=True,
-        timeout=HUNG,
+        timeout=hung,
         cwd=cwd,
         env={**os.environ, "PYTHONIOENCODING": "utf-8", "COLUMNS": "200"},
     )
@@ -171,6 +171,43 @@ def test_emit_text_and_json(hostile: HostileEndpoint, name: str, tmp_path: Path)
     assert_finished(as_json, "emit --json", scenario)
     lines = [json.loads(line) for line in as_json.stdout.splitlines() if line.strip()]
     assert [line["status"] for line in lines] == ["on-course", "deleted"]
+
+
+EMIT_RETRY_AFTER = (
+    "emit: a receiver's Retry-After is honoured up to RetryPolicy.retry_after_cap (3600 s), so "
+    "`emit --retries 1` against '503, Retry-After: 99999...' waits an hour; --retries documents "
+    "1 s, 2 s, 4 s, ... (emit.retry_schedule caps its own delays at 30 s)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=EMIT_RETRY_AFTER)
+def test_emit_does_not_wait_an_hour_for_retry_after(
+    hostile: HostileEndpoint, tmp_path: Path
+) -> None:
+    name = "retry_after_huge"
+    args = [
+        "emit",
+        hostile.webhook_url(name),
+        "--token-url",
+        hostile.token_url(name),
+        *CLIENT,
+        "--ca",
+        str(hostile.ca_file),
+        "--status",
+        "on-course",
+        "--retries",
+        "1",
+        "--timeout",
+        str(TIMEOUT),
+    ]
+    before = len(hostile.requests_for(name, "webhook"))
+    try:
+        result = run_kit(args, tmp_path, hung=50)  # emit's own longest delay is 30 s
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("emit --retries 1 still waiting after 50 s") from exc
+    assert_finished(result, "emit --retries 1", hostile.scenarios[name])
+    assert "FAILED" in result.stdout
+    assert len(hostile.requests_for(name, "webhook")) == before + 2  # the retry was sent
 
 
 # -- certify ------------------------------------------------------------------------------------

@@ -12,13 +12,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.hostile_endpoint import SCENARIOS, HostileEndpoint, Scenario, running_hostile
+from tests.provider.helpers import ProviderClient
 from webhook_kit import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
@@ -140,6 +143,50 @@ def test_dispatcher_records_every_attempt(hostile: HostileEndpoint, name: str) -
             reason.encode("utf-8")
     finally:
         store.close()
+
+
+# -- the provider, delivering through its dispatcher ---------------------------------------------
+
+
+def _wait_for_attempt(api: ProviderClient, validation_id: str) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + HUNG
+    while time.monotonic() < deadline:
+        response = api.call("GET", f"/validation/{validation_id}/events")
+        assert response.status_code == 200, response.text[:300]
+        events = response.json()["data"]
+        if events and events[0]["attempts"]:
+            return list(events)
+        time.sleep(0.05)  # polling a condition, with a deadline
+    raise AssertionError("the provider recorded no delivery attempt")
+
+
+@pytest.mark.parametrize("name", _params("provider"))
+def test_provider_api_stays_readable(
+    hostile: HostileEndpoint, start_provider: Any, name: str
+) -> None:
+    """The provider delivers to the hostile endpoint (its queue and POST /webhook/test); every
+    read of what it recorded still answers 2xx JSON."""
+    api = ProviderClient(start_provider(timeout=TIMEOUT))
+    settings = {
+        "url": hostile.webhook_url(name),
+        "auth": {
+            "token_url": hostile.token_url(name),
+            "client_id": "hostile-client",
+            "client_secret": "hostile-secret-value",
+        },
+    }
+    assert api.call("POST", "/webhook/settings", json=settings).status_code == 201
+    validation_id = api.new_validation()
+    test = api.call("POST", "/webhook/test")
+    assert test.status_code == 200, test.text[:300]
+    assert test.json()["data"]["ok"] in (True, False)
+    events = _wait_for_attempt(api, validation_id)
+    assert events[0]["attempts"][0]["outcome"]
+    for path in ("/webhook/events", "/webhook/settings", f"/validation/{validation_id}"):
+        response = api.call("GET", path)
+        assert response.status_code == 200, f"{path}: {response.status_code} {response.text[:300]}"
+        response.json()
+    assert "hostile-secret-value" not in test.text + json.dumps(events)
 
 
 # -- emit ---------------------------------------------------------------------------------------

@@ -21,13 +21,18 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import string
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes, urlsplit, urlunsplit
 
@@ -225,12 +230,12 @@ notification_like = st.fixed_dictionaries(
 )
 
 
-def _valid_notification(status: str) -> dict[str, Any]:
+def valid_notification(status: str) -> dict[str, Any]:
     return notifications.build(status, validation_id=str(uuid.uuid4()), previous_status="on-course")
 
 
 def _replaced(status: str, name: str, value: Any) -> dict[str, Any]:
-    body = _valid_notification(status)
+    body = valid_notification(status)
     if name == "scores.value" and "scores" in body:
         body["scores"][0]["value"] = value
     else:
@@ -998,3 +1003,86 @@ def iter_failures(results: list[SurfaceResult]) -> Iterator[str]:
     for result in results:
         for signature, case in result.tally.examples.items():
             yield f"[{result.name}] {signature}\n    e.g. {case}"
+
+
+# -- `webhook-kit serve` as a process: its console ------------------------------------------------
+
+#: Characters that act on a terminal when printed raw (C1 CSI included).
+TERMINAL_CONTROLS = ("\x1b", "\x07", "\x00", "\x9b")
+
+
+class ServeProcess:
+    """``webhook-kit serve`` in text mode, its console written to a file: what a developer's
+    terminal would show while anyone who can reach the port sends requests."""
+
+    def __init__(self, directory: Path, *extra: str) -> None:
+        self.directory = directory
+        self.console = directory / "console.txt"
+        self.client_id = "fuzz-client"
+        self.client_secret = base64.urlsafe_b64encode(os.urandom(24)).decode()
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+        self.fields: dict[str, str] = {}
+
+    def __enter__(self) -> ServeProcess:
+        args = [
+            sys.executable, "-m", "webhook_kit", "serve", "--port", "0",
+            "--certs-dir", str(self.directory / "certs"),
+            "--client-id", self.client_id,
+            "--client-secret", self.client_secret,
+            *self.extra,
+        ]  # fmt: skip
+        with self.console.open("wb") as out:
+            self.process = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, cwd=self.directory
+            )
+        deadline = time.monotonic() + 30
+        while "Press Ctrl+C" not in self.output():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"serve did not start:\n{self.output()}")
+            time.sleep(0.05)  # polling a condition, with a deadline
+        for line in self.output().splitlines():
+            label, _, value = line.strip().partition(" ")
+            if value:
+                self.fields[label] = value.strip()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def output(self) -> str:
+        return self.console.read_bytes().decode("utf-8", "backslashreplace")
+
+    @property
+    def url(self) -> str:
+        return self.fields["url"]
+
+    @property
+    def base(self) -> str:
+        return self.url.rsplit("/", 1)[0]
+
+    def session(self) -> requests.Session:
+        http = requests.Session()
+        http.trust_env = False
+        http.verify = self.fields["ca_file"]
+        return http
+
+    def token(self, http: requests.Session) -> str:
+        response = http.post(
+            self.fields["token_url"],
+            data={"grant_type": "client_credentials"},
+            auth=(self.client_id, self.client_secret),
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])

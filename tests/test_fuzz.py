@@ -7,11 +7,17 @@ draws 10,000 new ones per surface. Input classes: see ``tests/fuzz_surfaces.py``
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fuzz_surfaces import (
+    ESCAPES,
+    MARKUP,
+    SURROGATES,
+    TERMINAL_CONTROLS,
+    ServeProcess,
     StreamWatch,
     Tally,
     fuzz_kit_routes,
@@ -20,6 +26,8 @@ from tests.fuzz_surfaces import (
     fuzz_token_endpoint,
     fuzz_webhook,
     nested,
+    to_bytes,
+    valid_notification,
 )
 from tests.helpers import KitClient
 from tests.provider.helpers import ProviderClient
@@ -139,3 +147,26 @@ def test_provider_refuses_deep_nesting_with_400(
     assert response.status_code == 400, response.text[:200]
     assert response.json()["error_type"] == "invalid_json"
     assert _provider_alive(api)
+
+
+def test_serve_console_shows_no_raw_control_characters(tmp_path: Path) -> None:
+    """`webhook-kit serve` prints a line per request, fields taken from unauthenticated requests
+    included: after the hostile webhook cases, its console holds no raw escape, BEL or NUL."""
+    with ServeProcess(tmp_path) as serve:
+        http = serve.session()
+        token = serve.token(http)
+        for n, text in enumerate((*ESCAPES, *MARKUP, *SURROGATES)):
+            body = valid_notification("on-course")
+            body.update(event_id=f"e{n}{text}", status=f"s{n}{text}")
+            for auth in ({}, {"Authorization": f"Bearer {token}"}):
+                headers = {"Content-Type": "application/json", **auth}
+                http.post(serve.url, data=to_bytes(body), headers=headers, timeout=10)
+        cases = fuzz_webhook(http, serve.base, serve.url, token, SCALE, tally())
+        http.close()
+    output = serve.output()
+    assert "\\x1b]52;c;" in output, output[-3000:]  # the fixed cases were printed, escaped
+    assert cases >= SCALE // 2
+    assert output.count("\n") > SCALE // 2, output[-2000:]  # a line per request was printed
+    assert "Traceback" not in output, output[-3000:]
+    for char in TERMINAL_CONTROLS:
+        assert char not in output, f"raw {char!r} on the console: {output[-1500:]!r}"

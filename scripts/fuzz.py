@@ -29,6 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fuzz_surfaces import (  # noqa: E402
+    TERMINAL_CONTROLS,
+    ServeProcess,
     StreamWatch,
     SurfaceResult,
     Tally,
@@ -46,7 +48,7 @@ from webhook_kit.provider.runner import ProviderSettings, running_provider  # no
 from webhook_kit.sink.runner import running_sink  # noqa: E402
 from webhook_kit.sink.settings import SinkSettings  # noqa: E402
 
-SURFACES = ("webhook", "token", "kit", "provider-openapi", "provider-hostile")
+SURFACES = ("webhook", "token", "kit", "provider-openapi", "provider-hostile", "serve-console")
 
 
 def machine() -> str:
@@ -68,6 +70,9 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=10_000, help="Cases per surface.")
     parser.add_argument(
         "--surface", action="append", choices=SURFACES, help="Only these (repeatable)."
+    )
+    parser.add_argument(
+        "--server", choices=("uvicorn", "hypercorn"), default="uvicorn", help="For both servers."
     )
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
@@ -92,7 +97,7 @@ def main() -> int:
     started = time.monotonic()
     # keep=200: the webhook fuzzer reads back the export now and then; 10,000 kept records of up
     # to 64 KiB each would make that export, not the fuzzing, the cost.
-    with running_sink(SinkSettings(port=0, certs_dir=certs, keep=200)) as sink:
+    with running_sink(SinkSettings(port=0, certs_dir=certs, keep=200, server=args.server)) as sink:
         kit = KitClient(sink)
         info = sink.info
         health = sink.urls.base + "/_kit/health"
@@ -129,7 +134,9 @@ def main() -> int:
         }
         operations = sum(len(methods) for methods in build_openapi()["paths"].values())
         with running_provider(
-            ProviderSettings(port=0, db=":memory:", certs_dir=certs, ca_file=certs / "ca.pem")
+            ProviderSettings(
+                port=0, db=":memory:", certs_dir=certs, ca_file=certs / "ca.pem", server=args.server
+            )
         ) as provider:
             api = ProviderClient(provider)
             api.configure(sink)
@@ -149,6 +156,28 @@ def main() -> int:
             provider_health = api.base.replace("/validas/v1", "/_kit/health")
             alive_at_end &= api.http.get(provider_health, timeout=10).status_code == 200
         alive_at_end &= kit.http.get(health, timeout=10).status_code == 200
+    console_report = ""
+    console_dirty = 0
+    if "serve-console" in chosen:
+        # `webhook-kit serve` as a process: its console must show no raw control character.
+        with ServeProcess(certs.parent, "--keep", "200", "--server", args.server) as serve:
+            http = serve.session()
+            token = serve.token(http)
+            run(
+                "serve-console",
+                lambda t: fuzz_webhook(http, serve.base, serve.url, token, args.cases, t),
+            )
+            alive_at_end &= http.get(serve.base + "/_kit/health", timeout=10).status_code == 200
+        raw = [
+            line
+            for line in serve.output().splitlines()
+            if any(char in line for char in TERMINAL_CONTROLS)
+        ]
+        console_report = f"serve console: {len(raw)} lines with a raw control character" + "".join(
+            f"\n    {line[:200]!r}" for line in raw[:3]
+        )
+        print(console_report, flush=True)
+        console_dirty = len(raw)
     total = time.monotonic() - started
     print(f"servers alive at the end: {'yes' if alive_at_end else 'NO'}; total {total:.0f} s")
     print(f"machine: {machine()}")
@@ -164,6 +193,7 @@ def main() -> int:
                     "alive_at_end": alive_at_end,
                     "seconds": round(total, 1),
                     "stream": stream_report,
+                    "console": console_report,
                     "surfaces": [
                         {
                             "surface": r.name,
@@ -183,7 +213,7 @@ def main() -> int:
                 indent=2,
             )
         )
-    failed = any(r.tally.failures for r in results) or not alive_at_end
+    failed = any(r.tally.failures for r in results) or not alive_at_end or console_dirty > 0
     return 1 if failed else 0
 
 

@@ -290,6 +290,8 @@ class Tally:
     #: One example per distinct failure: signature -> the case that showed it.
     examples: dict[str, str] = field(default_factory=dict)
     case: str = ""
+    #: Credentials the cases carry: shown as *** in examples and messages.
+    secrets: set[str] = field(default_factory=set)
 
     @property
     def failures(self) -> int:
@@ -304,9 +306,15 @@ class Tally:
             self.dropped += 1
         else:
             self.dead += 1
-        self.examples.setdefault(f"{kind}: {signature}", self.case[:400])
+        signature, case = self.clean(signature), self.clean(self.case)
+        self.examples.setdefault(f"{kind}: {signature}", case[:400])
         if self.strict:
-            raise AssertionError(f"{kind}: {signature}\n  case: {self.case[:600]}")
+            raise AssertionError(f"{kind}: {signature}\n  case: {case[:600]}")
+
+    def clean(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def send(
         self,
@@ -454,6 +462,7 @@ def fuzz_webhook(
     still read back (``/_kit/deliveries``), and now and then the inspector page and export."""
     count = [0]
     now_and_then = _every(25)
+    tally.secrets.add(token)
 
     @settings(max_examples=examples, derandomize=tally.derandomize, **SETTINGS)
     @given(
@@ -513,6 +522,7 @@ def fuzz_token_endpoint(
     """``POST /oauth/token``: hostile form fields (percent-encoded controls, surrogates, non-UTF-8),
     hostile Basic credentials and raw bodies. Errors are RFC 6749 JSON; the secret never echoes."""
     count = [0]
+    tally.secrets.update((secret, base64.b64encode(f"{client_id}:{secret}".encode()).decode()))
     value = (
         st.sampled_from(["client_credentials", "password", "", client_id, secret])
         | hostile_text
@@ -680,6 +690,7 @@ def _fuzz_operation(
     netloc: str,
 ) -> int:
     count = [0]
+    tally.secrets.add(apikey)
 
     @settings(max_examples=examples, derandomize=tally.derandomize, **SETTINGS)
     @given(case=operation.as_strategy(), key=st.sampled_from([apikey, apikey, apikey, "wrong"]))
@@ -935,6 +946,7 @@ def fuzz_provider_hostile(
     list must still read back (a value stored once must not break every later read)."""
     count = [0]
     current: list[str] = []
+    tally.secrets.update((apikey, good_settings["auth"]["client_secret"]))
 
     def validation_id() -> str:
         if not current or count[0] % 50 == 0:

@@ -170,3 +170,23 @@ def test_serve_console_shows_no_raw_control_characters(tmp_path: Path) -> None:
     assert "Traceback" not in output, output[-3000:]
     for char in TERMINAL_CONTROLS:
         assert char not in output, f"raw {char!r} on the console: {output[-1500:]!r}"
+
+
+ODD_LIMIT_500 = (
+    "provider: ?limit= of more than 4,300 digits -> 500 ValueError (provider/app.py _limit_param: "
+    "value.isdigit() passes, int(value) exceeds Python's integer-string limit); the same for "
+    "'²' (isdigit() is True for superscripts, int() refuses them)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=ODD_LIMIT_500)
+@pytest.mark.parametrize("limit", ["9" * 5000, "%C2%B2"])
+@pytest.mark.parametrize("path", ["/webhook/events", "/webhook/validations?sent=true&"])
+def test_provider_refuses_an_odd_limit_with_400(
+    start_sink: Any, start_provider: Any, path: str, limit: str
+) -> None:
+    _, api, _ = _provider(start_sink, start_provider)
+    separator = "" if path.endswith("&") else "?"
+    response = api.call("GET", f"{path}{separator}limit={limit}")
+    assert response.status_code == 400, response.text[:200]
+    assert response.json()["error_type"] == "invalid_parameter"

@@ -677,17 +677,16 @@ def loopback_url(url: Any, netloc: str) -> Any:
         return url
     try:
         parts = urlsplit(url)
-    except ValueError:
-        return url
+    except ValueError:  # unparseable: keep the hostile text, as a path on loopback
+        return f"https://{netloc}/{url.split('://', 1)[1]}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _keep_local(body: Any, netloc: str) -> Any:
     if isinstance(body, dict):
         body = dict(body)
-        body["url"] = loopback_url(body.get("url"), netloc) if "url" in body else body.get("url")
-        if "url" not in body or body["url"] is None:
-            body.pop("url", None)
+        if "url" in body:
+            body["url"] = loopback_url(body["url"], netloc)
         auth = body.get("auth")
         if isinstance(auth, dict) and "token_url" in auth:
             body["auth"] = {**auth, "token_url": loopback_url(auth["token_url"], netloc)}
@@ -764,11 +763,13 @@ def _settings_document(
     document: dict[str, Any] = json.loads(json.dumps(good))
     document["url"] = f"https://{host.replace('127.0.0.1', netloc)}/webhook{path_tail}"
     top, _, inner = field_name.partition(".")
+    if field_name in ("url", "auth.token_url"):
+        value = loopback_url(value, netloc)  # a generated URL must not leave the machine
     if inner:
         document[top][inner] = value
     else:
         document[top] = value
-    return document
+    return _keep_local(document, netloc) if field_name.startswith("extra") else document
 
 
 EVENT_PARAMS = ("sent", "status", "validation_id", "since", "until", "limit", "cursor", "x")
@@ -850,7 +851,9 @@ def provider_ops(netloc: str, good: dict[str, Any], validation_id: Callable[[], 
         st.sampled_from(["POST", "PUT"]),
         raw_json.map(lambda r: r.encode())
         | st.sampled_from(ODD_BODIES)
-        | st.tuples(hostile_json, st.booleans()).map(lambda t: to_bytes(*t)),
+        | st.tuples(hostile_json, st.booleans()).map(
+            lambda t: to_bytes(_keep_local(t[0], netloc), t[1])
+        ),
     )
     reset = st.just(
         Op("POST", "/webhook/settings", {"json": good}, "POST /webhook/settings (good)")

@@ -7,7 +7,9 @@ uvicorn would re-raise SIGTERM after shutting down and the process would not exi
 
 Slow clients are bounded: a TLS handshake must finish within SSL_HANDSHAKE_TIMEOUT (see
 ``runtime``), a request's headers within HEADER_TIMEOUT of the connection (or of the previous
-response) and its body within BODY_TIMEOUT after that. uvicorn has no header timeout of its own,
+response), and a body must keep arriving at BODY_MIN_RATE bytes a second, checked every
+BODY_TIMEOUT seconds (a slow but steady upload is fine; one byte now and then is not). uvicorn has
+no header timeout of its own,
 so its protocol is wrapped (:func:`_deadline_protocol`); without that, a few thousand connections
 that trickle header lines hold the server's descriptors forever (slowloris). hypercorn gets the
 same figures from its own settings. ``scripts/slowloris.py`` measures it.
@@ -37,8 +39,10 @@ READY_TIMEOUT = 20.0
 SHUTDOWN_GRACE = 5.0
 #: Seconds a client has to send a request's headers, from connecting or from the last response.
 HEADER_TIMEOUT = 10.0
-#: Seconds a client has, after the headers, to finish sending the body.
+#: Seconds between checks that a body is still arriving at BODY_MIN_RATE.
 BODY_TIMEOUT = 30.0
+#: Bytes a second a body must average over each BODY_TIMEOUT (nginx closes at no progress at all).
+BODY_MIN_RATE = 1024
 #: Loggers whose DEBUG lines quote header blocks (Authorization, apikey) verbatim.
 HEADER_LOGGERS = ("hpack", "h2")
 
@@ -214,8 +218,9 @@ def _deadline_protocol(header_timeout: float, body_timeout: float) -> type[async
 
     One timer per connection. It is armed when the connection opens and after each response;
     when it fires, a connection still waiting for headers is closed, and one in the middle of a
-    body gets BODY_TIMEOUT more, then is closed. A request being answered is never touched, so
-    slow handlers (``--delay``) and the live stream are unaffected.
+    body is checked again every ``body_timeout`` seconds and closed once less than BODY_MIN_RATE
+    bytes a second arrived since the last check. A request whose body is complete is never
+    touched, so slow handlers (``--delay``) and the live stream are unaffected.
     """
     base: Any
     try:
@@ -226,6 +231,12 @@ def _deadline_protocol(header_timeout: float, body_timeout: float) -> type[async
     class DeadlineProtocol(base):  # type: ignore[misc]
         _kit_timer: asyncio.TimerHandle | None = None
         _kit_body_cycle: object = None
+        _kit_received = 0
+        _kit_mark = 0
+
+        def data_received(self, data: bytes) -> None:
+            self._kit_received += len(data)
+            super().data_received(data)
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -257,11 +268,13 @@ def _deadline_protocol(header_timeout: float, body_timeout: float) -> type[async
             if cycle is None or cycle.response_complete:
                 self.transport.close()  # the headers did not arrive in time
             elif cycle.more_body:
-                if self._kit_body_cycle is cycle:
-                    self.transport.close()  # nor did the body
-                else:
-                    self._kit_body_cycle = cycle
-                    self._kit_arm(body_timeout)
+                arrived = self._kit_received - self._kit_mark
+                if self._kit_body_cycle is cycle and arrived < BODY_MIN_RATE * body_timeout:
+                    self.transport.close()  # the body has all but stopped
+                    return
+                self._kit_body_cycle = cycle
+                self._kit_mark = self._kit_received
+                self._kit_arm(body_timeout)
 
     return DeadlineProtocol
 

@@ -6,6 +6,7 @@ The flood itself (5,000 connections with a legitimate client measuring) is scrip
 
 from __future__ import annotations
 
+import json
 import resource
 import socket
 import ssl
@@ -71,6 +72,24 @@ def test_a_body_that_never_finishes_is_cut_off(start_sink: Any) -> None:
             b"Content-Length: 1000\r\n\r\n{"
         )
         assert closed_by_server(conn, within=30)
+
+
+def test_a_slow_but_steady_body_is_not_cut_off(start_sink: Any) -> None:
+    sink = start_sink(header_timeout=1.0, body_timeout=0.5)
+    kit = KitClient(sink)
+    body = json.dumps(notification(padding="x" * 80_000)).encode()
+    with tls_connection(sink) as conn:
+        conn.sendall(
+            b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {kit.token()}\r\n".encode()
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        # 4 KiB every 0.1 s: about 40 times the minimum rate, for longer than both deadlines.
+        for start in range(0, len(body), 4096):
+            conn.sendall(body[start : start + 4096])
+            time.sleep(0.1)
+        conn.settimeout(10)
+        assert conn.recv(100).startswith(b"HTTP/1.1 200")
 
 
 def test_slow_handlers_and_streams_are_not_cut_off(start_sink: Any) -> None:

@@ -182,6 +182,9 @@ def main() -> int:
     print(f"servers alive at the end: {'yes' if alive_at_end else 'NO'}; total {total:.0f} s")
     print(f"machine: {machine()}")
     for result in results:
+        statuses = ", ".join(f"{k}x{v}" for k, v in sorted(result.tally.statuses.items()))
+        print(f"  {result.name:<17} {statuses}")
+    for result in results:
         if result.tally.examples:
             print(f"\n[{result.name}] {result.tally.summary()}")
     if args.json is not None:
@@ -204,6 +207,7 @@ def main() -> int:
                             "dropped": r.tally.dropped,
                             "health_failures": r.tally.dead,
                             "protocol_400": r.tally.protocol_rejects,
+                            "statuses": dict(sorted(r.tally.statuses.items())),
                             "seconds": round(r.seconds, 1),
                             "failures": list(r.tally.examples.items()),
                         }

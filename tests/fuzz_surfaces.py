@@ -39,6 +39,7 @@ from urllib.parse import quote_from_bytes, urlsplit, urlunsplit
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from requests.adapters import HTTPAdapter
 
 from webhook_kit import notifications
 
@@ -367,18 +368,23 @@ class Tally:
         if status >= 500:
             self.fail("5xx", f"{where} -> {status} {response.text[:160]}")
             return
-        if status == 400 and response.content == PROTOCOL_REJECT:
-            # uvicorn's own answer to bytes HTTP/1.1 forbids (controls in a header value): the
-            # request never reached the app, so it cannot answer JSON. Counted, not failed.
+        if self.protocol_level(response):
             self.protocol_rejects += 1
             return
         if json_errors and status >= 400 and response.content and json_dict(response) is None:
             self.fail("bad_error", f"{where} -> {status} non-JSON {response.text[:120]!r}")
 
+    @staticmethod
+    def protocol_level(response: requests.Response) -> bool:
+        """The HTTP server's own 400 for bytes HTTP/1.1 forbids (a control byte in a header
+        value): uvicorn's text line, hypercorn's empty body. The request never reached the app,
+        so it cannot answer JSON: counted apart, not failed."""
+        return response.status_code == 400 and response.content in (PROTOCOL_REJECT, b"")
+
     def check_api_error(self, response: requests.Response, where: str) -> None:
         """A provider 4xx is ``{"error_type", "error_message"}`` (5xx are counted already)."""
         status = response.status_code
-        if not 400 <= status < 500 or response.content == PROTOCOL_REJECT:
+        if not 400 <= status < 500 or self.protocol_level(response):
             return
         body = json_dict(response) or {}
         if not (
@@ -571,8 +577,9 @@ def fuzz_token_endpoint(
             [b"application/x-www-form-urlencoded", b"application/json", b""]
         )
         | header_value,
+        same_source=st.sampled_from([False] * 9 + [True]),
     )
-    def run(raw: bytes, auth: Any, content_type: bytes) -> None:
+    def run(raw: bytes, auth: Any, content_type: bytes, same_source: bool) -> None:
         count[0] += 1
         headers: dict[str, Any] = {"Content-Type": content_type}
         if auth == "good":
@@ -582,12 +589,15 @@ def fuzz_token_endpoint(
         elif auth != "none":
             headers["Authorization"] = auth
         tally.case = f"POST {url} headers={headers!r} body={raw[:300]!r}"
+        # Failed authentications are limited per client address: most cases come from their own
+        # loopback address so that the endpoint's logic, not only its 429, is what gets fuzzed.
+        client = http if same_source else sources.next()
         response = tally.send(
-            http, "POST", url, data=raw, headers=headers, where="POST /oauth/token"
+            client, "POST", url, data=raw, headers=headers, where="POST /oauth/token"
         )
         if response is None:
             return
-        if response.status_code >= 400 and response.content != PROTOCOL_REJECT:
+        if response.status_code >= 400 and not tally.protocol_level(response):
             error = (json_dict(response) or {}).get("error")
             if not isinstance(error, str):  # RFC 6749 section 5.2
                 tally.fail(
@@ -596,8 +606,47 @@ def fuzz_token_endpoint(
         if secret.encode() in response.content:
             tally.fail("bad_error", "the client secret was echoed")
 
-    run()
+    sources = LoopbackSources(http.verify)
+    try:
+        run()
+    finally:
+        sources.close()
     return count[0]
+
+
+class _SourceAdapter(HTTPAdapter):
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+class LoopbackSources:
+    """Sessions that connect from 127.1.x.y, a different address each time (all loopback)."""
+
+    def __init__(self, verify: Any) -> None:
+        self.verify = verify
+        self.counter = 0
+        self.current: requests.Session | None = None
+
+    def next(self) -> requests.Session:
+        self.close()
+        self.counter += 1
+        address = f"127.1.{(self.counter >> 8) % 256}.{self.counter % 254 + 1}"
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = self.verify
+        session.mount("https://", _SourceAdapter(address))
+        self.current = session
+        return session
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
 
 
 KIT_PATHS = (

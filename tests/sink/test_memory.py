@@ -126,3 +126,13 @@ def test_stream_readers_are_capped(start_sink: Any) -> None:
     finally:
         for conn in conns:
             conn.close()
+
+
+def test_streams_closed_at_once_give_their_places_back(start_sink: Any) -> None:
+    sink = start_sink()
+    inspector = sink.app.state.inspector
+    for _ in range(live.MAX_READERS * 3):
+        _stalled_stream(sink).close()
+    wait_until(lambda: inspector.readers == 0 and sink.recorder._listeners == [])
+    with KitClient(sink).http.get(sink.urls.base + "/_kit/stream", stream=True, timeout=10) as r:
+        assert r.status_code == 200

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from typing import Any
 
@@ -140,8 +140,9 @@ class Inspector:
             finally:
                 release()
 
-        return StreamingResponse(
+        return _EventStream(
             events(),
+            release,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
@@ -161,6 +162,24 @@ class Inspector:
             Route("/_kit/stream", self.stream),
             Route("/_kit/deliveries.jsonl", self.export),
         ]
+
+
+class _EventStream(StreamingResponse):
+    """A streaming response that calls ``on_close`` however it ends.
+
+    A client that disconnects before the first chunk leaves the generator unstarted, so its
+    ``finally`` never runs; the reader's place and subscription are released here instead.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None], **kw: Any):
+        super().__init__(content, **kw)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
 
 
 def _json_error(code: int, error_type: str, message: str) -> Response:

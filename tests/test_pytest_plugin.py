@@ -107,7 +107,10 @@ def test_certify_failures_show_per_check(
             "-p", "no:cacheprovider", *certify_args(sink, served.url("/webhook"))
         )
     outcomes = result.parseoutcomes()
-    assert outcomes["failed"] >= 4
+    # One root cause: the open endpoint fails oauth.no_token; the forgeries it makes pointless
+    # are skipped, blocked by it.
+    assert outcomes["failed"] == 1
+    assert outcomes["skipped"] >= 12
     result.stdout.fnmatch_lines(
         [
             "*oauth.no_token (oauth): sent a valid notification with no Authorization header: "

@@ -69,6 +69,10 @@ COMMON_ERRORS = {
     "400": _error("Bad parameter or body that is not JSON"),
     "401": _error("Missing or wrong apikey header"),
     "409": _error("Not possible in the current state (webhook not enabled, final validation)"),
+    "503": _error(
+        "storage_unavailable: the database cannot take the change (a full disk); nothing was "
+        "changed, try again later"
+    ),
 }
 
 EVENT_FILTERS = [
@@ -137,7 +141,9 @@ def _change(summary: str, request_body: dict[str, Any] | None = None) -> dict[st
     }
     if request_body is not None:
         operation["requestBody"] = request_body
-        operation["responses"]["413"] = _error("Upload too large")
+        operation["responses"]["413"] = _error(
+            "Upload too large: over 20 MiB of file (the body is counted while it streams)"
+        )
         operation["responses"]["415"] = _error("Neither multipart/form-data nor JSON")
         operation["responses"]["422"] = _error("The file field is missing or empty")
     return operation
@@ -169,7 +175,10 @@ def build_openapi() -> dict[str, Any]:
                 },
             },
             "put": {
-                "summary": "Update the settings (client_secret may be left out to keep it)",
+                "summary": "Update the settings",
+                "description": "auth.client_secret may be left out to keep the stored one, "
+                "unless url or auth.token_url changes: then it is required again (422 naming "
+                "auth.client_secret), so that a stored secret never follows a new host.",
                 "requestBody": settings_body,
                 "responses": {
                     **_ok("Saved (secret masked)", settings_read),
@@ -190,6 +199,10 @@ def build_openapi() -> dict[str, Any]:
         "/webhook/test": {
             "post": {
                 "summary": "Deliver one test notification now; returns a step-by-step trace",
+                "description": "Targets may be on public or loopback addresses (private ones "
+                "with the provider's --allow-private; link-local and cloud metadata addresses "
+                "never). A failed step says what the sender needs and no more: a refused, "
+                "unreachable or non-TLS port all read the same.",
                 "responses": {
                     **_ok(
                         "The trace (ok true or false)",

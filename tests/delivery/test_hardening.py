@@ -213,3 +213,30 @@ def test_storage_errors_are_store_errors(tmp_path: Path) -> None:
         store.insert_event(body, 1.0)
         store.insert_event(body, 1.0)
     store.close()
+
+
+def test_credentials_basic_auth_cannot_encode_are_a_token_error_not_a_crash(
+    start_sink: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 16 for library users: a non-Latin-1 secret with client_secret_basic."""
+    from webhook_kit.oauth.client import OAuthSettings
+
+    sink: Sink = start_sink()
+    info = sink.info
+    target = Target(info.url, OAuthSettings(info.token_url, info.client_id, "s\u20acret"))
+    store = Store(tmp_path / "c.db")
+
+    async def scenario() -> str:
+        settings = settings_for(sink, policy=RetryPolicy(schedule=()))
+        async with Dispatcher(store, settings, target=target) as d:
+            event_id = await d.enqueue(
+                notifications.build("on-course", validation_id=new_id(), previous_status=None)
+            )
+            assert await d.wait_idle(30)
+        return event_id
+
+    attempt = store.attempts(run(scenario()))[0]
+    assert attempt["outcome"] == "token_error"
+    assert attempt["reason"] == "the client credentials cannot be sent (UnicodeEncodeError)"
+    assert not [r for r in caplog.records if r.exc_info]
+    store.close()

@@ -150,6 +150,8 @@ async def deliver(
         token = oauth.cached() or await oauth.token()
     except TokenFetchError as exc:
         return AttemptResult("token_error", token_failure(exc, oauth), elapsed_ms(started))
+    except ValueError as exc:  # e.g. a secret client_secret_basic cannot encode (not Latin-1)
+        return AttemptResult("token_error", _unsendable(exc), elapsed_ms(started))
     result = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
     if result.outcome != "unauthorized":
         return result
@@ -158,6 +160,8 @@ async def deliver(
         token = await oauth.token()
     except TokenFetchError as exc:
         return AttemptResult("token_error", token_failure(exc, oauth), elapsed_ms(started))
+    except ValueError as exc:  # e.g. a secret client_secret_basic cannot encode (not Latin-1)
+        return AttemptResult("token_error", _unsendable(exc), elapsed_ms(started))
     retried = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
     return AttemptResult(
         retried.outcome,
@@ -195,6 +199,10 @@ def token_failure(exc: TokenFetchError, oauth: OAuthClient) -> str:
         where = "TLS error at the token URL" if outcome == "tls_error" else "token URL unreachable"
         return f"{where}: {reason}"
     return str(exc)
+
+
+def _unsendable(exc: ValueError) -> str:
+    return f"the client credentials cannot be sent ({type(exc).__name__})"
 
 
 def network_failure(exc: BaseException, url: str) -> tuple[Outcome, str]:

@@ -19,6 +19,7 @@ bearer token, ``200 {"received": true}``). Add scenarios with :meth:`HostileEndp
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import ssl
@@ -76,6 +77,17 @@ def token_body(**fields: str) -> str:
 
 
 GOOD_TOKEN = json_answer(None, raw=token_body())
+
+
+def jwt(header: str, payload: str, signature: bytes = b"not-a-signature") -> str:
+    """A JWT-shaped token from raw JSON texts (a header or claims Python could not build)."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return f"{b64(header.encode())}.{b64(payload.encode())}.{b64(signature)}"
+
+
 ACCEPTED = json_answer({"received": True})
 
 
@@ -140,6 +152,50 @@ def _scenarios() -> list[Scenario]:
         token_with("token_nul", "NUL in access_token", access_token='"abc\\u0000def"'),
         token_with("token_markup", "markup in access_token", access_token=json.dumps(MARKUP)),
         token_with("token_type_osc", "OSC 8 in token_type", token_type=json.dumps(OSC8)),
+        token_with(
+            "token_deep_nesting",
+            "a token answer nested 30,000 deep (under the 64 KiB read limit)",
+            x="[" * 30_000 + "]" * 30_000,
+        ),
+        Scenario(
+            "token_not_object",
+            token=json_answer(["access_token", "hostile-token"]),
+            about="a token answer that is a JSON array",
+        ),
+        token_with("token_number", "access_token 1e400", access_token="1e400"),
+        token_with(
+            "jwt_deep_header",
+            "a JWT whose header is nested 20,000 deep",
+            access_token=json.dumps(jwt("[" * 20_000 + "]" * 20_000, "{}")),
+        ),
+        token_with(
+            "jwt_huge_claims",
+            "a JWT with exp 1e400, iat -1e400, nbf NaN and a 5,000-digit jti",
+            access_token=json.dumps(
+                jwt(
+                    '{"alg":"RS256","typ":"at+jwt","kid":"k"}',
+                    '{"exp":1e400,"iat":-1e400,"nbf":NaN,"jti":' + "9" * 5000 + "}",
+                )
+            ),
+        ),
+        token_with(
+            "jwt_hostile_text",
+            "a JWT with escapes and markup in its claims and header",
+            access_token=json.dumps(
+                jwt(
+                    json.dumps({"alg": "RS256", "typ": "at+jwt", "kid": OSC52 + MARKUP + "\ud800"}),
+                    json.dumps(
+                        {
+                            "iss": OSC8 + MARKUP,
+                            "aud": [FAKE_PASS, "[/]"],
+                            "sub": CLEAR,
+                            "scope": "webhook " + OSC52,
+                            "exp": 4102444800,
+                        }
+                    ),
+                )
+            ),
+        ),
         Scenario(
             "token_not_json",
             token=Answer(

@@ -44,7 +44,16 @@ CLIENT = ["--client-id", "hostile-client", "--client-secret", "hostile-secret-va
 
 #: Scenarios each driver still fails on today, and why: the bug the lead routes. A scenario that
 #: starts passing makes its xfail fail (strict), so the list cannot go stale silently.
-KNOWN: dict[tuple[str, str], str] = {}
+TOKEN_RECURSION = (
+    "oauth/client.py _json_object catches ValueError only: a token answer nested 30,000 deep "
+    "(60 KB, under the 64 KiB read cap) raises RecursionError. Dispatcher: the attempt reason is "
+    "'internal error: RecursionError' and a traceback is logged (emit's stderr); provider: POST "
+    "/webhook/test answers 500; certify: exit 3, no report"
+)
+KNOWN: dict[tuple[str, str], str] = {
+    (driver, "token_deep_nesting"): TOKEN_RECURSION
+    for driver in ("dispatcher", "provider", "emit", "certify")
+}
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +147,8 @@ def test_dispatcher_records_every_attempt(hostile: HostileEndpoint, name: str) -
             assert len(attempts) == 1, f"{event_id}: {len(attempts)} attempts on record"
             reason = attempts[0]["reason"]
             assert isinstance(reason, str) and reason
+            # The dispatcher's catch-all for its own bugs; hostile input deserves a real reason.
+            assert not reason.startswith("internal error"), reason
             # The provider API serves it as UTF-8 JSON: a lone surrogate (a non-UTF-8 header
             # decoded with surrogateescape) would make every answer that lists it a 500.
             reason.encode("utf-8")

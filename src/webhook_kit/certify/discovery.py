@@ -57,7 +57,7 @@ async def get_json(session: aiohttp.ClientSession, url: str, timeout: float) -> 
         raise DiscoveryError(f"{visible(url)} answered HTTP {status}")
     try:
         value = json.loads(raw) if len(raw) <= MAX_DOCUMENT else None
-    except ValueError:
+    except (ValueError, RecursionError):  # any shape a hostile server can send
         value = None
     if not isinstance(value, dict):
         raise DiscoveryError(f"{visible(url)} is not a JSON object")

@@ -217,7 +217,7 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # any shape a hostile endpoint can send
         return None
     return value if isinstance(value, dict) else None
 

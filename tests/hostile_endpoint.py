@@ -129,6 +129,25 @@ def _scenarios() -> list[Scenario]:
             about="a 500 with markup and OSC 52 in error",
             markup=True,
         ),
+        Scenario(
+            "token_error_non_utf8",
+            token=Answer(
+                status=400, reason=b"Bad", body=b'{"error":"\xff\xfe\x1b[2J","x":"\xc3("}'
+            ),
+            about="a token error that is not UTF-8",
+        ),
+        Scenario(
+            "token_error_utf16",
+            token=Answer(
+                status=401,
+                reason=b"Unauthorized",
+                body=json.dumps(
+                    {"error": "invalid_client" + OSC52, "error_description": MARKUP}
+                ).encode("utf-16"),
+            ),
+            about="a token error in UTF-16 (json.loads detects it)",
+            markup=True,
+        ),
         token_with(
             "expires_1e400_digits", "expires_in 1 followed by 400 zeros", expires_in="1" + "0" * 400
         ),
@@ -221,6 +240,11 @@ def _scenarios() -> list[Scenario]:
             "redirect_controls",
             webhook=redirect(("https://evil.example/" + OSC8 + FAKE_PASS).encode()),
             about="control characters in Location",
+        ),
+        Scenario(
+            "redirect_bare_cr",
+            webhook=redirect(b"https://evil.example/\rX-Injected: 1\x1b[2J"),
+            about="a bare CR and ESC in Location",
         ),
         Scenario(
             "redirect_markup",

@@ -338,3 +338,17 @@ def test_certify_stops_at_its_overall_deadline(
     assert report["verdict"] == "fail"
     late = [c for c in report["checks"] if "overall deadline" in c["detail"]]
     assert late, [c["detail"] for c in report["checks"]]
+
+
+def test_certify_shows_the_users_own_url_as_written(
+    hostile: HostileEndpoint, tmp_path: Path
+) -> None:
+    """Markup-like text in the URL the user typed is not markup either (it printed as
+    ``?filter=x``, and ``[/]`` crashed the report)."""
+    args = certify_args(hostile, "token_silent")
+    url = hostile.webhook_url("token_silent") + "?filter[status]=x&[/]"
+    args[args.index(hostile.webhook_url("token_silent"))] = url
+    args[args.index("--timeout") + 1] = "0.5"
+    result = run_kit(args, tmp_path)
+    assert_finished(result, "certify", hostile.scenarios["token_silent"])
+    assert "?filter[status]=x&[/]" in result.stdout.replace("\n", ""), result.stdout

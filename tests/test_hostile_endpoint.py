@@ -44,16 +44,7 @@ CLIENT = ["--client-id", "hostile-client", "--client-secret", "hostile-secret-va
 
 #: Scenarios each driver still fails on today, and why: the bug the lead routes. A scenario that
 #: starts passing makes its xfail fail (strict), so the list cannot go stale silently.
-TOKEN_RECURSION = (
-    "oauth/client.py _json_object catches ValueError only: a token answer nested 30,000 deep "
-    "(60 KB, under the 64 KiB read cap) raises RecursionError. Dispatcher: the attempt reason is "
-    "'internal error: RecursionError' and a traceback is logged (emit's stderr); provider: POST "
-    "/webhook/test answers 500; certify: exit 3, no report"
-)
-KNOWN: dict[tuple[str, str], str] = {
-    (driver, "token_deep_nesting"): TOKEN_RECURSION
-    for driver in ("dispatcher", "provider", "emit", "certify")
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(scope="module")

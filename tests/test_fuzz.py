@@ -16,9 +16,11 @@ import pytest
 
 from tests.fuzz_surfaces import (
     ESCAPES,
+    HUGE_NUMBERS,
     MARKUP,
     SURROGATES,
     TERMINAL_CONTROLS,
+    Raw,
     ServeProcess,
     StreamWatch,
     Tally,
@@ -194,6 +196,38 @@ def test_serve_console_shows_no_raw_control_characters(tmp_path: Path) -> None:
     assert "\\x1b]52;c;" in output, output[-3000:]  # the fixed cases were printed, escaped
     assert cases >= SCALE // 2
     assert output.count("\n") > SCALE // 2, output[-2000:]  # a line per request was printed
+    assert "Traceback" not in output, output[-3000:]
+    for char in TERMINAL_CONTROLS:
+        assert char not in output, f"raw {char!r} on the console: {output[-1500:]!r}"
+
+
+@short_failure
+def test_serve_reads_back_a_hostile_record_file(tmp_path: Path) -> None:
+    """What `serve --record` wrote from hostile requests is read back on the next start: the
+    endpoint starts, and every read of the records answers 200."""
+    with ServeProcess(tmp_path, "--record", "record.jsonl") as serve:
+        http = serve.session()
+        token = serve.token(http)
+        for n, text in enumerate((*ESCAPES, *MARKUP, *SURROGATES, *HUGE_NUMBERS[:3])):
+            body = valid_notification("on-course")
+            body.update(event_id=f"e{n}{text}", scores=[{"name": text, "value": Raw(text)}])
+            for auth in ({}, {"Authorization": f"Bearer {token}"}):
+                headers = {"Content-Type": "application/json", **auth}
+                http.post(serve.url, data=to_bytes(body), headers=headers, timeout=10)
+        fuzz_webhook(http, serve.base, serve.url, token, SCALE // 2, tally())
+        http.close()
+    written = (tmp_path / "record.jsonl").read_bytes().count(b"\n")
+    assert written > SCALE // 2
+    with ServeProcess(tmp_path, "--record", "record.jsonl") as again:
+        http = again.session()
+        for path in ("/_kit/deliveries", "/_kit/deliveries.jsonl", "/_kit/", "/_kit/index.json"):
+            response = http.get(again.base + path, timeout=10)
+            assert response.status_code == 200, (
+                f"{path}: {response.status_code} {response.text[:200]}"
+            )
+        assert http.get(again.base + "/_kit/deliveries", timeout=10).json()["count"] > 0
+        http.close()
+    output = again.output()
     assert "Traceback" not in output, output[-3000:]
     for char in TERMINAL_CONTROLS:
         assert char not in output, f"raw {char!r} on the console: {output[-1500:]!r}"

@@ -139,7 +139,9 @@ def _multipart_head(api: ProviderClient, path: str, extra: str) -> tuple[str, in
 
 def _tls(api: ProviderClient, host: str, port: int) -> ssl.SSLSocket:
     context = ssl.create_default_context(cafile=str(api.http.verify))
-    return context.wrap_socket(socket.create_connection((host, port)), server_hostname=host)
+    conn = context.wrap_socket(socket.create_connection((host, port)), server_hostname=host)
+    conn.settimeout(30)
+    return conn
 
 
 def _early(conn: ssl.SSLSocket) -> bytes | None:

@@ -474,3 +474,28 @@ def test_a_non_latin1_secret_works_with_client_secret_post(
     assert (
         test.json()["data"]["steps"][0]["detail"] == "token endpoint answered 401 (invalid_client)"
     )
+
+
+def test_token_url_ports_read_the_same_too(setup: tuple[Sink, ProviderClient]) -> None:
+    """The token URL is as freely chosen as the webhook URL: the same words for every port."""
+    sink, api = setup
+    details = []
+    with raw_server(b"SSH-2.0-OpenSSH_9.6\r\n", certs_dir=None) as banner:
+        for port in (closed_port(), banner):
+            auth = {
+                "token_url": f"https://127.0.0.1:{port}/token",
+                "client_id": "c",
+                "client_secret": "s",
+            }
+            api.call("POST", "/webhook/settings", json={"url": sink.info.url, "auth": auth})
+            step = api.call("POST", "/webhook/test").json()["data"]["steps"][0]
+            assert step["step"] == "token" and step["ok"] is False
+            details.append(step["detail"].replace(str(port), "PORT"))
+    assert (
+        details
+        == [
+            "token URL unreachable: no TLS connection (refused, unreachable, reset or not TLS) "
+            "to 127.0.0.1:PORT"
+        ]
+        * 2
+    )

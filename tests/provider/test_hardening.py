@@ -401,6 +401,22 @@ def test_a_lone_surrogate_in_the_client_id_is_422_and_reads_keep_working(
 # -- finding 15: a full database -----------------------------------------------------------------
 
 
+def test_a_surrogate_stored_by_an_earlier_version_does_not_break_reads(
+    setup: tuple[Sink, ProviderClient],
+) -> None:
+    sink, api = setup
+    assert api.configure(sink).status_code == 201
+    store = api.provider.store
+    document = store._db.execute("SELECT document FROM settings").fetchone()[0]
+    client_id = json.dumps(sink.info.client_id)
+    broken = document.replace(client_id, client_id[:-1] + '\\ud800"')
+    assert broken != document
+    store._db.execute("UPDATE settings SET document = ?", (broken,))
+    read = api.call("GET", "/webhook/settings")
+    assert read.status_code == 200, read.text
+    assert read.json()["data"]["auth"]["client_id"] == sink.info.client_id + "\ufffd"
+
+
 def test_a_full_database_is_503_json_without_a_traceback(
     start_sink: Any, start_provider: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

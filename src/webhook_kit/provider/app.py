@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -80,9 +81,12 @@ class JSONResponse(StarletteJSONResponse):
             return super().render(_encodable(content))
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _encodable(value: Any) -> Any:
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
+        return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
         return {_encodable(k): _encodable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -181,7 +181,7 @@ PUBLIC_V4 = ("93.184.215.14",)
             None,
             {"url.public": "warn"},
             {},
-            {"url.public": "loopback or private"},
+            {"url.public": "a sender in the cloud cannot reach"},
             id="private-v4",
         ),
         pytest.param(

@@ -5,21 +5,14 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from urllib.parse import urlsplit
 
 from webhook_kit.certify.context import Context, blocked
 from webhook_kit.certify.model import CheckResult
+from webhook_kit.guard import why_not_public
 
 CHECK_IDS = ("url.absolute", "url.scheme", "url.resolves", "url.public")
-
-
-def _not_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global
 
 
 def parse(url: str) -> tuple[str, str, int] | None:
@@ -78,15 +71,16 @@ def judge(
         out.append(blocked("url.public", "url", "url.resolves"))
         return out
     out.append(CheckResult("url.resolves", "url", "pass", ", ".join(addresses)))
-    if all(_not_public(a) for a in addresses):
+    reasons = [why_not_public(a) for a in addresses]
+    if all(reasons):
         out.append(
             CheckResult(
                 "url.public",
                 "url",
                 "warn",
-                f"{host} resolves only to loopback or private addresses "
-                f"({', '.join(addresses)}): a sender in the cloud cannot reach it. "
-                "Fine for local testing; production needs a public address",
+                f"{host} resolves only to {', '.join(addresses)}, which a sender in the cloud "
+                f"cannot reach ({'; '.join(str(r) for r in dict.fromkeys(reasons))}). Fine for "
+                "local testing; production needs a public address",
             )
         )
     else:

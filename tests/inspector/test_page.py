@@ -14,6 +14,14 @@ from tests.helpers import KitClient, claims_for, notification, sign
 from webhook_kit.sink.runner import Sink
 
 
+def wait_count(page: Any, selector: str, count: int) -> None:
+    """Wait until ``count`` elements match. Playwright's locator assertion polls from its own
+    side; ``wait_for_function`` with a string needs eval, which the page's CSP forbids."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(selector)).to_have_count(count, timeout=15_000)
+
+
 def open_live(page: Any, sink: Sink) -> None:
     page.goto(sink.info.inspect_url)
     page.wait_for_selector("#connection.live")
@@ -31,7 +39,7 @@ def test_requests_appear_live_newest_first(start_sink: Any, page: Any, server: s
     token = kit.token()
     for status in ("on-course", "document-uploaded", "selfie-uploaded"):
         kit.post(notification(status), token=token)
-    page.wait_for_function("document.querySelectorAll('details.row').length === 3")
+    wait_count(page, "details.row", 3)
     assert rows(page) == ["selfie-uploaded", "document-uploaded", "on-course"]
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
     assert "3 shown of 3 received" in page.inner_text("#summary")
@@ -45,7 +53,7 @@ def test_filters_hide_the_others(start_sink: Any, page: Any) -> None:
     kit.post(notification("deleted"), token=token)
     kit.post(notification("deleted"), token=None)
     open_live(page, sink)
-    page.wait_for_function("document.querySelectorAll('details.row').length === 3")
+    wait_count(page, "details.row", 3)
     page.select_option("#filter-status", "deleted")
     assert rows(page) == ["deleted", "deleted"]
     page.select_option("#filter-result", "rejected")
@@ -66,7 +74,7 @@ def test_rejected_requests_show_their_reason(start_sink: Any, page: Any) -> None
     no_scores = notification("selfie-uploaded")
     del no_scores["scores"]
     kit.post(no_scores)
-    page.wait_for_function("document.querySelectorAll('details.row.rejected').length === 2")
+    wait_count(page, "details.row.rejected", 2)
     reasons = page.locator("details.row .reason").all_inner_texts()
     assert reasons == ["422 scores missing", "401 expired token"]
 
@@ -79,7 +87,7 @@ def test_search_and_group_by_validation(start_sink: Any, page: Any) -> None:
         kit.post(notification(status, validation_id="val-alpha"), token=token)
     kit.post(notification("on-course", validation_id="val-beta"), token=token)
     open_live(page, sink)
-    page.wait_for_function("document.querySelectorAll('details.row').length === 4")
+    wait_count(page, "details.row", 4)
     page.fill("#search", "alpha")
     assert rows(page) == ["cancelled", "document-uploaded", "on-course"]
     page.fill("#search", "")
@@ -118,7 +126,7 @@ def test_duplicate_marker_clear_and_download(start_sink: Any, page: Any, tmp_pat
     kit.post(body, token=token)
     kit.post(body, token=token)
     open_live(page, sink)
-    page.wait_for_function("document.querySelectorAll('details.row').length === 2")
+    wait_count(page, "details.row", 2)
     assert page.locator("details.row .badge.dup").count() == 1
     with page.expect_download() as download_info:
         page.click("#download")
@@ -164,7 +172,7 @@ def test_screenshots(start_sink: Any, browser: Any, artifacts: Path) -> None:
         context = browser.new_context(viewport={"width": width, "height": height})
         page = context.new_page()
         open_live(page, sink)
-        page.wait_for_function("document.querySelectorAll('details.row').length === 5")
+        wait_count(page, "details.row", 5)
         scroll_width = page.evaluate("document.documentElement.scrollWidth")
         assert scroll_width <= width, f"{name}: content overflows horizontally ({scroll_width}px)"
         target = artifacts / f"{name}.png"

@@ -6,9 +6,7 @@ draws 10,000 new ones per surface. Input classes: see ``tests/fuzz_surfaces.py``
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ from tests.fuzz_surfaces import (
     fuzz_token_endpoint,
     fuzz_webhook,
     nested,
+    short_failure,
     to_bytes,
     valid_notification,
 )
@@ -46,25 +45,6 @@ def alive(client: KitClient) -> bool:
 
 def tally() -> Tally:
     return Tally(strict=True, derandomize=True)
-
-
-def short_failure(test: Callable[..., None]) -> Callable[..., None]:
-    """Report a failure as its message and hypothesis' falsifying example, without a traceback.
-
-    After a server thread in this process hit a RecursionError (deep nesting), pytest's
-    traceback formatting (ast.parse of each frame's source) can die with CPython 3.11's
-    "AST constructor recursion depth mismatch", an INTERNALERROR that ends the whole run.
-    """
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        try:
-            test(*args, **kwargs)
-        except AssertionError as exc:
-            notes = "\n".join(getattr(exc, "__notes__", []))
-            pytest.fail(f"{type(exc).__name__}: {exc}\n{notes}", pytrace=False)
-
-    return run
 
 
 @short_failure
@@ -165,6 +145,7 @@ def test_provider_hostile_never_5xx(start_sink: Any, start_provider: Any) -> Non
     ],
 )
 @pytest.mark.parametrize("kind", ["list", "dict"])
+@short_failure
 def test_provider_refuses_deep_nesting_with_400(
     start_sink: Any, start_provider: Any, method: str, path: str, kind: str
 ) -> None:
@@ -243,6 +224,7 @@ ODD_LIMIT_500 = (
 @pytest.mark.xfail(strict=True, reason=ODD_LIMIT_500)
 @pytest.mark.parametrize("limit", ["9" * 5000, "%C2%B2"])
 @pytest.mark.parametrize("path", ["/webhook/events", "/webhook/validations?sent=true&"])
+@short_failure
 def test_provider_refuses_an_odd_limit_with_400(
     start_sink: Any, start_provider: Any, path: str, limit: str
 ) -> None:

@@ -431,22 +431,12 @@ def _checked_url(value: str | None, schemes: tuple[str, ...]) -> str | None:
 
 
 def _credential(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Client id and secret: text a token request can carry (and, for ``client_secret_basic``,
-    Latin-1, which is all the Basic scheme sends)."""
+    """Client id and secret: text a token request can carry. Any other character is fine: both
+    methods form-encode it (RFC 6749 section 2.3.1)."""
     if value is None:
         return None
     if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in value):
         raise click.BadParameter("must not contain control characters or undecodable bytes")
-    values = {**ctx.params, str(param.name): value}
-    if values.get("auth_method") == "client_secret_basic":
-        # Whichever of the three options is processed last sees the other two.
-        for name in ("client_id", "client_secret"):
-            text = values.get(name)
-            if isinstance(text, str) and not all(ord(c) < 0x100 for c in text):
-                raise click.BadParameter(
-                    f"--{name.replace('_', '-')} has characters beyond Latin-1, which "
-                    "client_secret_basic cannot send; use --auth-method client_secret_post"
-                )
     return value
 
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote_plus
 
 import aiohttp
 from authlib.oauth2.auth import ClientAuth
@@ -114,7 +115,16 @@ class OAuthClient:
             "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
         }
-        auth = ClientAuth(s.client_id, s.client_secret, s.auth_method)
+        if s.auth_method == "client_secret_basic":
+            # RFC 6749 section 2.3.1: form-encode both before Basic; Authlib does not, so a
+            # secret with '+', '%' or ':' would fail against a server that follows the RFC.
+            auth = ClientAuth(
+                quote_plus(s.client_id, safe=""),
+                quote_plus(s.client_secret, safe=""),
+                s.auth_method,
+            )
+        else:
+            auth = ClientAuth(s.client_id, s.client_secret, s.auth_method)
         url, headers, body = auth.prepare("POST", s.token_url, headers, body)
         started = self._clock()
         self.fetches += 1

@@ -77,16 +77,6 @@ def validate(document: Any) -> dict[str, Any]:
             errors.append({"field": name, "message": problem})
     auth = dict(document["auth"])
     auth.setdefault("client_auth_method", "client_secret_basic")
-    if auth["client_auth_method"] == "client_secret_basic":
-        for name in ("client_id", "client_secret"):
-            if not _latin1(auth[name]):
-                errors.append(
-                    {
-                        "field": f"auth.{name}",
-                        "message": "client_secret_basic sends Latin-1 only: use those characters "
-                        "or client_auth_method client_secret_post",
-                    }
-                )
     for name in ("client_id", "client_secret", "scope", "audience"):
         value = auth.get(name)
         if isinstance(value, str) and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
@@ -96,14 +86,6 @@ def validate(document: Any) -> dict[str, Any]:
     if errors:
         raise SettingsInvalid(errors)
     return {"url": document["url"], "enabled": document.get("enabled", True), "auth": auth}
-
-
-def _latin1(text: str) -> bool:
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def keep_secret(document: Any, current: dict[str, Any]) -> None:

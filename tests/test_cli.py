@@ -171,6 +171,13 @@ def test_unreadable_certificate_is_one_line_exit_1(tmp_path: Path) -> None:
         ["serve", "--certfile", "x.pem"],
         ["serve", "--path", "_kit"],
         ["serve", "--bogus"],
+        ["serve", "--delay", "nan"],
+        ["serve", "--delay", "inf"],
+        ["serve", "--fail-rate", "nan"],
+        ["serve", "--token-ttl", "99999999999"],
+        ["serve", "--max-body", "99999999999"],
+        ["serve", "--retry-after", "99999999999999"],
+        ["serve", "--seed", "99999999999999999999999"],
         ["nosuchcommand"],
     ],
 )

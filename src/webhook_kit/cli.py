@@ -237,14 +237,14 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--token-ttl",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 366 * 86400),
     default=3600,
     show_default=True,
     help="Access token lifetime, seconds.",
 )
 @click.option(
     "--max-body",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 64 * 1024 * 1024),
     default=1024 * 1024,
     show_default=True,
     help="Body size limit, bytes (413 above).",
@@ -273,7 +273,7 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--fail-rate",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     default=0.0,
     show_default=True,
     help="Fraction of valid notifications answered with --fail-code.",
@@ -281,17 +281,19 @@ def _server_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--fail-code", type=click.IntRange(400, 599), default=503, show_default=True)
 @click.option(
     "--delay",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(0, 3600),
     default=0.0,
     show_default=True,
     help="Seconds to wait before answering a valid notification.",
 )
 @click.option(
     "--retry-after",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 7 * 86400),
     help="Retry-After seconds on injected 429/503 answers.",
 )
-@click.option("--seed", type=int, help="Seed for --fail-rate, for repeatable runs.")
+@click.option(
+    "--seed", type=click.IntRange(0, 2**63 - 1), help="Seed for --fail-rate, for repeatable runs."
+)
 def serve(as_json: bool, **options: Any) -> None:
     """Run the HTTPS, OAuth-protected mock endpoint until SIGINT/SIGTERM.
 

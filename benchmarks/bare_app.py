@@ -1,7 +1,8 @@
 """The baseline: a bare Starlette JSON route on the same server stack as the kit's endpoint.
 
 Same TLS certificates, same socket handling, same event loop (uvloop) and same uvicorn/hypercorn
-settings, via ``webhook_kit.servers``. It parses the JSON body and answers JSON, nothing more.
+settings, via ``webhook_kit.serving.servers``. It parses the JSON body and answers JSON, nothing
+more.
 Prints one JSON line with ``url`` when ready, serves until SIGTERM.
 """
 
@@ -16,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from webhook_kit import servers
-from webhook_kit.runtime import run_until_signal
+from webhook_kit.serving import servers
+from webhook_kit.serving.loop import run_until_signal
 from webhook_kit.tls import ensure_dev_certs
 
 

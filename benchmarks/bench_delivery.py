@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import requests  # noqa: E402
 from _common import ServerProcess, kit_process, machine, token_for  # noqa: E402
 
-from webhook_kit import notifications  # noqa: E402
+from webhook_kit.contract import notifications  # noqa: E402
+from webhook_kit.contract.statuses import STATUSES  # noqa: E402
 from webhook_kit.delivery import transport  # noqa: E402
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target  # noqa: E402
 from webhook_kit.delivery.store import Store  # noqa: E402
 from webhook_kit.oauth.client import OAuthSettings  # noqa: E402
-from webhook_kit.runtime import run  # noqa: E402
-from webhook_kit.statuses import STATUSES  # noqa: E402
+from webhook_kit.serving.loop import run  # noqa: E402
 from webhook_kit.tls import client_context  # noqa: E402
 
 

@@ -32,8 +32,8 @@ from _common import (  # noqa: E402
     token_for,
 )
 
-from webhook_kit import notifications  # noqa: E402
-from webhook_kit.statuses import STATUSES  # noqa: E402
+from webhook_kit.contract import notifications  # noqa: E402
+from webhook_kit.contract.statuses import STATUSES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -43,10 +43,10 @@ from tests.fuzz_surfaces import (  # noqa: E402
 )
 from tests.helpers import KitClient  # noqa: E402
 from tests.provider.helpers import ProviderClient  # noqa: E402
+from webhook_kit.endpoint.service import running_endpoint  # noqa: E402
+from webhook_kit.endpoint.settings import EndpointSettings  # noqa: E402
 from webhook_kit.provider.openapi import build_openapi  # noqa: E402
-from webhook_kit.provider.runner import ProviderSettings, running_provider  # noqa: E402
-from webhook_kit.sink.runner import running_sink  # noqa: E402
-from webhook_kit.sink.settings import SinkSettings  # noqa: E402
+from webhook_kit.provider.service import ProviderSettings, running_provider  # noqa: E402
 
 SURFACES = ("webhook", "token", "kit", "provider-openapi", "provider-hostile", "serve-console")
 
@@ -97,7 +97,9 @@ def main() -> int:
     started = time.monotonic()
     # keep=200: the webhook fuzzer reads back the export now and then; 10,000 kept records of up
     # to 64 KiB each would make that export, not the fuzzing, the cost.
-    with running_sink(SinkSettings(port=0, certs_dir=certs, keep=200, server=args.server)) as sink:
+    with running_endpoint(
+        EndpointSettings(port=0, certs_dir=certs, keep=200, server=args.server)
+    ) as sink:
         kit = KitClient(sink)
         info = sink.info
         health = sink.urls.base + "/_kit/health"

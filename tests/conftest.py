@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import KitClient
-from webhook_kit.sink.runner import Sink, running_sink
-from webhook_kit.sink.settings import SinkSettings
+from webhook_kit.endpoint.service import Endpoint, running_endpoint
+from webhook_kit.endpoint.settings import EndpointSettings
 from webhook_kit.tls import ensure_dev_certs
 
 SERVERS = ["uvicorn", "hypercorn"]
@@ -23,37 +23,37 @@ def certs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-SinkFactory = Callable[..., Sink]
+EndpointFactory = Callable[..., Endpoint]
 
 
 @pytest.fixture
-def start_sink(certs_dir: Path) -> Iterator[SinkFactory]:
+def start_endpoint(certs_dir: Path) -> Iterator[EndpointFactory]:
     """Start real endpoints (TLS, ephemeral port, background thread); all stop at test end."""
     with contextlib.ExitStack() as stack:
 
-        def start(**options: Any) -> Sink:
+        def start(**options: Any) -> Endpoint:
             options.setdefault("port", 0)
             options.setdefault("certs_dir", certs_dir)
-            return stack.enter_context(running_sink(SinkSettings(**options)))
+            return stack.enter_context(running_endpoint(EndpointSettings(**options)))
 
         yield start
 
 
 @pytest.fixture(scope="module", params=SERVERS)
-def shared_sink(
+def shared_endpoint(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Sink]:
+) -> Iterator[Endpoint]:
     """One endpoint per server kind, shared by a module's read-only tests."""
     directory = tmp_path_factory.mktemp("shared-certs")
-    settings = SinkSettings(port=0, server=request.param, certs_dir=directory)
-    with running_sink(settings) as sink:
+    settings = EndpointSettings(port=0, server=request.param, certs_dir=directory)
+    with running_endpoint(settings) as sink:
         yield sink
 
 
 @pytest.fixture
-def client(shared_sink: Sink) -> Iterator[KitClient]:
+def client(shared_endpoint: Endpoint) -> Iterator[KitClient]:
     """A client of the shared endpoint; its connections close before the endpoint stops."""
-    kit = KitClient(shared_sink)
+    kit = KitClient(shared_endpoint)
     yield kit
     kit.close()
 
@@ -61,7 +61,7 @@ def client(shared_sink: Sink) -> Iterator[KitClient]:
 @pytest.fixture
 def start_provider(certs_dir: Path) -> Iterator[Callable[..., Any]]:
     """Start real providers (TLS, ephemeral port, in-memory store unless told otherwise)."""
-    from webhook_kit.provider.runner import ProviderSettings, running_provider
+    from webhook_kit.provider.service import ProviderSettings, running_provider
 
     with contextlib.ExitStack() as stack:
 

@@ -62,7 +62,7 @@ def run_crash(events: int, kills: int, work: Path, seed: int = 1, threads: int =
     work.mkdir(parents=True, exist_ok=True)
     record = work / "received.jsonl"
     db = work / "provider.db"
-    sink, sink_info = _start(
+    sink, endpoint_info = _start(
         [
             "serve",
             "--port",
@@ -77,7 +77,7 @@ def run_crash(events: int, kills: int, work: Path, seed: int = 1, threads: int =
         ],
         work,
     )
-    ca = sink_info["ca_file"]
+    ca = endpoint_info["ca_file"]
     provider_args = [
         "provider",
         "--port",
@@ -113,11 +113,11 @@ def run_crash(events: int, kills: int, work: Path, seed: int = 1, threads: int =
     setup.post(
         state["base"] + "/webhook/settings",
         json={
-            "url": sink_info["url"],
+            "url": endpoint_info["url"],
             "auth": {
-                "token_url": sink_info["token_url"],
-                "client_id": sink_info["client_id"],
-                "client_secret": sink_info["client_secret"],
+                "token_url": endpoint_info["token_url"],
+                "client_id": endpoint_info["client_id"],
+                "client_secret": endpoint_info["client_secret"],
             },
         },
         timeout=30,

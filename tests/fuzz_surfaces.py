@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
 
 SETTINGS: dict[str, Any] = dict(
     deadline=None, suppress_health_check=list(HealthCheck), database=None

@@ -17,14 +17,14 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from webhook_kit import notifications
-from webhook_kit.sink.runner import Sink
+from webhook_kit.contract import notifications
+from webhook_kit.endpoint.service import Endpoint
 
 
 class KitClient:
     """A requests session that trusts the kit's CA (never verify=False)."""
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Endpoint) -> None:
         self.sink = sink
         self.info = sink.info
         self.http = requests.Session()
@@ -77,7 +77,7 @@ def b64(data: bytes | dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def claims_for(sink: Sink, **overrides: Any) -> dict[str, Any]:
+def claims_for(sink: Endpoint, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": sink.urls.base,
@@ -107,7 +107,7 @@ def hs256_with_public_key(claims: dict[str, Any], public_pem: bytes) -> str:
     return f"{signing_input}.{b64(mac)}"
 
 
-def sender_args(sink: Sink) -> list[str]:
+def sender_args(sink: Endpoint) -> list[str]:
     """The OAuth client options of `emit` and `certify`, for the kit's endpoint ``sink``."""
     info = sink.info
     assert info.ca_file is not None

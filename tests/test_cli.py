@@ -364,7 +364,7 @@ def test_bad_input_is_a_clear_error_never_a_traceback(
 def test_a_crash_exits_3_with_one_line_and_the_traceback_only_in_debug(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from webhook_kit import schemas
+    from webhook_kit.contract import schema as schemas
 
     def broken(name: str) -> Any:
         raise KeyError("s3cret-in-a-message")
@@ -385,7 +385,7 @@ def test_a_crash_exits_3_with_one_line_and_the_traceback_only_in_debug(
 def test_a_crash_in_a_real_process_exits_3(tmp_path: Path) -> None:
     """The edge is the console entry point itself, not only CliRunner's view of it."""
     script = (
-        "import sys; from webhook_kit import schemas\n"
+        "import sys; from webhook_kit.contract import schema as schemas\n"
         "def broken(name): raise RuntimeError('boom')\n"
         "schemas.load = broken\n"
         "from webhook_kit.cli import main\n"

@@ -12,12 +12,12 @@ from click.testing import CliRunner
 
 from tests.helpers import placeholder_args, run_kit, sender_args
 from webhook_kit.cli import main
-from webhook_kit.sink.runner import Sink
-from webhook_kit.sink.settings import FaultRule, FaultSettings
-from webhook_kit.statuses import STATUSES
+from webhook_kit.contract.statuses import STATUSES
+from webhook_kit.endpoint.service import Endpoint
+from webhook_kit.endpoint.settings import FaultRule, FaultSettings
 
 
-def emit_args(sink: Sink, *extra: str) -> list[str]:
+def emit_args(sink: Endpoint, *extra: str) -> list[str]:
     return ["emit", sink.info.url, *sender_args(sink), *extra]
 
 
@@ -25,8 +25,8 @@ def run_emit(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
     return run_kit(args, **env)
 
 
-def test_emit_all_statuses_exit_0(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_emit_all_statuses_exit_0(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     result = run_emit(emit_args(sink, "--all"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "9/9 sent" in result.stdout
@@ -34,8 +34,8 @@ def test_emit_all_statuses_exit_0(start_sink: Any) -> None:
     assert sink.info.client_secret not in result.stdout + result.stderr
 
 
-def test_emit_selected_statuses_json(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_emit_selected_statuses_json(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     result = run_emit(
         emit_args(sink, "--status", "selfie-uploaded", "--status", "deleted", "--json")
     )
@@ -47,16 +47,16 @@ def test_emit_selected_statuses_json(start_sink: Any) -> None:
     ]
 
 
-def test_emit_exit_1_when_one_fails(start_sink: Any) -> None:
-    sink: Sink = start_sink(faults=FaultSettings(respond=(FaultRule.parse("deleted=500"),)))
+def test_emit_exit_1_when_one_fails(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint(faults=FaultSettings(respond=(FaultRule.parse("deleted=500"),)))
     result = run_emit(emit_args(sink, "--all"))
     assert result.returncode == 1
     assert "FAILED deleted" in result.stdout and "HTTP 500" in result.stdout
     assert "8/9 sent" in result.stdout
 
 
-def test_emit_retries(start_sink: Any) -> None:
-    sink: Sink = start_sink(
+def test_emit_retries(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint(
         faults=FaultSettings(respond=(FaultRule.parse("*=503x1"),), retry_after=0)
     )
     result = run_emit(emit_args(sink, "--status", "on-course", "--retries", "2"))
@@ -64,8 +64,8 @@ def test_emit_retries(start_sink: Any) -> None:
     assert "2 attempt(s)" in result.stdout
 
 
-def test_emit_secret_from_the_environment(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_emit_secret_from_the_environment(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     args = [a for a in emit_args(sink, "--status", "on-course")]
     index = args.index("--client-secret")
     del args[index : index + 2]
@@ -120,13 +120,13 @@ def test_emit_unreachable_endpoint_is_a_failure_not_a_crash(tmp_path: Path) -> N
 
 
 def test_emit_shows_a_hostile_location_without_acting_on_it(
-    start_sink: Any, certs_dir: Path
+    start_endpoint: Any, certs_dir: Path
 ) -> None:
     """Finding 1 (issue 10): a redirect's Location carrying OSC 52 (clipboard), OSC 8 (a
     hyperlink), a screen clear and rich markup is printed with its control bytes escaped."""
     from tests.delivery.hostile import HOSTILE_LOCATION, raw_server, redirect
 
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     with raw_server(redirect(HOSTILE_LOCATION), certs_dir=certs_dir) as port:
         url = f"https://127.0.0.1:{port}/webhook"
         for extra in ((), ("--json",)):

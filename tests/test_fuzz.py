@@ -34,7 +34,7 @@ from tests.fuzz_surfaces import (
 )
 from tests.helpers import KitClient
 from tests.provider.helpers import ProviderClient
-from webhook_kit.sink.runner import Sink
+from webhook_kit.endpoint.service import Endpoint
 
 SCALE = int(os.environ.get("WEBHOOK_KIT_FUZZ_EXAMPLES", "150"))
 
@@ -48,10 +48,10 @@ def tally() -> Tally:
 
 
 @short_failure
-def test_webhook_route_never_5xx(start_sink: Any) -> None:
+def test_webhook_route_never_5xx(start_endpoint: Any) -> None:
     """Hostile bodies and headers, each followed by a read of the newest records; the live
     stream (what the inspector page parses) carries strict JSON throughout."""
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     kit = KitClient(sink)
     with StreamWatch(kit.http, sink.urls.base + "/_kit/stream") as stream:
         cases = fuzz_webhook(kit.http, sink.urls.base, sink.info.url, kit.token(), SCALE, tally())
@@ -62,8 +62,8 @@ def test_webhook_route_never_5xx(start_sink: Any) -> None:
 
 
 @short_failure
-def test_token_endpoint_never_5xx(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_token_endpoint_never_5xx(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     kit = KitClient(sink)
     info = sink.info
     cases = fuzz_token_endpoint(
@@ -74,15 +74,15 @@ def test_token_endpoint_never_5xx(start_sink: Any) -> None:
 
 
 @short_failure
-def test_kit_routes_never_5xx(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_kit_routes_never_5xx(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     kit = KitClient(sink)
     assert fuzz_kit_routes(kit.http, sink.urls.base, SCALE, tally()) >= SCALE // 2
     assert alive(kit)
 
 
-def _provider(start_sink: Any, start_provider: Any) -> tuple[Sink, ProviderClient, str]:
-    sink: Sink = start_sink()
+def _provider(start_endpoint: Any, start_provider: Any) -> tuple[Endpoint, ProviderClient, str]:
+    sink: Endpoint = start_endpoint()
     api = ProviderClient(start_provider())
     assert api.configure(sink).status_code == 201
     netloc = sink.info.url.split("/")[2]
@@ -95,8 +95,8 @@ def _provider_alive(api: ProviderClient) -> bool:
 
 
 @short_failure
-def test_provider_api_never_5xx(start_sink: Any, start_provider: Any) -> None:
-    _, api, netloc = _provider(start_sink, start_provider)
+def test_provider_api_never_5xx(start_endpoint: Any, start_provider: Any) -> None:
+    _, api, netloc = _provider(start_endpoint, start_provider)
     per_operation = max(5, SCALE // 12)
     cases = fuzz_provider(api.http, api.base, api.provider.apikey, per_operation, tally(), netloc)
     assert cases >= per_operation
@@ -111,10 +111,10 @@ DEEP_NESTING_500 = (
 
 @pytest.mark.xfail(strict=True, reason=DEEP_NESTING_500)
 @short_failure
-def test_provider_hostile_never_5xx(start_sink: Any, start_provider: Any) -> None:
+def test_provider_hostile_never_5xx(start_endpoint: Any, start_provider: Any) -> None:
     """Settings, validation, events and multipart uploads with the hostile input classes; after
     each write the settings and the event list still read back."""
-    sink, api, netloc = _provider(start_sink, start_provider)
+    sink, api, netloc = _provider(start_endpoint, start_provider)
     info = sink.info
     good = {
         "url": info.url,
@@ -147,9 +147,9 @@ def test_provider_hostile_never_5xx(start_sink: Any, start_provider: Any) -> Non
 @pytest.mark.parametrize("kind", ["list", "dict"])
 @short_failure
 def test_provider_refuses_deep_nesting_with_400(
-    start_sink: Any, start_provider: Any, method: str, path: str, kind: str
+    start_endpoint: Any, start_provider: Any, method: str, path: str, kind: str
 ) -> None:
-    _, api, _ = _provider(start_sink, start_provider)
+    _, api, _ = _provider(start_endpoint, start_provider)
     path = path.format(id=api.new_validation())
     body = nested(100_000, kind).encode()
     response = api.call(method, path, data=body, headers={"Content-Type": "application/json"})
@@ -226,9 +226,9 @@ ODD_LIMIT_500 = (
 @pytest.mark.parametrize("path", ["/webhook/events", "/webhook/validations?sent=true&"])
 @short_failure
 def test_provider_refuses_an_odd_limit_with_400(
-    start_sink: Any, start_provider: Any, path: str, limit: str
+    start_endpoint: Any, start_provider: Any, path: str, limit: str
 ) -> None:
-    _, api, _ = _provider(start_sink, start_provider)
+    _, api, _ = _provider(start_endpoint, start_provider)
     separator = "" if path.endswith("&") else "?"
     response = api.call("GET", f"{path}{separator}limit={limit}")
     assert response.status_code == 400, response.text[:200]

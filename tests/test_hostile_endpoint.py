@@ -25,7 +25,7 @@ import pytest
 from tests.fuzz_surfaces import short_failure
 from tests.hostile_endpoint import SCENARIOS, HostileEndpoint, Scenario, running_hostile
 from tests.provider.helpers import ProviderClient
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import Store

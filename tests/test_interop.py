@@ -11,12 +11,12 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session
 
 from tests.helpers import KitClient, notification
-from webhook_kit.sink.runner import Sink
+from webhook_kit.endpoint.service import Endpoint
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
-def test_requests_oauthlib_fetches_a_token_and_posts(start_sink: object, server: str) -> None:
-    sink: Sink = start_sink(server=server)  # type: ignore[operator]
+def test_requests_oauthlib_fetches_a_token_and_posts(start_endpoint: object, server: str) -> None:
+    sink: Endpoint = start_endpoint(server=server)  # type: ignore[operator]
     info = sink.info
     session = OAuth2Session(client=BackendApplicationClient(client_id=info.client_id))
     session.trust_env = False
@@ -41,8 +41,8 @@ def _curl(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize("server,http_version", [("uvicorn", "1.1"), ("hypercorn", "2")])
-def test_curl_token_and_post(start_sink: object, server: str, http_version: str) -> None:
-    sink: Sink = start_sink(server=server)  # type: ignore[operator]
+def test_curl_token_and_post(start_endpoint: object, server: str, http_version: str) -> None:
+    sink: Endpoint = start_endpoint(server=server)  # type: ignore[operator]
     info = sink.info
     assert info.ca_file is not None
     token_result = _curl(

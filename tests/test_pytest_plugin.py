@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from tests.certify.receivers import Breakage, receiver
-from webhook_kit.certify.runner import CHECK_IDS
+from webhook_kit.certify.pipeline import CHECK_IDS
+from webhook_kit.endpoint.service import Endpoint
+from webhook_kit.testing import serve_app
 
 #: Checks that need an option to run (--webhook-expiry-wait, --webhook-soak); they skip saying so.
 SKIPPED_BY_DEFAULT = ("oauth.expired_token", "availability.soak")
-from webhook_kit.sink.runner import Sink
-from webhook_kit.testing import serve_app
 
 
-def certify_args(sink: Sink, url: str | None = None) -> list[str]:
+def certify_args(sink: Endpoint, url: str | None = None) -> list[str]:
     info = sink.info
     assert info.ca_file is not None
     return [
@@ -41,53 +41,53 @@ def test_fixtures_send_and_receive(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import pytest
-        from webhook_kit.statuses import STATUSES
+        from webhook_kit.contract.statuses import STATUSES
 
-        def test_send_every_status(webhook_sink, webhook_dispatcher):
-            outcomes = webhook_dispatcher.send_to(webhook_sink)
+        def test_send_every_status(webhook_endpoint, webhook_dispatcher):
+            outcomes = webhook_dispatcher.send_to(webhook_endpoint)
             assert [o.state for o in outcomes] == ["sent"] * 9
-            received = webhook_sink.wait_for(9, timeout=10)
+            received = webhook_endpoint.wait_for(9, timeout=10)
             assert [n["status"] for n in received] == list(STATUSES)
 
-        def test_sink_is_cleared_between_tests(webhook_sink):
-            assert webhook_sink.requests == []
+        def test_endpoint_is_cleared_between_tests(webhook_endpoint):
+            assert webhook_endpoint.requests == []
 
-        def test_wait_for_times_out(webhook_sink):
+        def test_wait_for_times_out(webhook_endpoint):
             with pytest.raises(TimeoutError):
-                webhook_sink.wait_for(1, timeout=0.2)
+                webhook_endpoint.wait_for(1, timeout=0.2)
 
-        def test_ca_is_a_file(webhook_ca, webhook_sink):
-            assert webhook_ca.is_file() and webhook_sink.ca_file == webhook_ca
+        def test_ca_is_a_file(webhook_ca, webhook_endpoint):
+            assert webhook_ca.is_file() and webhook_endpoint.ca_file == webhook_ca
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
 
 
-def test_sink_settings_can_be_overridden(pytester: pytest.Pytester) -> None:
+def test_endpoint_settings_can_be_overridden(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
         import pytest
-        from webhook_kit.sink.settings import FaultRule, FaultSettings, SinkSettings
+        from webhook_kit.endpoint.settings import FaultRule, FaultSettings, EndpointSettings
 
         @pytest.fixture(scope="session")
-        def webhook_sink_settings(webhook_certs_dir):
-            return SinkSettings(port=0, certs_dir=webhook_certs_dir,
+        def webhook_endpoint_settings(webhook_certs_dir):
+            return EndpointSettings(port=0, certs_dir=webhook_certs_dir,
                                 faults=FaultSettings(respond=(FaultRule.parse("deleted=500"),)))
         """
     )
     pytester.makepyfile(
         """
-        def test_deleted_fails(webhook_sink, webhook_dispatcher):
-            outcomes = webhook_dispatcher.send_to(webhook_sink, ["on-course", "deleted"])
+        def test_deleted_fails(webhook_endpoint, webhook_dispatcher):
+            outcomes = webhook_dispatcher.send_to(webhook_endpoint, ["on-course", "deleted"])
             assert [o.state for o in outcomes] == ["sent", "failed"]
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
-def test_certify_makes_one_item_per_check(pytester: pytest.Pytester, start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_certify_makes_one_item_per_check(pytester: pytest.Pytester, start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     result = pytester.runpytest("-p", "no:cacheprovider", "-v", *certify_args(sink))
     result.assert_outcomes(
         passed=len(CHECK_IDS) - len(SKIPPED_BY_DEFAULT), skipped=len(SKIPPED_BY_DEFAULT)
@@ -99,9 +99,9 @@ def test_certify_makes_one_item_per_check(pytester: pytest.Pytester, start_sink:
 
 
 def test_certify_failures_show_per_check(
-    pytester: pytest.Pytester, start_sink: Any, certs_dir: Path
+    pytester: pytest.Pytester, start_endpoint: Any, certs_dir: Path
 ) -> None:
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     with serve_app(receiver(sink.verifier, Breakage(auth="none")), certs_dir=certs_dir) as served:
         result = pytester.runpytest(
             "-p", "no:cacheprovider", *certify_args(sink, served.url("/webhook"))
@@ -120,8 +120,8 @@ def test_certify_failures_show_per_check(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
-def test_certify_options_from_ini(pytester: pytest.Pytester, start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_certify_options_from_ini(pytester: pytest.Pytester, start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     info = sink.info
     pytester.makeini(
         f"""

@@ -7,8 +7,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.helpers import notification
-from webhook_kit import schemas
-from webhook_kit.statuses import SCORE_NAMES, STATUSES
+from webhook_kit.contract import schema as schemas
+from webhook_kit.contract.statuses import SCORE_NAMES, STATUSES
 
 REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 

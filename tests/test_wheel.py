@@ -43,10 +43,10 @@ def test_wheel_contains_the_schemas_and_no_key_material(wheel: Path) -> None:
 
     names = zipfile.ZipFile(wheel).namelist()
     for schema in ("notification", "settings", "event", "error"):
-        assert f"webhook_kit/schemas/{schema}.json" in names
+        assert f"webhook_kit/contract/schemas/{schema}.json" in names
     assert "webhook_kit/py.typed" in names
     for asset in ("index.html", "inspector.js", "inspector.css"):
-        assert f"webhook_kit/sink/inspector/{asset}" in names
+        assert f"webhook_kit/endpoint/inspector/{asset}" in names
     assert "webhook_kit/provider/openapi.json" in names
     assert not [n for n in names if n.endswith((".pem", ".key"))]
 
@@ -84,7 +84,7 @@ def test_fresh_venv_with_the_wheel_finds_the_schemas(wheel: Path, tmp_path: Path
     )
     (target_site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     probe = (
-        "import json, webhook_kit, webhook_kit.schemas as s;"
+        "import json, webhook_kit, webhook_kit.contract.schema as s;"
         "print(json.dumps({'file': webhook_kit.__file__, 'title': s.load('notification')['title'],"
         " 'valid': s.notification_validator().is_valid({})}))"
     )

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 from webhook_kit._version import __version__
 
 if TYPE_CHECKING:
+    from webhook_kit.contract.statuses import STATUSES
+    from webhook_kit.endpoint.service import Endpoint, EndpointInfo, running_endpoint
+    from webhook_kit.endpoint.settings import EndpointSettings, FaultRule, FaultSettings
     from webhook_kit.errors import (
         CertificateError,
         ConfigError,
@@ -21,25 +24,22 @@ if TYPE_CHECKING:
         TokenFetchError,
         WebhookKitError,
     )
-    from webhook_kit.sink.runner import Sink, SinkInfo, running_sink
-    from webhook_kit.sink.settings import FaultRule, FaultSettings, SinkSettings
-    from webhook_kit.statuses import STATUSES
 
 _LAZY: dict[str, str] = {
     "CertificateError": "webhook_kit.errors",
     "ConfigError": "webhook_kit.errors",
-    "FaultRule": "webhook_kit.sink.settings",
-    "FaultSettings": "webhook_kit.sink.settings",
-    "STATUSES": "webhook_kit.statuses",
+    "FaultRule": "webhook_kit.endpoint.settings",
+    "FaultSettings": "webhook_kit.endpoint.settings",
+    "STATUSES": "webhook_kit.contract.statuses",
     "SchemaError": "webhook_kit.errors",
     "ServerError": "webhook_kit.errors",
-    "Sink": "webhook_kit.sink.runner",
-    "SinkInfo": "webhook_kit.sink.runner",
-    "SinkSettings": "webhook_kit.sink.settings",
+    "Endpoint": "webhook_kit.endpoint.service",
+    "EndpointInfo": "webhook_kit.endpoint.service",
+    "EndpointSettings": "webhook_kit.endpoint.settings",
     "TokenError": "webhook_kit.errors",
     "TokenFetchError": "webhook_kit.errors",
     "WebhookKitError": "webhook_kit.errors",
-    "running_sink": "webhook_kit.sink.runner",
+    "running_endpoint": "webhook_kit.endpoint.service",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

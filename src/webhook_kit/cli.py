@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from webhook_kit._version import __version__
-from webhook_kit.statuses import LEGACY_ALIASES, STATUSES
+from webhook_kit.contract.statuses import LEGACY_ALIASES, STATUSES
 
 if TYPE_CHECKING:
-    from webhook_kit.sink.settings import FaultRule
+    from webhook_kit.endpoint.settings import FaultRule
 
 
 @contextmanager
@@ -101,8 +101,8 @@ def main(log_level: str) -> None:
 def _parse_rules(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[FaultRule, ...]:
+    from webhook_kit.endpoint.settings import FaultRule
     from webhook_kit.errors import ConfigError
-    from webhook_kit.sink.settings import FaultRule
 
     try:
         return tuple(FaultRule.parse(v) for v in values)
@@ -164,8 +164,8 @@ _PUBLIC_ONLY = _options(
 
 
 def _listen_host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from webhook_kit.delivery.guard import host_problem
     from webhook_kit.display import visible
-    from webhook_kit.guard import host_problem
 
     problem = host_problem(value.strip("[]"))
     if problem is not None:
@@ -300,8 +300,8 @@ def serve(as_json: bool, **options: Any) -> None:
     It issues its own tokens (POST /oauth/token, client credentials), checks every request
     (bearer token, JSON, schema) and records it; GET /_kit/deliveries lists what arrived.
     """
+    from webhook_kit.endpoint.settings import EndpointSettings, FaultSettings
     from webhook_kit.errors import ConfigError
-    from webhook_kit.sink.settings import FaultSettings, SinkSettings
 
     faults = {
         k: options.pop(k)
@@ -309,24 +309,24 @@ def serve(as_json: bool, **options: Any) -> None:
     }
     options["scopes"] = tuple(options["scopes"])
     try:
-        settings = SinkSettings(faults=FaultSettings(**faults), **options)
+        settings = EndpointSettings(faults=FaultSettings(**faults), **options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     with _errors_to_exit():
-        _run_sink(settings, as_json)
+        _run_endpoint(settings, as_json)
 
 
-def _run_sink(settings: Any, as_json: bool) -> None:
+def _run_endpoint(settings: Any, as_json: bool) -> None:
     from functools import partial
 
-    from webhook_kit.runtime import run_until_signal
-    from webhook_kit.servers import is_loopback
-    from webhook_kit.sink.console import Console, route_stderr_logging
-    from webhook_kit.sink.runner import Sink
+    from webhook_kit.endpoint.console import Console, route_stderr_logging
+    from webhook_kit.endpoint.service import Endpoint
+    from webhook_kit.serving.loop import run_until_signal
+    from webhook_kit.serving.servers import is_loopback
 
-    sink = Sink(settings)
-    info = sink.info
-    if not is_loopback(sink.sock):
+    endpoint = Endpoint(settings)
+    info = endpoint.info
+    if not is_loopback(endpoint.sock):
         click.echo(
             f"warning: listening on {settings.host}, which other machines can reach; /_kit/* "
             "(deliveries, inspector, rotate-key) has no authentication. "
@@ -344,17 +344,17 @@ def _run_sink(settings: Any, as_json: bool) -> None:
         click.echo(f"webhook-kit {__version__} endpoint ready ({settings.server}, TLS)")
         for label, value in info.as_json().items():
             click.echo(f"  {label:<14}{value}")
-        click.echo(f"  {'deliveries':<14}{sink.urls.deliveries}")
-        if sink.recorder.skipped_lines:
+        click.echo(f"  {'deliveries':<14}{endpoint.urls.deliveries}")
+        if endpoint.recorder.skipped_lines:
             click.echo(
-                f"  (skipped {sink.recorder.skipped_lines} unreadable lines in the record file)"
+                f"  (skipped {endpoint.recorder.skipped_lines} unreadable lines in the record file)"
             )
         click.echo("Press Ctrl+C to stop.")
         # Through a queue and a thread: output nobody reads must not stop the server.
-        sink.recorder.subscribe(partial(_print_request, write=console.line))
+        endpoint.recorder.subscribe(partial(_print_request, write=console.line))
 
     try:
-        run_until_signal(sink.run, ready)
+        run_until_signal(endpoint.run, ready)
     finally:
         console.close()
         if console.dropped:
@@ -421,8 +421,8 @@ def _absolute_url(ctx: click.Context, param: click.Parameter, value: str | None)
 
 
 def _checked_url(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    from webhook_kit.delivery.guard import url_problem
     from webhook_kit.display import visible
-    from webhook_kit.guard import url_problem
 
     if value is None:
         return None
@@ -565,9 +565,9 @@ def certify(
     """
     from webhook_kit.certify import report as reports
     from webhook_kit.certify.model import CertifySettings, SoakSettings
-    from webhook_kit.certify.runner import certify as run_certify
+    from webhook_kit.certify.pipeline import certify as run_certify
     from webhook_kit.oauth.client import OAuthSettings
-    from webhook_kit.runtime import run
+    from webhook_kit.serving.loop import run
 
     if token_url is None and issuer is None:
         raise click.UsageError("give --token-url, or --issuer to discover it")
@@ -622,7 +622,7 @@ def _progress(*, enabled: bool, soak: Any = None) -> Iterator[tuple[Any, Any]]:
     from rich.console import Console
     from rich.progress import Progress
 
-    from webhook_kit.certify.runner import CHECK_IDS
+    from webhook_kit.certify.pipeline import CHECK_IDS
 
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
@@ -713,8 +713,8 @@ def provider(as_json: bool, **options: Any) -> None:
     see --allow-private and --public-only.
     """
     from webhook_kit.errors import ConfigError
-    from webhook_kit.provider.runner import Provider, ProviderSettings
-    from webhook_kit.runtime import run_until_signal
+    from webhook_kit.provider.service import Provider, ProviderSettings
+    from webhook_kit.serving.loop import run_until_signal
 
     try:
         settings = ProviderSettings(**options)
@@ -793,12 +793,12 @@ def emit(
     Exits 0 when every notification got a 2xx, 1 otherwise. URL and the token URL may be on a
     public or a loopback address; see --allow-private and --public-only.
     """
+    from webhook_kit.delivery.emit import EmitOutcome
+    from webhook_kit.delivery.emit import emit as run_emit
+    from webhook_kit.delivery.guard import policy_of
     from webhook_kit.display import visible
-    from webhook_kit.emit import EmitOutcome
-    from webhook_kit.emit import emit as run_emit
-    from webhook_kit.guard import policy_of
     from webhook_kit.oauth.client import OAuthSettings
-    from webhook_kit.runtime import run
+    from webhook_kit.serving.loop import run
 
     if statuses and all_statuses:
         raise click.UsageError("use --status or --all, not both")
@@ -853,7 +853,7 @@ def emit(
 )
 def schemas(out: Path | None) -> None:
     """List the shipped JSON Schemas (2020-12), or write them with --out."""
-    from webhook_kit import schemas as schema_module
+    from webhook_kit.contract import schema as schema_module
 
     if out is not None:
         try:

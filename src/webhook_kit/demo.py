@@ -12,19 +12,19 @@ from pathlib import Path
 
 from webhook_kit.certify import report as reports
 from webhook_kit.certify.model import CertifySettings
-from webhook_kit.certify.runner import certify
-from webhook_kit.emit import EmitOutcome, emit
+from webhook_kit.certify.pipeline import certify
+from webhook_kit.contract.statuses import STATUSES
+from webhook_kit.delivery.emit import EmitOutcome, emit
+from webhook_kit.endpoint.service import running_endpoint
+from webhook_kit.endpoint.settings import EndpointSettings, ServerName
 from webhook_kit.oauth.client import OAuthSettings
-from webhook_kit.runtime import run
-from webhook_kit.sink.runner import running_sink
-from webhook_kit.sink.settings import ServerName, SinkSettings
-from webhook_kit.statuses import STATUSES
+from webhook_kit.serving.loop import run
 
 
 def run_demo(*, server: ServerName, certs_dir: Path, echo: Callable[[str], None]) -> bool:
-    settings = SinkSettings(port=0, server=server, certs_dir=certs_dir)
-    with running_sink(settings) as sink:
-        info = sink.info
+    settings = EndpointSettings(port=0, server=server, certs_dir=certs_dir)
+    with running_endpoint(settings) as endpoint:
+        info = endpoint.info
         assert info.ca_file is not None
         ca_file = Path(info.ca_file)
         echo(f"1. endpoint ready: {info.url} ({server}, TLS, OAuth token URL {info.token_url})")
@@ -38,7 +38,7 @@ def run_demo(*, server: ServerName, certs_dir: Path, echo: Callable[[str], None]
 
         oauth = OAuthSettings(info.token_url, info.client_id, info.client_secret)
         outcomes = run(emit(info.url, oauth, STATUSES, ca_file=ca_file, echo=show))
-        received = sink.recorder.query(accepted=True)
+        received = endpoint.recorder.query(accepted=True)
         sent = sum(1 for o in outcomes if o.state == "sent")
         echo(f"   {sent}/{len(outcomes)} delivered, {len(received)} accepted by the endpoint")
         echo("3. certifying the endpoint:")

@@ -4,9 +4,9 @@ Registered through the ``pytest11`` entry point, so it loads in every pytest run
 environment that has webhook-kit installed: only pytest is imported here at load time; the rest
 is imported inside the fixtures and hooks that need it.
 
-Fixtures: ``webhook_sink`` (the kit's HTTPS OAuth endpoint, cleared for each test),
+Fixtures: ``webhook_endpoint`` (the kit's HTTPS OAuth endpoint, cleared for each test),
 ``webhook_ca`` (the CA file to trust), ``webhook_dispatcher`` (sends through the real
-dispatcher), ``webhook_sink_settings`` (override it to configure the endpoint).
+dispatcher), ``webhook_endpoint_settings`` (override it to configure the endpoint).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pytest
 
 if TYPE_CHECKING:
     from webhook_kit.certify.model import CertifySettings, CheckResult, Report
-    from webhook_kit.sink.runner import Sink
-    from webhook_kit.sink.settings import SinkSettings
-    from webhook_kit.testing import SinkHandle, WebhookDispatcher
+    from webhook_kit.endpoint.service import Endpoint
+    from webhook_kit.endpoint.settings import EndpointSettings
+    from webhook_kit.testing import EndpointHandle, WebhookDispatcher
 
 #: (option suffix, help); each is also an ini key ``webhook_<suffix with _>``. The same options
 #: as ``webhook-kit certify``, so CI and a terminal give the same verdict.
@@ -173,7 +173,7 @@ def pytest_collection_modifyitems(
     if not _value(config, "certify"):
         return
     _certify_settings(config)  # usage errors surface before anything runs
-    from webhook_kit.certify.runner import CHECK_IDS
+    from webhook_kit.certify.pipeline import CHECK_IDS
 
     for check_id in CHECK_IDS:
         item = CertifyItem.from_parent(session, name=f"certify[{check_id}]", check_id=check_id)
@@ -195,8 +195,8 @@ class CertifyItem(pytest.Item):
     def _report(self) -> Report:
         report = self.config.stash.get(REPORT_KEY, None)
         if report is None:
-            from webhook_kit.certify.runner import certify
-            from webhook_kit.runtime import run
+            from webhook_kit.certify.pipeline import certify
+            from webhook_kit.serving.loop import run
 
             report = run(certify(_certify_settings(self.config)))
             self.config.stash[REPORT_KEY] = report
@@ -238,27 +238,27 @@ def webhook_ca(webhook_certs_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def webhook_sink_settings(webhook_certs_dir: Path) -> SinkSettings:
+def webhook_endpoint_settings(webhook_certs_dir: Path) -> EndpointSettings:
     """Settings of the session's endpoint; override this fixture to configure it."""
-    from webhook_kit.sink.settings import SinkSettings
+    from webhook_kit.endpoint.settings import EndpointSettings
 
-    return SinkSettings(port=0, certs_dir=webhook_certs_dir)
+    return EndpointSettings(port=0, certs_dir=webhook_certs_dir)
 
 
 @pytest.fixture(scope="session")
-def _webhook_sink_server(webhook_sink_settings: SinkSettings) -> Iterator[Sink]:
-    from webhook_kit.sink.runner import running_sink
+def _webhook_endpoint_server(webhook_endpoint_settings: EndpointSettings) -> Iterator[Endpoint]:
+    from webhook_kit.endpoint.service import running_endpoint
 
-    with running_sink(webhook_sink_settings) as sink:
-        yield sink
+    with running_endpoint(webhook_endpoint_settings) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
-def webhook_sink(_webhook_sink_server: Sink) -> SinkHandle:
+def webhook_endpoint(_webhook_endpoint_server: Endpoint) -> EndpointHandle:
     """The kit's HTTPS, OAuth-protected endpoint, emptied for each test."""
-    from webhook_kit.testing import SinkHandle
+    from webhook_kit.testing import EndpointHandle
 
-    handle = SinkHandle(_webhook_sink_server)
+    handle = EndpointHandle(_webhook_endpoint_server)
     handle.clear()
     return handle
 

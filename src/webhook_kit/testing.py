@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from webhook_kit import servers
-from webhook_kit.emit import EmitOutcome, emit
+from webhook_kit.contract.statuses import STATUSES
+from webhook_kit.delivery.emit import EmitOutcome, emit
+from webhook_kit.endpoint.service import Endpoint, running_endpoint
+from webhook_kit.endpoint.settings import EndpointSettings
 from webhook_kit.oauth.client import OAuthSettings
-from webhook_kit.runtime import run
-from webhook_kit.servers import ServerName
-from webhook_kit.sink.runner import Sink, running_sink
-from webhook_kit.sink.settings import SinkSettings
-from webhook_kit.statuses import STATUSES
+from webhook_kit.serving import servers
+from webhook_kit.serving.loop import run
+from webhook_kit.serving.servers import ServerName
 from webhook_kit.tls import CertFiles, ensure_dev_certs
 
 if TYPE_CHECKING:
@@ -29,42 +29,42 @@ if TYPE_CHECKING:
 __all__ = [
     "FakeClock",
     "ServedApp",
-    "Sink",
-    "SinkHandle",
-    "SinkSettings",
+    "Endpoint",
+    "EndpointHandle",
+    "EndpointSettings",
     "WebhookDispatcher",
     "certify_url",
-    "running_sink",
+    "running_endpoint",
     "serve_app",
 ]
 
 
-class SinkHandle:
-    """A running endpoint as a test sees it (the ``webhook_sink`` fixture)."""
+class EndpointHandle:
+    """A running endpoint as a test sees it (the ``webhook_endpoint`` fixture)."""
 
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        info = sink.info
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        info = endpoint.info
         self.url = info.url
         self.token_url = info.token_url
         self.jwks_url = info.jwks_url
         self.inspect_url = info.inspect_url
         self.client_id = info.client_id
         self.client_secret = info.client_secret
-        self.issuer = sink.urls.base
-        self.audience = sink.settings.audience
-        assert info.ca_file is not None, "the sink runs on the kit's certificates"
+        self.issuer = endpoint.urls.base
+        self.audience = endpoint.settings.audience
+        assert info.ca_file is not None, "the endpoint runs on the kit's certificates"
         self.ca_file = Path(info.ca_file)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
         """Every request received since the last ``clear()``, accepted or not, oldest first."""
-        return self.sink.recorder.query()
+        return self.endpoint.recorder.query()
 
     @property
     def received(self) -> list[dict[str, Any]]:
         """The accepted notifications (their bodies), oldest first."""
-        return [r["body"] for r in self.sink.recorder.query(accepted=True)]
+        return [r["body"] for r in self.endpoint.recorder.query(accepted=True)]
 
     def wait_for(
         self,
@@ -77,11 +77,11 @@ class SinkHandle:
             bodies = [r["body"] for r in records if r.get("accepted")]
             return len(bodies) >= condition if isinstance(condition, int) else condition(bodies)
 
-        self.sink.recorder.wait_for(met, timeout)
+        self.endpoint.recorder.wait_for(met, timeout)
         return self.received
 
     def clear(self) -> None:
-        self.sink.recorder.clear()
+        self.endpoint.recorder.clear()
 
 
 class WebhookDispatcher:
@@ -127,15 +127,17 @@ class WebhookDispatcher:
             ),
         )
 
-    def send_to(self, sink: SinkHandle, statuses: Sequence[str] = STATUSES) -> list[EmitOutcome]:
+    def send_to(
+        self, endpoint: EndpointHandle, statuses: Sequence[str] = STATUSES
+    ) -> list[EmitOutcome]:
         """Send to a running kit endpoint."""
         return self.send(
-            sink.url,
-            token_url=sink.token_url,
-            client_id=sink.client_id,
-            client_secret=sink.client_secret,
+            endpoint.url,
+            token_url=endpoint.token_url,
+            client_id=endpoint.client_id,
+            client_secret=endpoint.client_secret,
             statuses=statuses,
-            ca_file=sink.ca_file,
+            ca_file=endpoint.ca_file,
         )
 
 
@@ -222,22 +224,22 @@ def _with_health(app: Any) -> Any:
     return asgi
 
 
-def certify_url(url: str, sink: SinkHandle, **options: Any) -> Report:
-    """Certify the endpoint at ``url`` with ``sink`` as the authorization server.
+def certify_url(url: str, endpoint: EndpointHandle, **options: Any) -> Report:
+    """Certify the endpoint at ``url`` with ``endpoint`` as the authorization server.
 
-    For a receiver under test that trusts the sink's tokens (its JWKS); ``options`` are
+    For a receiver under test that trusts the endpoint's tokens (its JWKS); ``options`` are
     :class:`~webhook_kit.certify.model.CertifySettings` fields (``probes``, ``strict``, ...),
     plus ``timeout`` and ``scope`` for the token request.
     """
     from webhook_kit.certify.model import CertifySettings
-    from webhook_kit.certify.runner import certify
+    from webhook_kit.certify.pipeline import certify
     from webhook_kit.oauth.client import OAuthSettings
 
-    options.setdefault("ca_file", sink.ca_file)
+    options.setdefault("ca_file", endpoint.ca_file)
     oauth = OAuthSettings(
-        sink.token_url,
-        sink.client_id,
-        sink.client_secret,
+        endpoint.token_url,
+        endpoint.client_id,
+        endpoint.client_secret,
         timeout=options.pop("timeout", 10.0),
         scope=options.pop("scope", None),
     )

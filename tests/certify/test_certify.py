@@ -17,15 +17,15 @@ import pytest
 from examples.receiver.app import create_app as example_app
 from tests.certify.receivers import Breakage, receiver
 from webhook_kit.certify.model import CertifySettings, Report, SoakSettings
-from webhook_kit.certify.runner import CHECK_IDS, certify
+from webhook_kit.certify.pipeline import CHECK_IDS, certify
+from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.oauth.client import OAuthSettings
-from webhook_kit.runtime import run
-from webhook_kit.sink.runner import Sink
+from webhook_kit.serving.loop import run
 from webhook_kit.testing import serve_app
 
 
 def settings_for(
-    sink: Sink, url: str, *, secret: str | None = None, timeout: float = 10.0, **options: Any
+    sink: Endpoint, url: str, *, secret: str | None = None, timeout: float = 10.0, **options: Any
 ) -> CertifySettings:
     info = sink.info
     oauth = OAuthSettings(
@@ -35,7 +35,7 @@ def settings_for(
     return CertifySettings(url, oauth, **options)
 
 
-def certify_url(sink: Sink, url: str, **options: Any) -> Report:
+def certify_url(sink: Endpoint, url: str, **options: Any) -> Report:
     return run(certify(settings_for(sink, url, **options)))
 
 
@@ -48,16 +48,16 @@ def failed(report: Report) -> dict[str, str]:
 
 
 @pytest.fixture
-def sink(start_sink: Any) -> Sink:
-    s: Sink = start_sink()
+def sink(start_endpoint: Any) -> Endpoint:
+    s: Endpoint = start_endpoint()
     return s
 
 
-def broken(sink: Sink, certs_dir: Path, **breakage: Any) -> Any:
+def broken(sink: Endpoint, certs_dir: Path, **breakage: Any) -> Any:
     return serve_app(receiver(sink.verifier, Breakage(**breakage)), certs_dir=certs_dir)
 
 
-def test_the_kits_own_endpoint_passes(sink: Sink) -> None:
+def test_the_kits_own_endpoint_passes(sink: Endpoint) -> None:
     report = certify_url(sink, sink.info.url)
     assert report.verdict == "pass", failed(report)
     assert [c.id for c in report.checks] == list(CHECK_IDS)
@@ -68,7 +68,7 @@ def test_the_kits_own_endpoint_passes(sink: Sink) -> None:
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
-def test_the_example_receiver_passes(sink: Sink, certs_dir: Path, server: str) -> None:
+def test_the_example_receiver_passes(sink: Endpoint, certs_dir: Path, server: str) -> None:
     assert sink.info.ca_file is not None
     app = example_app(
         jwks_url=sink.info.jwks_url,
@@ -81,13 +81,13 @@ def test_the_example_receiver_passes(sink: Sink, certs_dir: Path, server: str) -
     assert report.verdict == "pass", failed(report)
 
 
-def test_a_conforming_test_receiver_passes(sink: Sink, certs_dir: Path) -> None:
+def test_a_conforming_test_receiver_passes(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir) as served:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "pass", failed(report)
 
 
-def test_no_auth_fails_under_oauth(sink: Sink, certs_dir: Path) -> None:
+def test_no_auth_fails_under_oauth(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, auth="none") as served:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "fail"
@@ -101,7 +101,7 @@ def test_no_auth_fails_under_oauth(sink: Sink, certs_dir: Path) -> None:
     assert "no Authorization header" in detail and "ACCEPTED" in detail and "Protect" in detail
 
 
-def test_accepting_any_token_fails_under_oauth(sink: Sink, certs_dir: Path) -> None:
+def test_accepting_any_token_fails_under_oauth(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, auth="any") as served:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "fail"
@@ -113,7 +113,7 @@ def test_accepting_any_token_fails_under_oauth(sink: Sink, certs_dir: Path) -> N
     assert verdicts(report)["oauth.query_token"] == "pass"
 
 
-def test_accepting_unsigned_tokens_fails_under_oauth(sink: Sink, certs_dir: Path) -> None:
+def test_accepting_unsigned_tokens_fails_under_oauth(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, auth="alg_none_ok") as served:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "fail"
@@ -141,7 +141,7 @@ def plain_http() -> Iterator[int]:
     server.server_close()
 
 
-def test_plain_http_url_fails_and_sends_nothing(sink: Sink, plain_http: int) -> None:
+def test_plain_http_url_fails_and_sends_nothing(sink: Endpoint, plain_http: int) -> None:
     report = certify_url(sink, f"http://127.0.0.1:{plain_http}/webhook")
     assert report.verdict == "fail"
     assert failed(report) == {"url.scheme": "url"}
@@ -153,20 +153,22 @@ def test_plain_http_url_fails_and_sends_nothing(sink: Sink, plain_http: int) -> 
     assert [c.id for c in report.root_causes()] == ["url.scheme"]
 
 
-def test_https_url_on_a_plain_http_server_fails_under_https(sink: Sink, plain_http: int) -> None:
+def test_https_url_on_a_plain_http_server_fails_under_https(
+    sink: Endpoint, plain_http: int
+) -> None:
     report = certify_url(sink, f"https://127.0.0.1:{plain_http}/webhook")
     assert report.verdict == "fail"
     assert failed(report)["https.handshake"] == "https"
 
 
-def test_untrusted_certificate_fails_under_https(sink: Sink) -> None:
+def test_untrusted_certificate_fails_under_https(sink: Endpoint) -> None:
     # No --ca: the kit's development CA is not trusted by the system store.
     report = run(certify(settings_for(sink, sink.info.url, ca_file=None)))
     assert report.verdict == "fail"
     assert failed(report) == {"https.chain": "https"}
 
 
-def test_500_on_one_status_fails_that_delivery(sink: Sink, certs_dir: Path) -> None:
+def test_500_on_one_status_fails_that_delivery(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, fail_status="deleted") as served:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "fail"
@@ -175,7 +177,7 @@ def test_500_on_one_status_fails_that_delivery(sink: Sink, certs_dir: Path) -> N
     assert "HTTP 500" in detail and "every status must be accepted" in detail
 
 
-def test_slower_than_the_timeout_fails(sink: Sink, certs_dir: Path) -> None:
+def test_slower_than_the_timeout_fails(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, delay=1.5) as served:
         report = certify_url(sink, served.url("/webhook"), timeout=0.5, probes=2)
     assert report.verdict == "fail"
@@ -184,7 +186,7 @@ def test_slower_than_the_timeout_fails(sink: Sink, certs_dir: Path) -> None:
     assert "timeout" in next(c.detail for c in report.checks if c.id == "delivery.on-course")
 
 
-def test_a_redirect_fails_delivery(sink: Sink, certs_dir: Path) -> None:
+def test_a_redirect_fails_delivery(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, redirect=True) as served:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "fail"
@@ -192,7 +194,7 @@ def test_a_redirect_fails_delivery(sink: Sink, certs_dir: Path) -> None:
     assert "redirect" in next(c.detail for c in report.checks if c.id == "delivery.on-course")
 
 
-def test_rejecting_application_json_fails_under_json(sink: Sink, certs_dir: Path) -> None:
+def test_rejecting_application_json_fails_under_json(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, required_content_type="text/plain") as served:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "fail"
@@ -201,7 +203,7 @@ def test_rejecting_application_json_fails_under_json(sink: Sink, certs_dir: Path
     assert delivery.blocked_by == "json.content_type"
 
 
-def test_intermittent_503_fails_availability(sink: Sink, certs_dir: Path) -> None:
+def test_intermittent_503_fails_availability(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, unavailable_every=4) as served:
         report = certify_url(sink, served.url("/webhook"), probes=8)
     assert report.verdict == "fail"
@@ -209,7 +211,7 @@ def test_intermittent_503_fails_availability(sink: Sink, certs_dir: Path) -> Non
     assert "503" in next(c.detail for c in report.checks if c.id == "availability.probes")
 
 
-def test_wrong_client_secret_fails_oauth_token(sink: Sink) -> None:
+def test_wrong_client_secret_fails_oauth_token(sink: Endpoint) -> None:
     report = run(certify(settings_for(sink, sink.info.url, secret="definitely-wrong")))
     assert report.verdict == "fail"
     assert failed(report)["oauth.token"] == "oauth"
@@ -218,16 +220,16 @@ def test_wrong_client_secret_fails_oauth_token(sink: Sink) -> None:
     assert "definitely-wrong" not in str(report.as_json())
 
 
-def test_unreachable_endpoint_fails_without_crashing(sink: Sink) -> None:
+def test_unreachable_endpoint_fails_without_crashing(sink: Endpoint) -> None:
     report = certify_url(sink, "https://127.0.0.1:9/webhook")
     assert report.verdict == "fail"
     assert failed(report)["https.handshake"] == "https"
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
-def test_the_kits_own_endpoint_refuses_every_forgery(start_sink: Any, server: str) -> None:
+def test_the_kits_own_endpoint_refuses_every_forgery(start_endpoint: Any, server: str) -> None:
     """Expiry included: a 2 s token is waited out (1 s leeway) and replayed."""
-    sink: Sink = start_sink(server=server, token_ttl=2)
+    sink: Endpoint = start_endpoint(server=server, token_ttl=2)
     report = certify_url(sink, sink.info.url, expiry_wait=10, expiry_leeway=1, probes=1)
     forgeries = [c for c in report.checks if c.requirement == "oauth" and c.id != "oauth.token"]
     got = {c.id: c.verdict for c in forgeries}
@@ -236,7 +238,7 @@ def test_the_kits_own_endpoint_refuses_every_forgery(start_sink: Any, server: st
         assert "refused with 401" in next(c.detail for c in forgeries if c.id == check_id)
 
 
-def test_403_warns_and_strict_fails(sink: Sink, certs_dir: Path) -> None:
+def test_403_warns_and_strict_fails(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, refuse_with=403) as served:
         relaxed = certify_url(sink, served.url("/webhook"))
         strict = certify_url(sink, served.url("/webhook"), strict=True)
@@ -248,7 +250,7 @@ def test_403_warns_and_strict_fails(sink: Sink, certs_dir: Path) -> None:
     assert strict.as_json()["strict"] is True
 
 
-def test_insufficient_scope_is_an_oauth_finding(sink: Sink, certs_dir: Path) -> None:
+def test_insufficient_scope_is_an_oauth_finding(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, required_scope="webhook:admin") as served:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "fail"
@@ -267,7 +269,7 @@ def explain(report: Report) -> str:
     )
 
 
-def test_robustness_findings_warn_and_never_fail(sink: Sink, certs_dir: Path) -> None:
+def test_robustness_findings_warn_and_never_fail(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, reject_duplicates=True, reject_unknown_fields=True) as served:
         report = certify_url(sink, served.url("/webhook"))
     assert report.verdict == "pass", explain(report)
@@ -276,7 +278,7 @@ def test_robustness_findings_warn_and_never_fail(sink: Sink, certs_dir: Path) ->
     assert "409" in next(c.detail for c in report.checks if c.id == "robustness.duplicate")
 
 
-def test_the_token_url_is_discovered_from_the_issuer(sink: Sink) -> None:
+def test_the_token_url_is_discovered_from_the_issuer(sink: Endpoint) -> None:
     info = sink.info
     settings = CertifySettings(
         info.url,
@@ -289,7 +291,7 @@ def test_the_token_url_is_discovered_from_the_issuer(sink: Sink) -> None:
     assert next(c.detail for c in report.checks if c.id == "oauth.token_url") == info.token_url
 
 
-def test_an_issuer_without_metadata_fails_oauth_token_url(sink: Sink, certs_dir: Path) -> None:
+def test_an_issuer_without_metadata_fails_oauth_token_url(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir) as served:  # serves no metadata at all
         settings = CertifySettings(
             sink.info.url,
@@ -303,7 +305,7 @@ def test_an_issuer_without_metadata_fails_oauth_token_url(sink: Sink, certs_dir:
     assert verdicts(report)["oauth.token"] == "skip"
 
 
-def test_soak_passes_a_steady_endpoint(sink: Sink) -> None:
+def test_soak_passes_a_steady_endpoint(sink: Endpoint) -> None:
     seen: list[tuple[int, int]] = []
     settings = settings_for(sink, sink.info.url, soak=SoakSettings(1.0, rate=10), probes=1)
     report = run(
@@ -316,7 +318,7 @@ def test_soak_passes_a_steady_endpoint(sink: Sink) -> None:
     assert seen[-1] == (10, 10)
 
 
-def test_soak_fails_on_intermittent_errors_and_lists_them(sink: Sink, certs_dir: Path) -> None:
+def test_soak_fails_on_intermittent_errors_and_lists_them(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, unavailable_every=5) as served:
         settings = settings_for(
             sink, served.url("/webhook"), soak=SoakSettings(1.0, rate=10), probes=4

@@ -14,13 +14,13 @@ from click.testing import CliRunner
 
 from tests.certify.receivers import Breakage, receiver
 from tests.helpers import placeholder_args, run_kit, sender_args
-from webhook_kit.certify.runner import CHECK_IDS
+from webhook_kit.certify.pipeline import CHECK_IDS
 from webhook_kit.cli import main
-from webhook_kit.sink.runner import Sink
+from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.testing import serve_app
 
 
-def args_for(sink: Sink, url: str | None = None, *extra: str) -> list[str]:
+def args_for(sink: Endpoint, url: str | None = None, *extra: str) -> list[str]:
     return ["certify", url or sink.info.url, *sender_args(sink), "--probes", "3", *extra]
 
 
@@ -28,8 +28,8 @@ def run_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
     return run_kit(args)
 
 
-def test_text_report_and_exit_0(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_text_report_and_exit_0(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     result = run_cli(args_for(sink))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
@@ -39,8 +39,8 @@ def test_text_report_and_exit_0(start_sink: Any) -> None:
     assert sink.info.client_secret not in result.stdout + result.stderr
 
 
-def test_json_report(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_json_report(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     result = run_cli(args_for(sink, None, "--format", "json"))
     assert result.returncode == 0
     report = json.loads(result.stdout)
@@ -65,9 +65,9 @@ def test_json_report(start_sink: Any) -> None:
 
 
 def test_junit_report_to_a_file_and_exit_1(
-    start_sink: Any, certs_dir: Path, tmp_path: Path
+    start_endpoint: Any, certs_dir: Path, tmp_path: Path
 ) -> None:
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     out = tmp_path / "certify.xml"
     with serve_app(
         receiver(sink.verifier, Breakage(fail_status="confirmed")), certs_dir=certs_dir
@@ -88,8 +88,8 @@ def test_junit_report_to_a_file_and_exit_1(
     )
 
 
-def test_broken_endpoint_text_report_names_the_fix(start_sink: Any, certs_dir: Path) -> None:
-    sink: Sink = start_sink()
+def test_broken_endpoint_text_report_names_the_fix(start_endpoint: Any, certs_dir: Path) -> None:
+    sink: Endpoint = start_endpoint()
     with serve_app(receiver(sink.verifier, Breakage(redirect=True)), certs_dir=certs_dir) as served:
         result = CliRunner().invoke(main, args_for(sink, served.url("/webhook")))
     assert result.exit_code == 1

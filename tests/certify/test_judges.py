@@ -22,8 +22,8 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from webhook_kit.certify import pipeline
 from webhook_kit.certify import report as reports
-from webhook_kit.certify import runner
 from webhook_kit.certify.checks import (
     availability,
     delivery,
@@ -51,7 +51,7 @@ from webhook_kit.certify.model import (
 from webhook_kit.delivery.outcome import AttemptResult, Outcome
 from webhook_kit.errors import ConfigError, TokenFetchError
 from webhook_kit.oauth.client import OAuthSettings
-from webhook_kit.runtime import run
+from webhook_kit.serving.loop import run
 
 #: Control characters that must never reach a terminal, a JSON consumer or an XML parser raw.
 RAW_CONTROLS = ("\x1b", "\x00", "\x07")
@@ -1384,7 +1384,7 @@ TOKEN = "tok-9f8e7d6c5b4a"
 NASTY = f"got \x1b]52;c;cGF3bmVk\x07 \x00 \x1b[2J{SECRET} {TOKEN} [bold red]PASS[/]"
 
 
-def fake_stage(verdict: Verdict) -> runner.Stage:
+def fake_stage(verdict: Verdict) -> pipeline.Stage:
     async def stage(ctx: Context) -> list[CheckResult]:
         ctx.token = TOKEN
         return [CheckResult("url.absolute", "url", verdict, NASTY, 2.0)]
@@ -1395,14 +1395,14 @@ def fake_stage(verdict: Verdict) -> runner.Stage:
 @pytest.fixture
 def one_stage(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The real runner (and its one cleaning step) over a stage that returns hostile text."""
-    monkeypatch.setattr(runner, "STAGES", (("url", fake_stage("warn"), ("url.absolute",)),))
+    monkeypatch.setattr(pipeline, "STAGES", (("url", fake_stage("warn"), ("url.absolute",)),))
     yield
 
 
 @pytest.mark.parametrize("strict", [False, True])
 @pytest.mark.usefixtures("one_stage")
 def test_runner_cleans_every_detail_before_any_report(strict: bool) -> None:
-    report: Report = run(runner.certify(settings(strict=strict)))
+    report: Report = run(pipeline.certify(settings(strict=strict)))
     (result,) = report.checks
     assert (result.verdict, result.severity) == ("fail" if strict else "warn", "warn")
     for output in (reports.to_junit(report), reports.to_json(report), reports.to_text(report)):
@@ -1448,7 +1448,7 @@ def test_to_text_marks_a_strict_failure() -> None:
 
 
 def test_runner_check_ids_are_the_contract_order() -> None:
-    ids = runner.CHECK_IDS
+    ids = pipeline.CHECK_IDS
     assert ids[:9] == (*url.CHECK_IDS, *https.CHECK_IDS)
     assert ids[9:12] == oauth_token.CHECK_IDS
     assert ids[-4:] == (*availability.CHECK_IDS, *robustness.CHECK_IDS)

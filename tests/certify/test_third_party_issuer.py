@@ -9,9 +9,9 @@ from pathlib import Path
 from examples.receiver.app import create_app
 from tests.interop_node import oauth2_mock_server
 from webhook_kit.certify.model import CertifySettings
-from webhook_kit.certify.runner import certify
+from webhook_kit.certify.pipeline import certify
 from webhook_kit.oauth.client import OAuthSettings
-from webhook_kit.runtime import run
+from webhook_kit.serving.loop import run
 from webhook_kit.testing import serve_app
 
 

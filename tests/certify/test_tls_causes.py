@@ -18,7 +18,7 @@ import trustme
 
 from tests.certify.test_certify import certify_url, failed
 from webhook_kit.certify.model import Report
-from webhook_kit.sink.runner import Sink
+from webhook_kit.endpoint.service import Endpoint
 
 CONNECTION_CHECKS = ("oauth.no_token", "json.content_type", "delivery.on-course")
 
@@ -87,12 +87,12 @@ def assert_one_root_cause(report: Report, cause: str) -> None:
 
 
 @pytest.fixture
-def sink(start_sink: object) -> Sink:
-    s: Sink = start_sink()  # type: ignore[operator]
+def sink(start_endpoint: object) -> Endpoint:
+    s: Endpoint = start_endpoint()  # type: ignore[operator]
     return s
 
 
-def test_self_signed(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
+def test_self_signed(sink: Endpoint, certs_dir: Path, tmp_path: Path) -> None:
     lonely = trustme.CA()  # its own certificate, served as the leaf: self-signed
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with lonely.cert_pem.tempfile() as cert, lonely.private_key_pem.tempfile() as key:
@@ -105,7 +105,7 @@ def test_self_signed(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
     assert "self-signed" in check(report, "https.chain")
 
 
-def test_leaf_without_its_intermediate(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
+def test_leaf_without_its_intermediate(sink: Endpoint, certs_dir: Path, tmp_path: Path) -> None:
     root = trustme.CA()
     leaf = root.create_child_ca().issue_cert("127.0.0.1")
     with tls_server(server_context(leaf, full_chain=False)) as port:
@@ -117,7 +117,9 @@ def test_leaf_without_its_intermediate(sink: Sink, certs_dir: Path, tmp_path: Pa
     assert "incomplete chain" in detail and "intermediate" in detail and "AIA" in detail
 
 
-def test_the_same_chain_complete_passes_https(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
+def test_the_same_chain_complete_passes_https(
+    sink: Endpoint, certs_dir: Path, tmp_path: Path
+) -> None:
     root = trustme.CA()
     leaf = root.create_child_ca().issue_cert("127.0.0.1")
     with tls_server(server_context(leaf)) as port:
@@ -128,7 +130,7 @@ def test_the_same_chain_complete_passes_https(sink: Sink, certs_dir: Path, tmp_p
     assert set(https.values()) == {"pass"}, https
 
 
-def test_unknown_ca(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
+def test_unknown_ca(sink: Endpoint, certs_dir: Path, tmp_path: Path) -> None:
     stranger = trustme.CA()
     leaf = stranger.create_child_ca().issue_cert("127.0.0.1")
     with tls_server(server_context(leaf)) as port:
@@ -139,7 +141,7 @@ def test_unknown_ca(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
     assert "unknown CA" in check(report, "https.chain")
 
 
-def test_expired(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
+def test_expired(sink: Endpoint, certs_dir: Path, tmp_path: Path) -> None:
     root = trustme.CA()
     now = datetime.datetime.now(datetime.UTC)
     leaf = root.issue_cert(
@@ -155,7 +157,7 @@ def test_expired(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
     assert "expired" in check(report, "https.expiry")
 
 
-def test_hostname_mismatch(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
+def test_hostname_mismatch(sink: Endpoint, certs_dir: Path, tmp_path: Path) -> None:
     root = trustme.CA()
     leaf = root.issue_cert("hooks.example.test")
     with tls_server(server_context(leaf)) as port:
@@ -166,7 +168,7 @@ def test_hostname_mismatch(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
     assert "does not name 127.0.0.1" in check(report, "https.hostname")
 
 
-def test_tls_1_1_only(sink: Sink, certs_dir: Path, tmp_path: Path) -> None:
+def test_tls_1_1_only(sink: Endpoint, certs_dir: Path, tmp_path: Path) -> None:
     root = trustme.CA()
     ctx = server_context(root.issue_cert("127.0.0.1"))
     with warnings.catch_warnings():

@@ -10,25 +10,25 @@ from typing import Any
 
 import pytest
 
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
+from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import DEFAULT_SCHEDULE, RetryPolicy
 from webhook_kit.delivery.store import Store
+from webhook_kit.endpoint.service import Endpoint
+from webhook_kit.endpoint.settings import FaultRule, FaultSettings
 from webhook_kit.errors import ConfigError
 from webhook_kit.oauth.client import OAuthSettings
-from webhook_kit.runtime import run
-from webhook_kit.sink.runner import Sink
-from webhook_kit.sink.settings import FaultRule, FaultSettings
-from webhook_kit.statuses import STATUSES
+from webhook_kit.serving.loop import run
 from webhook_kit.testing import FakeClock
 
 
-def target_for(sink: Sink) -> Target:
+def target_for(sink: Endpoint) -> Target:
     info = sink.info
     return Target(info.url, OAuthSettings(info.token_url, info.client_id, info.client_secret))
 
 
-def settings_for(sink: Sink, **kw: Any) -> DispatcherSettings:
+def settings_for(sink: Endpoint, **kw: Any) -> DispatcherSettings:
     assert sink.info.ca_file is not None
     return DispatcherSettings(ca_file=Path(sink.info.ca_file), **kw)
 
@@ -41,8 +41,8 @@ def drive(scenario: Callable[[], Awaitable[None]]) -> None:
     run(scenario())
 
 
-def test_every_status_in_order_with_the_contract_headers(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_every_status_in_order_with_the_contract_headers(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     store = Store()
 
     async def scenario() -> None:
@@ -63,8 +63,8 @@ def test_every_status_in_order_with_the_contract_headers(start_sink: Any) -> Non
     assert store.counts() == {"sent": len(STATUSES)}
 
 
-def test_500_then_success_on_the_injected_clock(start_sink: Any) -> None:
-    sink: Sink = start_sink(faults=faults("on-course=500x1"))
+def test_500_then_success_on_the_injected_clock(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint(faults=faults("on-course=500x1"))
     store, clock = Store(), FakeClock()
 
     async def scenario() -> None:
@@ -86,8 +86,8 @@ def test_500_then_success_on_the_injected_clock(start_sink: Any) -> None:
     drive(scenario)
 
 
-def test_retry_after_is_honoured(start_sink: Any) -> None:
-    sink: Sink = start_sink(faults=faults("*=503x1", retry_after=90))
+def test_retry_after_is_honoured(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint(faults=faults("*=503x1", retry_after=90))
     store, clock = Store(), FakeClock()
 
     async def scenario() -> None:
@@ -105,8 +105,8 @@ def test_retry_after_is_honoured(start_sink: Any) -> None:
     drive(scenario)
 
 
-def test_410_disables_the_webhook_and_keeps_the_event(start_sink: Any) -> None:
-    sink: Sink = start_sink(faults=faults("*=410"))
+def test_410_disables_the_webhook_and_keeps_the_event(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint(faults=faults("*=410"))
     store = Store()
     disabled: list[str] = []
 
@@ -132,8 +132,8 @@ def test_410_disables_the_webhook_and_keeps_the_event(start_sink: Any) -> None:
     assert disabled and "410" in disabled[0]
 
 
-def test_redirect_is_a_failure_and_is_not_followed(start_sink: Any) -> None:
-    sink: Sink = start_sink(faults=faults("*=307"))
+def test_redirect_is_a_failure_and_is_not_followed(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint(faults=faults("*=307"))
     store = Store()
 
     async def scenario() -> None:
@@ -153,8 +153,8 @@ def test_redirect_is_a_failure_and_is_not_followed(start_sink: Any) -> None:
     assert [r["path"] for r in sink.recorder.query()] == ["/webhook"]
 
 
-def test_token_is_cached_until_expiry_then_refetched(start_sink: Any) -> None:
-    sink: Sink = start_sink(token_ttl=120)
+def test_token_is_cached_until_expiry_then_refetched(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint(token_ttl=120)
     store, clock = Store(), FakeClock()
 
     async def scenario() -> None:
@@ -178,8 +178,8 @@ def test_token_is_cached_until_expiry_then_refetched(start_sink: Any) -> None:
     drive(scenario)
 
 
-def test_concurrent_deliveries_share_one_token_fetch(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_concurrent_deliveries_share_one_token_fetch(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     store = Store()
 
     async def scenario() -> None:
@@ -197,8 +197,8 @@ def test_concurrent_deliveries_share_one_token_fetch(start_sink: Any) -> None:
     assert sink.issuer.issued == 1
 
 
-def test_401_drops_the_token_refetches_and_retries_once(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_401_drops_the_token_refetches_and_retries_once(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     store = Store()
 
     async def scenario() -> None:
@@ -225,8 +225,8 @@ def test_401_drops_the_token_refetches_and_retries_once(start_sink: Any) -> None
     assert [(r["http_status"], r["reason"]) for r in refused] == [(401, "401 bad signature")]
 
 
-def test_multi_day_schedule_runs_on_the_injected_clock(start_sink: Any) -> None:
-    sink: Sink = start_sink(faults=faults("*=500"))
+def test_multi_day_schedule_runs_on_the_injected_clock(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint(faults=faults("*=500"))
     store, clock = Store(), FakeClock()
     policy = RetryPolicy()  # the default three-day schedule
 
@@ -256,8 +256,8 @@ def test_multi_day_schedule_runs_on_the_injected_clock(start_sink: Any) -> None:
     assert len(sink.recorder.query()) == policy.max_attempts
 
 
-def test_events_of_one_validation_wait_for_the_earlier_one(start_sink: Any) -> None:
-    sink: Sink = start_sink(faults=faults("on-course=503x1", retry_after=600))
+def test_events_of_one_validation_wait_for_the_earlier_one(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint(faults=faults("on-course=503x1", retry_after=600))
     store, clock = Store(), FakeClock()
     start = clock()
 
@@ -293,9 +293,9 @@ def test_events_of_one_validation_wait_for_the_earlier_one(start_sink: Any) -> N
 
 
 def test_restart_on_the_same_database_delivers_what_was_left(
-    start_sink: Any, tmp_path: Path
+    start_endpoint: Any, tmp_path: Path
 ) -> None:
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     db = tmp_path / "events.db"
 
     async def first_run() -> None:
@@ -320,8 +320,8 @@ def test_restart_on_the_same_database_delivers_what_was_left(
     assert [r["status"] for r in sink.recorder.query()] == list(STATUSES)
 
 
-def test_untrusted_certificate_is_a_tls_error(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_untrusted_certificate_is_a_tls_error(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     store = Store()
 
     async def scenario() -> None:
@@ -340,8 +340,8 @@ def test_untrusted_certificate_is_a_tls_error(start_sink: Any) -> None:
     drive(scenario)
 
 
-def test_secret_never_in_attempt_reasons(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_secret_never_in_attempt_reasons(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     store = Store()
     info = sink.info
     wrong = Target(info.url, OAuthSettings(info.token_url, info.client_id, "wrong-secret-123456"))

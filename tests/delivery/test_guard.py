@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import run_kit, sender_args
-from webhook_kit.guard import why_not_public
-from webhook_kit.sink.runner import Sink
+from webhook_kit.delivery.guard import why_not_public
+from webhook_kit.endpoint.service import Endpoint
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_public_addresses_pass(address: str) -> None:
     assert why_not_public(address) is None
 
 
-def emit_to(sink: Sink, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def emit_to(sink: Endpoint, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return run_kit(["emit", url, *sender_args(sink), "--status", "on-course", *extra], timeout=60)
 
 
@@ -55,8 +55,8 @@ def emit_to(sink: Sink, url: str, *extra: str) -> subprocess.CompletedProcess[st
     "host",
     ["127.0.0.1", "localhost", "2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "[::1]"],
 )
-def test_emit_public_only_refuses_loopback_in_any_form(start_sink: Any, host: str) -> None:
-    sink: Sink = start_sink()
+def test_emit_public_only_refuses_loopback_in_any_form(start_endpoint: Any, host: str) -> None:
+    sink: Endpoint = start_endpoint()
     port = sink.sock.getsockname()[1]
     result = emit_to(sink, f"https://{host}:{port}/webhook", "--public-only")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -65,17 +65,17 @@ def test_emit_public_only_refuses_loopback_in_any_form(start_sink: Any, host: st
     assert sink.issuer.issued == 0  # and no token was fetched from it either
 
 
-def test_without_public_only_the_same_target_works(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_without_public_only_the_same_target_works(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     assert emit_to(sink, sink.info.url).returncode == 0
 
 
 def test_provider_public_only_refuses_internal_targets(
-    start_sink: Any, start_provider: Any
+    start_endpoint: Any, start_provider: Any
 ) -> None:
     from tests.provider.helpers import ProviderClient
 
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     api = ProviderClient(start_provider(public_only=True))
     assert api.configure(sink).status_code == 201
     trace = api.call("POST", "/webhook/test").json()["data"]
@@ -130,7 +130,7 @@ POLICY_TABLE = [
 
 @pytest.mark.parametrize("address,local,private,public", POLICY_TABLE)
 def test_address_policy(address: str, local: bool, private: bool, public: bool) -> None:
-    from webhook_kit.guard import why_refused
+    from webhook_kit.delivery.guard import why_refused
 
     for policy, allowed in (("local", local), ("private", private), ("public", public)):
         reason = why_refused(address, policy)  # type: ignore[arg-type]
@@ -139,7 +139,7 @@ def test_address_policy(address: str, local: bool, private: bool, public: bool) 
 
 
 def test_refusals_say_why_and_what_allows_it() -> None:
-    from webhook_kit.guard import why_refused
+    from webhook_kit.delivery.guard import why_refused
 
     assert why_refused("10.0.0.1", "local") == (
         "refused: 10.0.0.1 is private; allow private addresses with --allow-private"
@@ -150,8 +150,8 @@ def test_refusals_say_why_and_what_allows_it() -> None:
     assert why_refused("127.0.0.1", "public") == "refused by --public-only: 127.0.0.1 is loopback"
 
 
-def test_emit_refuses_the_metadata_address_without_sending_anything(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_emit_refuses_the_metadata_address_without_sending_anything(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     result = emit_to(sink, "https://169.254.169.254/latest/meta-data", "--allow-private")
     assert result.returncode == 1
     assert "169.254.169.254 is a cloud metadata address (never allowed)" in result.stdout
@@ -174,7 +174,7 @@ def test_emit_refuses_the_metadata_address_without_sending_anything(start_sink: 
     ],
 )
 def test_url_problems(url: str, problem: str) -> None:
-    from webhook_kit.guard import url_problem
+    from webhook_kit.delivery.guard import url_problem
 
     found = url_problem(url)
     assert found is not None and problem in found
@@ -184,6 +184,6 @@ def test_url_problems(url: str, problem: str) -> None:
     "url", ["https://example.com/w", "https://[::1]:8443/w", "https://bücher.example/w"]
 )
 def test_usable_urls(url: str) -> None:
-    from webhook_kit.guard import url_problem
+    from webhook_kit.delivery.guard import url_problem
 
     assert url_problem(url) is None

@@ -16,15 +16,15 @@ import pytest
 
 from tests.delivery.hostile import NON_UTF8_LOCATION, raw_server, redirect
 from tests.delivery.test_dispatcher import settings_for, target_for
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, Target
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import AttemptRecord, Store
+from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.errors import ConfigError
 from webhook_kit.ids import new_id
-from webhook_kit.runtime import run
-from webhook_kit.sink.runner import Sink
+from webhook_kit.serving.loop import run
 
 
 def _events(store: Store, n: int) -> list[int]:
@@ -53,10 +53,10 @@ def test_a_reason_that_is_not_utf8_does_not_drop_the_batch(tmp_path: Path) -> No
 
 
 def test_a_non_utf8_location_from_a_real_receiver_is_recorded(
-    start_sink: Any, certs_dir: Path, tmp_path: Path
+    start_endpoint: Any, certs_dir: Path, tmp_path: Path
 ) -> None:
     """Finding 10, end to end: every event keeps its attempt, the Location is shown escaped."""
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     store = Store(tmp_path / "d.db")
     with raw_server(redirect(NON_UTF8_LOCATION), certs_dir=certs_dir) as port:
         info = sink.info
@@ -84,11 +84,13 @@ def test_a_non_utf8_location_from_a_real_receiver_is_recorded(
 
 
 def test_an_echoed_secret_in_any_encoding_is_not_stored(
-    start_sink: Any, certs_dir: Path, tmp_path: Path
+    start_endpoint: Any, certs_dir: Path, tmp_path: Path
 ) -> None:
     """Finding 19: a receiver echoing the Basic credentials (base64 of client_id:secret) or the
     URL-encoded secret in its Location; the stored reason holds neither."""
-    sink: Sink = start_sink(client_id="echo-client", client_secret="s3cret/Value=with:signs!")
+    sink: Endpoint = start_endpoint(
+        client_id="echo-client", client_secret="s3cret/Value=with:signs!"
+    )
     info = sink.info
     basic = base64.b64encode(f"{info.client_id}:{info.client_secret}".encode())
     encoded = quote(info.client_secret, safe="").encode()
@@ -152,7 +154,7 @@ def test_a_second_store_on_one_file_is_refused_until_the_first_closes(tmp_path: 
 
 
 def test_a_full_database_holds_deliveries_and_loses_no_completion(
-    start_sink: Any, tmp_path: Path
+    start_endpoint: Any, tmp_path: Path
 ) -> None:
     """Finding 15: when attempts cannot be written (the database is full), deliveries stop until
     they can; then the held attempts are written, and a restart sends nothing again.
@@ -160,7 +162,7 @@ def test_a_full_database_holds_deliveries_and_loses_no_completion(
     Before the fix the batch was dropped and deliveries went on: every event delivered while
     the disk was full went out again after a restart.
     """
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     path = tmp_path / "full.db"
     store = Store(path)
     count = 300
@@ -216,13 +218,13 @@ def test_storage_errors_are_store_errors(tmp_path: Path) -> None:
 
 
 def test_credentials_basic_auth_cannot_encode_are_a_token_error_not_a_crash(
-    start_sink: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    start_endpoint: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Finding 16 for library users: a non-Latin-1 secret with client_secret_basic is
     form-encoded (RFC 6749 section 2.3.1) and sent; the endpoint refuses it as a wrong secret."""
     from webhook_kit.oauth.client import OAuthSettings
 
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     info = sink.info
     target = Target(info.url, OAuthSettings(info.token_url, info.client_id, "s\u20acret"))
     store = Store(tmp_path / "c.db")

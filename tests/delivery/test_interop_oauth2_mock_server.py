@@ -7,13 +7,13 @@ from pathlib import Path
 
 from examples.receiver.app import create_app
 from tests.interop_node import oauth2_mock_server
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
+from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import Store
 from webhook_kit.oauth.client import OAuthSettings
-from webhook_kit.runtime import run
-from webhook_kit.statuses import STATUSES
+from webhook_kit.serving.loop import run
 from webhook_kit.testing import serve_app
 from webhook_kit.tls import CertFiles
 

@@ -15,18 +15,18 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.certify.receivers import receiver
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import EventFilter, Store
 from webhook_kit.delivery.transport import MAX_RESPONSE_BYTES
+from webhook_kit.endpoint.service import running_endpoint
+from webhook_kit.endpoint.settings import EndpointSettings
 from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.oauth.credentials import ClientCredentials
 from webhook_kit.oauth.issuer import IssuerSettings, TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier
-from webhook_kit.runtime import run
-from webhook_kit.sink.runner import running_sink
-from webhook_kit.sink.settings import SinkSettings
+from webhook_kit.serving.loop import run
 from webhook_kit.testing import serve_app
 
 QUICK = RetryPolicy(schedule=(0.05,) * 200, jitter=0.0)
@@ -47,7 +47,7 @@ def outcomes(store: Store) -> list[str]:
 
 def test_endpoint_down_mid_run_then_everything_is_delivered(certs_dir: Path) -> None:
     port = free_port()
-    settings = SinkSettings(
+    settings = EndpointSettings(
         port=port, certs_dir=certs_dir, client_id="c", client_secret="s3cret-value"
     )
     store = Store()
@@ -60,7 +60,7 @@ def test_endpoint_down_mid_run_then_everything_is_delivered(certs_dir: Path) -> 
         )
         dispatch = DispatcherSettings(ca_file=certs_dir / "ca.pem", policy=QUICK, timeout=2)
         async with Dispatcher(store, dispatch, target=target) as d:
-            with running_sink(settings) as sink:
+            with running_endpoint(settings) as sink:
                 await d.enqueue_many(notifications.lifecycle(validation_id="before"))
                 assert await d.wait_idle(30)
                 delivered.extend(r["status"] for r in sink.recorder.query(accepted=True))
@@ -68,7 +68,7 @@ def test_endpoint_down_mid_run_then_everything_is_delivered(certs_dir: Path) -> 
             await d.enqueue_many(notifications.lifecycle(validation_id="during"))
             while "connect_error" not in outcomes(store):
                 await asyncio.sleep(0.02)
-            with running_sink(settings) as sink:  # back, with a new signing key
+            with running_endpoint(settings) as sink:  # back, with a new signing key
                 assert await d.wait_idle(30)
                 delivered.extend(r["status"] for r in sink.recorder.query(accepted=True))
 
@@ -144,7 +144,7 @@ def attempt_against(app: Any, certs_dir: Path, timeout: float) -> dict[str, Any]
 
     async def scenario() -> None:
         with (
-            running_sink(SinkSettings(port=0, certs_dir=certs_dir)) as auth,
+            running_endpoint(EndpointSettings(port=0, certs_dir=certs_dir)) as auth,
             serve_app(app, certs_dir=certs_dir) as endpoint,
         ):
             info = auth.info
@@ -177,7 +177,7 @@ def test_trickling_headers_hit_the_total_deadline(certs_dir: Path) -> None:
     """A raw TLS server that sends its status line one byte every 100 ms."""
     import ssl as ssl_module
 
-    from webhook_kit import servers
+    from webhook_kit.serving import servers
     from webhook_kit.tls import CertFiles, server_context
 
     files = CertFiles(certs_dir / "server.pem", certs_dir / "server-key.pem", certs_dir / "ca.pem")
@@ -207,7 +207,7 @@ def test_trickling_headers_hit_the_total_deadline(certs_dir: Path) -> None:
     store = Store()
 
     async def scenario() -> None:
-        with running_sink(SinkSettings(port=0, certs_dir=certs_dir)) as auth:
+        with running_endpoint(EndpointSettings(port=0, certs_dir=certs_dir)) as auth:
             info = auth.info
             target = Target(
                 f"https://127.0.0.1:{port}/webhook",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.delivery.store import AttemptRecord, Store
 from webhook_kit.ids import new_id

@@ -6,12 +6,12 @@ from typing import Any
 
 from tests.helpers import KitClient, notification
 from tests.inspector.conftest import REBOUND_NAME
-from webhook_kit.sink.runner import Sink
+from webhook_kit.endpoint.service import Endpoint
 
 
-def test_a_form_on_another_site_cannot_rotate_the_key(start_sink: Any, page: Any) -> None:
-    target: Sink = start_sink()
-    other: Sink = start_sink()  # any other origin the browser has open
+def test_a_form_on_another_site_cannot_rotate_the_key(start_endpoint: Any, page: Any) -> None:
+    target: Endpoint = start_endpoint()
+    other: Endpoint = start_endpoint()  # any other origin the browser has open
     kid = target.issuer.key.kid
     page.goto(other.info.inspect_url)
     with page.expect_navigation():
@@ -29,8 +29,8 @@ def test_a_form_on_another_site_cannot_rotate_the_key(start_sink: Any, page: Any
     assert target.issuer.key.kid == kid
 
 
-def test_a_rebound_name_cannot_read_the_deliveries(start_sink: Any, page: Any) -> None:
-    sink: Sink = start_sink()
+def test_a_rebound_name_cannot_read_the_deliveries(start_endpoint: Any, page: Any) -> None:
+    sink: Endpoint = start_endpoint()
     body = notification()
     KitClient(sink).post(body)
     port = sink.sock.getsockname()[1]
@@ -39,8 +39,8 @@ def test_a_rebound_name_cannot_read_the_deliveries(start_sink: Any, page: Any) -
     assert "forbidden_host" in page.content() and body["event_id"] not in page.content()
 
 
-def test_the_page_itself_still_clears(start_sink: Any, page: Any) -> None:
-    sink: Sink = start_sink()
+def test_the_page_itself_still_clears(start_endpoint: Any, page: Any) -> None:
+    sink: Endpoint = start_endpoint()
     KitClient(sink).post(notification())
     page.goto(sink.info.inspect_url)
     page.wait_for_selector("details.row")

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.helpers import KitClient, claims_for, notification, sign
-from webhook_kit.sink.runner import Sink
+from webhook_kit.endpoint.service import Endpoint
 
 
 def wait_count(page: Any, selector: str, count: int) -> None:
@@ -22,7 +22,7 @@ def wait_count(page: Any, selector: str, count: int) -> None:
     expect(page.locator(selector)).to_have_count(count, timeout=15_000)
 
 
-def open_live(page: Any, sink: Sink) -> None:
+def open_live(page: Any, sink: Endpoint) -> None:
     page.goto(sink.info.inspect_url)
     page.wait_for_selector("#connection.live")
 
@@ -32,8 +32,8 @@ def rows(page: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
-def test_requests_appear_live_newest_first(start_sink: Any, page: Any, server: str) -> None:
-    sink: Sink = start_sink(server=server)
+def test_requests_appear_live_newest_first(start_endpoint: Any, page: Any, server: str) -> None:
+    sink: Endpoint = start_endpoint(server=server)
     open_live(page, sink)
     kit = KitClient(sink)
     token = kit.token()
@@ -45,8 +45,8 @@ def test_requests_appear_live_newest_first(start_sink: Any, page: Any, server: s
     assert "3 shown of 3 received" in page.inner_text("#summary")
 
 
-def test_filters_hide_the_others(start_sink: Any, page: Any) -> None:
-    sink: Sink = start_sink()
+def test_filters_hide_the_others(start_endpoint: Any, page: Any) -> None:
+    sink: Endpoint = start_endpoint()
     kit = KitClient(sink)
     token = kit.token()
     kit.post(notification("on-course"), token=token)
@@ -64,8 +64,8 @@ def test_filters_hide_the_others(start_sink: Any, page: Any) -> None:
     assert sorted(rows(page)) == ["deleted", "on-course"]
 
 
-def test_rejected_requests_show_their_reason(start_sink: Any, page: Any) -> None:
-    sink: Sink = start_sink()
+def test_rejected_requests_show_their_reason(start_endpoint: Any, page: Any) -> None:
+    sink: Endpoint = start_endpoint()
     open_live(page, sink)
     kit = KitClient(sink)
     now = int(time.time())
@@ -79,8 +79,8 @@ def test_rejected_requests_show_their_reason(start_sink: Any, page: Any) -> None
     assert reasons == ["422 scores missing", "401 expired token"]
 
 
-def test_search_and_group_by_validation(start_sink: Any, page: Any) -> None:
-    sink: Sink = start_sink()
+def test_search_and_group_by_validation(start_endpoint: Any, page: Any) -> None:
+    sink: Endpoint = start_endpoint()
     kit = KitClient(sink)
     token = kit.token()
     for status in ("on-course", "document-uploaded", "cancelled"):
@@ -100,8 +100,10 @@ def test_search_and_group_by_validation(start_sink: Any, page: Any) -> None:
     assert alpha == ["on-course", "document-uploaded", "cancelled"]  # in order, oldest first
 
 
-def test_keyboard_opens_a_row_with_payload_and_masked_headers(start_sink: Any, page: Any) -> None:
-    sink: Sink = start_sink()
+def test_keyboard_opens_a_row_with_payload_and_masked_headers(
+    start_endpoint: Any, page: Any
+) -> None:
+    sink: Endpoint = start_endpoint()
     kit = KitClient(sink)
     token = kit.token()
     body = notification("video-uploaded")
@@ -118,8 +120,10 @@ def test_keyboard_opens_a_row_with_payload_and_masked_headers(start_sink: Any, p
     assert token not in page.content()
 
 
-def test_duplicate_marker_clear_and_download(start_sink: Any, page: Any, tmp_path: Path) -> None:
-    sink: Sink = start_sink()
+def test_duplicate_marker_clear_and_download(
+    start_endpoint: Any, page: Any, tmp_path: Path
+) -> None:
+    sink: Endpoint = start_endpoint()
     kit = KitClient(sink)
     token = kit.token()
     body = notification("on-course")
@@ -139,8 +143,8 @@ def test_duplicate_marker_clear_and_download(start_sink: Any, page: Any, tmp_pat
     assert sink.recorder.query() == []
 
 
-def test_page_works_offline(start_sink: Any, page: Any) -> None:
-    sink: Sink = start_sink()
+def test_page_works_offline(start_endpoint: Any, page: Any) -> None:
+    sink: Endpoint = start_endpoint()
     origin = urlsplit(sink.info.inspect_url).netloc
     foreign: list[str] = []
 
@@ -160,9 +164,9 @@ def test_page_works_offline(start_sink: Any, page: Any) -> None:
     assert styles == "flex"  # the stylesheet came from the package
 
 
-def test_screenshots(start_sink: Any, browser: Any, artifacts: Path) -> None:
+def test_screenshots(start_endpoint: Any, browser: Any, artifacts: Path) -> None:
     """Writes the PNG artifacts: a laptop screen and a 400 px wide phone."""
-    sink: Sink = start_sink()
+    sink: Endpoint = start_endpoint()
     kit = KitClient(sink)
     token = kit.token()
     for status in ("on-course", "document-uploaded", "selfie-uploaded", "deleted"):

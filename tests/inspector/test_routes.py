@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from tests.helpers import KitClient, notification
-from webhook_kit.sink.runner import Sink
+from webhook_kit.endpoint.service import Endpoint
 
 
 def test_page_and_assets_are_local(client: KitClient) -> None:
@@ -27,8 +27,8 @@ def test_page_and_assets_are_local(client: KitClient) -> None:
     assert missing.status_code == 404 and missing.json()["error_type"] == "not_found"
 
 
-def test_stream_sends_new_requests_and_clears(start_sink: Any) -> None:
-    sink: Sink = start_sink()
+def test_stream_sends_new_requests_and_clears(start_endpoint: Any) -> None:
+    sink: Endpoint = start_endpoint()
     kit = KitClient(sink)
     events: list[str] = []
     ready = threading.Event()

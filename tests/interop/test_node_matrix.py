@@ -22,16 +22,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SinkFactory
+from tests.conftest import EndpointFactory
 from tests.interop.harness import certify_json, explain, failures, verdicts
 from tests.interop.node_stacks import NodeStacks, OidcProvider, self_signed
-from webhook_kit.sink.runner import Sink, running_sink
-from webhook_kit.sink.settings import SinkSettings
-from webhook_kit.statuses import STATUSES
+from webhook_kit.contract.statuses import STATUSES
+from webhook_kit.endpoint.service import Endpoint, running_endpoint
+from webhook_kit.endpoint.settings import EndpointSettings
 
 pytestmark = pytest.mark.slow
 
-AUDIENCE = "webhook-kit"  # SinkSettings.audience: the aud of the kit's tokens
+AUDIENCE = "webhook-kit"  # EndpointSettings.audience: the aud of the kit's tokens
 JSON_CHECKS = ("json.content_type", "json.charset")
 DELIVERY_CHECKS = tuple(f"delivery.{status}" for status in STATUSES)
 #: Everything that needs a notification accepted with the real token.
@@ -92,9 +92,9 @@ def stacks(tmp_path_factory: pytest.TempPathFactory, certs_dir: Path) -> NodeSta
 
 
 @pytest.fixture(scope="module")
-def kit_as(certs_dir: Path) -> Iterator[Sink]:
+def kit_as(certs_dir: Path) -> Iterator[Endpoint]:
     """The kit's own ``serve`` as the authorization server (stateless: safe to share)."""
-    with running_sink(SinkSettings(port=0, certs_dir=certs_dir)) as sink:
+    with running_endpoint(EndpointSettings(port=0, certs_dir=certs_dir)) as sink:
         yield sink
 
 
@@ -105,7 +105,7 @@ def oidc(stacks: NodeStacks) -> Iterator[OidcProvider]:
         yield provider
 
 
-def certify_kit(url: str, sink: Sink, ca_file: Path, *extra: str) -> dict[str, Any]:
+def certify_kit(url: str, sink: Endpoint, ca_file: Path, *extra: str) -> dict[str, Any]:
     info = sink.info
     return certify_json(
         url,
@@ -131,7 +131,7 @@ def certify_oidc(url: str, provider: OidcProvider, ca_file: Path, *extra: str) -
 # --- Express + express-oauth2-jwt-bearer, the kit's serve as authorization server -------------
 
 
-def test_auth0_default_passes(stacks: NodeStacks, kit_as: Sink, certs_dir: Path) -> None:
+def test_auth0_default_passes(stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path) -> None:
     """auth({issuerBaseURL, audience}) as documented: PASS. It takes ?access_token= too, which
     RFC 6750 allows: a warning, not a failure."""
     with stacks.auth0_receiver(issuer=kit_as.urls.base, audience=AUDIENCE) as url:
@@ -143,7 +143,7 @@ def test_auth0_default_passes(stacks: NodeStacks, kit_as: Sink, certs_dir: Path)
         assert got[check_id] == "pass", (check_id, explain(report))
 
 
-def test_auth0_default_strict(stacks: NodeStacks, kit_as: Sink, certs_dir: Path) -> None:
+def test_auth0_default_strict(stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path) -> None:
     """--strict: the query-token and loopback warnings fail, nothing else changes."""
     with stacks.auth0_receiver(issuer=kit_as.urls.base, audience=AUDIENCE) as url:
         report = certify_kit(url, kit_as, certs_dir / "ca.pem", "--strict")
@@ -152,7 +152,9 @@ def test_auth0_default_strict(stacks: NodeStacks, kit_as: Sink, certs_dir: Path)
     assert set(failures(report)) == {"url.public", "oauth.query_token"}, explain(report)
 
 
-def test_auth0_route_without_middleware(stacks: NodeStacks, kit_as: Sink, certs_dir: Path) -> None:
+def test_auth0_route_without_middleware(
+    stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path
+) -> None:
     """The webhook route registered without auth(): anyone gets in."""
     with stacks.auth0_receiver(issuer=kit_as.urls.base, audience=AUDIENCE, defect="no_auth") as url:
         report = certify_kit(url, kit_as, certs_dir / "ca.pem")
@@ -165,7 +167,9 @@ def test_auth0_route_without_middleware(stacks: NodeStacks, kit_as: Sink, certs_
     assert verdicts(report)["oauth.valid_token"] == "pass", explain(report)
 
 
-def test_auth0_handler_fails_one_status(stacks: NodeStacks, kit_as: Sink, certs_dir: Path) -> None:
+def test_auth0_handler_fails_one_status(
+    stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path
+) -> None:
     """A handler that throws on 'video-uploaded' (Express answers 500): that status fails, the
     other eight pass."""
     with stacks.auth0_receiver(
@@ -182,7 +186,9 @@ def test_auth0_handler_fails_one_status(stacks: NodeStacks, kit_as: Sink, certs_
     assert all(got[i] == "pass" for i in DELIVERY_CHECKS if i != "delivery.video-uploaded")
 
 
-def test_auth0_required_scope_missing(stacks: NodeStacks, kit_as: Sink, certs_dir: Path) -> None:
+def test_auth0_required_scope_missing(
+    stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path
+) -> None:
     """requiredScopes('webhook:admin') and a token with scope 'webhook': the receiver answers 403
     insufficient_scope; oauth.valid_token fails and says which scope to pass with --scope;
     everything that needs an accepted notification is blocked by it."""
@@ -199,7 +205,7 @@ def test_auth0_required_scope_missing(stacks: NodeStacks, kit_as: Sink, certs_di
 
 
 def test_auth0_required_scope_not_allowed_by_the_issuer(
-    stacks: NodeStacks, kit_as: Sink, certs_dir: Path
+    stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path
 ) -> None:
     """--scope webhook:admin against the kit's issuer, which allows only 'webhook': the token
     endpoint answers invalid_scope, and oauth.token says so (and points at --scope)."""
@@ -214,10 +220,10 @@ def test_auth0_required_scope_not_allowed_by_the_issuer(
 
 
 def test_auth0_required_scope_given(
-    stacks: NodeStacks, start_sink: SinkFactory, certs_dir: Path
+    stacks: NodeStacks, start_endpoint: EndpointFactory, certs_dir: Path
 ) -> None:
     """An issuer that allows 'webhook:admin' and certify asking for it with --scope: PASS."""
-    sink = start_sink(scopes=("webhook", "webhook:admin"))
+    sink = start_endpoint(scopes=("webhook", "webhook:admin"))
     with stacks.auth0_receiver(
         issuer=sink.urls.base, audience=AUDIENCE, defect="admin_scope"
     ) as url:
@@ -227,7 +233,7 @@ def test_auth0_required_scope_given(
 
 
 def test_auth0_self_signed_certificate(
-    stacks: NodeStacks, kit_as: Sink, certs_dir: Path, tmp_path: Path
+    stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path, tmp_path: Path
 ) -> None:
     """The receiver serves a self-signed certificate: https.chain fails, and every check that
     needs a connection is blocked by it (one root cause, reported once)."""
@@ -244,7 +250,7 @@ def test_auth0_self_signed_certificate(
     assert set(failures(report)) == {"https.chain"}, explain(report)
 
 
-def test_auth0_json_refused(stacks: NodeStacks, kit_as: Sink, certs_dir: Path) -> None:
+def test_auth0_json_refused(stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path) -> None:
     """express.json({type: 'text/plain'}): application/json bodies are never parsed and the
     handler answers 400. Both JSON checks fail; authentication is not what refused. (The nine
     deliveries and the probes, JSON too, fail as well; whether they should rather skip, blocked
@@ -269,11 +275,15 @@ EXPIRY = ("--expiry-wait", "30", "--expiry-leeway", "7")
     ("defect", "expected"), [(None, "pass"), ("lenient_expiry", "fail")], ids=["default", "lenient"]
 )
 def test_auth0_expired_token(
-    stacks: NodeStacks, start_sink: SinkFactory, certs_dir: Path, defect: str | None, expected: str
+    stacks: NodeStacks,
+    start_endpoint: EndpointFactory,
+    certs_dir: Path,
+    defect: str | None,
+    expected: str,
 ) -> None:
     """A 3 s token replayed after it expired, with 7 s of leeway (more than the library's default
     clockTolerance of 5 s): refused by default; accepted with clockTolerance raised to an hour."""
-    sink = start_sink(token_ttl=3)
+    sink = start_endpoint(token_ttl=3)
     with stacks.auth0_receiver(issuer=sink.urls.base, audience=AUDIENCE, defect=defect) as url:
         report = certify_kit(url, sink, certs_dir / "ca.pem", *EXPIRY)
     expired = check(report, "oauth.expired_token")
@@ -300,7 +310,7 @@ def test_auth0_expired_token(
 
 
 def test_jsonwebtoken_4_1_0_alg_confusion(
-    stacks: NodeStacks, kit_as: Sink, certs_dir: Path
+    stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path
 ) -> None:
     """jsonwebtoken 4.1.0, jwt.verify(token, publicKeyPem, {audience, issuer}): the token's header
     picks the algorithm, so HS256 keyed with the PEM verifies (CVE-2015-9235, fixed in 4.2.2;
@@ -318,7 +328,9 @@ def test_jsonwebtoken_4_1_0_alg_confusion(
         assert got[check_id] == "pass", (check_id, explain(report))
 
 
-def test_node_jose_0_10_0_embedded_keys(stacks: NodeStacks, kit_as: Sink, certs_dir: Path) -> None:
+def test_node_jose_0_10_0_embedded_keys(
+    stacks: NodeStacks, kit_as: Endpoint, certs_dir: Path
+) -> None:
     """node-jose 0.10.0, JWS.createVerify(keystore).verify(token) with default options: a key in
     the token's `jwk` header is used instead of the keystore (CVE-2018-0114, fixed in 0.11.0);
     this release also takes the first `x5c` certificate's key with no chain check

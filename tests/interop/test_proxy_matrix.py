@@ -12,8 +12,8 @@ import pytest
 
 from tests.interop import proxy_stacks as proxy
 from tests.interop.harness import certify_json, explain, failures, require, verdicts
-from webhook_kit.sink.runner import Sink, running_sink
-from webhook_kit.sink.settings import SinkSettings
+from webhook_kit.endpoint.service import Endpoint, running_endpoint
+from webhook_kit.endpoint.settings import EndpointSettings
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +44,8 @@ def apache() -> None:
 
 
 @pytest.fixture(scope="module")
-def issuer(certs_dir: Path) -> Iterator[Sink]:
-    with running_sink(SinkSettings(port=0, certs_dir=certs_dir)) as sink:
+def issuer(certs_dir: Path) -> Iterator[Endpoint]:
+    with running_endpoint(EndpointSettings(port=0, certs_dir=certs_dir)) as sink:
         yield sink
 
 
@@ -56,7 +56,7 @@ def backend() -> Iterator[str]:
 
 
 def apache_in_front(
-    issuer: Sink, backend: str, server_cert: proxy.ServerCert, certs_dir: Path, **options: Any
+    issuer: Endpoint, backend: str, server_cert: proxy.ServerCert, certs_dir: Path, **options: Any
 ) -> Any:
     return proxy.running_apache(
         server_cert=server_cert,
@@ -69,7 +69,7 @@ def apache_in_front(
     )
 
 
-def certify(url: str, issuer: Sink, ca_file: Path) -> dict[str, Any]:
+def certify(url: str, issuer: Endpoint, ca_file: Path) -> dict[str, Any]:
     info = issuer.info
     return certify_json(
         url,
@@ -80,7 +80,9 @@ def certify(url: str, issuer: Sink, ca_file: Path) -> dict[str, Any]:
     )
 
 
-def test_mod_auth_openidc_passes(apache: None, issuer: Sink, backend: str, certs_dir: Path) -> None:
+def test_mod_auth_openidc_passes(
+    apache: None, issuer: Endpoint, backend: str, certs_dir: Path
+) -> None:
     with apache_in_front(issuer, backend, proxy.kit_cert(certs_dir), certs_dir) as url:
         report = certify(url, issuer, certs_dir / "ca.pem")
     assert report["verdict"] == "pass", explain(report)
@@ -91,7 +93,7 @@ def test_mod_auth_openidc_passes(apache: None, issuer: Sink, backend: str, certs
 
 
 def test_require_all_granted_lets_anyone_in(
-    apache: None, issuer: Sink, backend: str, certs_dir: Path
+    apache: None, issuer: Endpoint, backend: str, certs_dir: Path
 ) -> None:
     with apache_in_front(
         issuer, backend, proxy.kit_cert(certs_dir), certs_dir, protect=False
@@ -108,7 +110,7 @@ def test_require_all_granted_lets_anyone_in(
 
 
 def test_leaf_without_intermediate_is_an_incomplete_chain(
-    apache: None, issuer: Sink, backend: str, certs_dir: Path, tmp_path: Path
+    apache: None, issuer: Endpoint, backend: str, certs_dir: Path, tmp_path: Path
 ) -> None:
     server_cert, root_pem = proxy.leaf_without_intermediate()
     # One --ca for both: the kit's CA (token endpoint) and the receiver's root.

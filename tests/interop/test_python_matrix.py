@@ -13,8 +13,8 @@ import pytest
 from tests.interop import python_stacks as stacks
 from tests.interop.harness import certify_json, explain, failures, require, verdicts
 from tests.interop.vulnerable import verifiers
-from webhook_kit.sink.runner import Sink, running_sink
-from webhook_kit.sink.settings import SinkSettings
+from webhook_kit.endpoint.service import Endpoint, running_endpoint
+from webhook_kit.endpoint.settings import EndpointSettings
 from webhook_kit.testing import serve_app
 
 pytestmark = pytest.mark.slow
@@ -32,9 +32,9 @@ FOREIGN_KID = {
 
 
 @pytest.fixture(scope="module")
-def issuer(certs_dir: Path) -> Iterator[Sink]:
+def issuer(certs_dir: Path) -> Iterator[Endpoint]:
     """The kit's serve as the authorization server, shared: certify only asks it for tokens."""
-    with running_sink(SinkSettings(port=0, certs_dir=certs_dir)) as sink:
+    with running_endpoint(EndpointSettings(port=0, certs_dir=certs_dir)) as sink:
         yield sink
 
 
@@ -50,7 +50,7 @@ def pyjwt_site() -> Path:
     return site(*stacks.PYJWT)
 
 
-def certify(url: str, sink: Sink, certs_dir: Path, *extra: str) -> dict[str, Any]:
+def certify(url: str, sink: Endpoint, certs_dir: Path, *extra: str) -> dict[str, Any]:
     info = sink.info
     return certify_json(
         url,
@@ -63,7 +63,7 @@ def certify(url: str, sink: Sink, certs_dir: Path, *extra: str) -> dict[str, Any
 
 
 def pyjwt_receiver(
-    sink: Sink, certs_dir: Path, site: Path, defect: str = "none", stack: str = "pyjwt"
+    sink: Endpoint, certs_dir: Path, site: Path, defect: str = "none", stack: str = "pyjwt"
 ) -> Any:
     return stacks.receiver_process(
         stack,
@@ -87,7 +87,7 @@ def assert_clean_pass(report: dict[str, Any]) -> None:
 # --- PyJWT ----------------------------------------------------------------------------------
 
 
-def test_pyjwt_recipe_passes(issuer: Sink, certs_dir: Path, pyjwt_site: Path) -> None:
+def test_pyjwt_recipe_passes(issuer: Endpoint, certs_dir: Path, pyjwt_site: Path) -> None:
     with pyjwt_receiver(issuer, certs_dir, pyjwt_site) as url:
         report = certify(url, issuer, certs_dir)
     assert_clean_pass(report)
@@ -95,7 +95,7 @@ def test_pyjwt_recipe_passes(issuer: Sink, certs_dir: Path, pyjwt_site: Path) ->
 
 
 def test_pyjwt_without_signature_check_fails_every_forgery_with_the_real_kid(
-    issuer: Sink, certs_dir: Path, pyjwt_site: Path
+    issuer: Endpoint, certs_dir: Path, pyjwt_site: Path
 ) -> None:
     # PyJWKClient still refuses a kid it does not know, so only the forgeries that keep the
     # real token's header get in.
@@ -112,9 +112,9 @@ def test_pyjwt_without_signature_check_fails_every_forgery_with_the_real_kid(
 
 @pytest.mark.parametrize(("defect", "expected"), [("none", "pass"), ("no_exp", "fail")])
 def test_pyjwt_expired_token(
-    start_sink: Any, certs_dir: Path, pyjwt_site: Path, defect: str, expected: str
+    start_endpoint: Any, certs_dir: Path, pyjwt_site: Path, defect: str, expected: str
 ) -> None:
-    sink = start_sink(token_ttl=3)
+    sink = start_endpoint(token_ttl=3)
     with pyjwt_receiver(sink, certs_dir, pyjwt_site, defect) as url:
         report = certify(url, sink, certs_dir, "--expiry-wait", "10", "--expiry-leeway", "2")
     assert verdicts(report)["oauth.expired_token"] == expected, explain(report)
@@ -124,12 +124,14 @@ def test_pyjwt_expired_token(
 
 
 @pytest.fixture(scope="module")
-def forbidding_receiver(issuer: Sink, certs_dir: Path, pyjwt_site: Path) -> Iterator[str]:
+def forbidding_receiver(issuer: Endpoint, certs_dir: Path, pyjwt_site: Path) -> Iterator[str]:
     with pyjwt_receiver(issuer, certs_dir, pyjwt_site, "forbidden") as url:
         yield url
 
 
-def test_403_instead_of_401_warns(forbidding_receiver: str, issuer: Sink, certs_dir: Path) -> None:
+def test_403_instead_of_401_warns(
+    forbidding_receiver: str, issuer: Endpoint, certs_dir: Path
+) -> None:
     report = certify(forbidding_receiver, issuer, certs_dir)
     assert report["verdict"] == "pass", explain(report)
     assert verdicts(report)["oauth.no_token"] == "warn", explain(report)
@@ -137,7 +139,7 @@ def test_403_instead_of_401_warns(forbidding_receiver: str, issuer: Sink, certs_
 
 
 def test_403_instead_of_401_fails_under_strict(
-    forbidding_receiver: str, issuer: Sink, certs_dir: Path
+    forbidding_receiver: str, issuer: Endpoint, certs_dir: Path
 ) -> None:
     report = certify(forbidding_receiver, issuer, certs_dir, "--strict")
     assert report["verdict"] == "fail", explain(report)
@@ -149,7 +151,7 @@ def test_403_instead_of_401_fails_under_strict(
 # --- PyJWT 1.5.0: CVE-2017-11424 ------------------------------------------------------------
 
 
-def test_pyjwt_1_5_0_alg_confusion(issuer: Sink, certs_dir: Path) -> None:
+def test_pyjwt_1_5_0_alg_confusion(issuer: Endpoint, certs_dir: Path) -> None:
     legacy = site(*stacks.PYJWT_VULNERABLE)
     with pyjwt_receiver(issuer, certs_dir, legacy, stack="pyjwt-legacy") as url:
         report = certify(url, issuer, certs_dir)
@@ -164,7 +166,7 @@ def test_pyjwt_1_5_0_alg_confusion(issuer: Sink, certs_dir: Path) -> None:
 # --- Authlib --------------------------------------------------------------------------------
 
 
-def test_authlib_rfc9068_resource_protector_passes(issuer: Sink, certs_dir: Path) -> None:
+def test_authlib_rfc9068_resource_protector_passes(issuer: Endpoint, certs_dir: Path) -> None:
     info = issuer.info
     verify = stacks.authlib_verifier(
         info.jwks_url, issuer.urls.base, AUDIENCE, certs_dir / "ca.pem"
@@ -189,7 +191,7 @@ EXPECTED_FAILURES = {
 
 
 @pytest.mark.parametrize("flaw", list(EXPECTED_FAILURES))
-def test_hand_written_verifier(issuer: Sink, certs_dir: Path, flaw: str) -> None:
+def test_hand_written_verifier(issuer: Endpoint, certs_dir: Path, flaw: str) -> None:
     info = issuer.info
     verify = verifiers.build(flaw, info.jwks_url, issuer.urls.base, AUDIENCE, certs_dir / "ca.pem")
     with serve_app(stacks.webhook_app(verify), certs_dir=certs_dir) as app:
@@ -201,7 +203,7 @@ def test_hand_written_verifier(issuer: Sink, certs_dir: Path, flaw: str) -> None
     assert set(failures(report)) == EXPECTED_FAILURES[flaw], explain(report)
 
 
-def test_jku_failure_says_the_receiver_fetched(issuer: Sink, certs_dir: Path) -> None:
+def test_jku_failure_says_the_receiver_fetched(issuer: Endpoint, certs_dir: Path) -> None:
     info = issuer.info
     verify = verifiers.build("jku", info.jwks_url, issuer.urls.base, AUDIENCE, certs_dir / "ca.pem")
     assert isinstance(verify, verifiers.FetchesJku)

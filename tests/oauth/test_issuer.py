@@ -169,8 +169,8 @@ def test_unknown_scope_and_audience(client: KitClient) -> None:
     assert ok.status_code == 200
 
 
-def test_configured_credentials_are_used(start_sink: object) -> None:
-    sink = start_sink(client_id="my-client", client_secret="my-secret-value")  # type: ignore[operator]
+def test_configured_credentials_are_used(start_endpoint: object) -> None:
+    sink = start_endpoint(client_id="my-client", client_secret="my-secret-value")  # type: ignore[operator]
     kit = KitClient(sink)
     assert sink.info.client_id == "my-client"
     assert kit.post(token=kit.token()).status_code == 200

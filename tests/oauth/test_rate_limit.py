@@ -95,8 +95,8 @@ def token_request(
         conn.close()
 
 
-def test_guessing_is_answered_429_and_the_real_client_is_unaffected(start_sink: Any) -> None:
-    sink = start_sink()
+def test_guessing_is_answered_429_and_the_real_client_is_unaffected(start_endpoint: Any) -> None:
+    sink = start_endpoint()
     kit = KitClient(sink)
     limit = sink.issuer.limiter.limit
     for _ in range(limit.failures):

@@ -4,8 +4,8 @@ from typing import Any
 
 import requests
 
-from webhook_kit.provider.runner import Provider
-from webhook_kit.sink.runner import Sink
+from webhook_kit.endpoint.service import Endpoint
+from webhook_kit.provider.service import Provider
 
 
 class ProviderClient:
@@ -22,7 +22,7 @@ class ProviderClient:
         kw.setdefault("timeout", 30)
         return self.http.request(method, self.base + path, **kw)
 
-    def configure(self, sink: Sink, **overrides: Any) -> requests.Response:
+    def configure(self, sink: Endpoint, **overrides: Any) -> requests.Response:
         info = sink.info
         document: dict[str, Any] = {
             "url": info.url,

@@ -10,21 +10,21 @@ from typing import Any
 import pytest
 
 from tests.provider.helpers import ProviderClient
+from webhook_kit.contract.statuses import STATUSES
+from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.provider.openapi import build_openapi
-from webhook_kit.sink.runner import Sink
-from webhook_kit.statuses import STATUSES
 
 OPENAPI_COPY = Path(__file__).resolve().parents[2] / "src/webhook_kit/provider/openapi.json"
 
 
 @pytest.fixture
-def setup(start_sink: Any, start_provider: Any) -> Iterator[tuple[Sink, ProviderClient]]:
+def setup(start_endpoint: Any, start_provider: Any) -> Iterator[tuple[Endpoint, ProviderClient]]:
     client = ProviderClient(start_provider())
-    yield start_sink(), client
+    yield start_endpoint(), client
     client.http.close()
 
 
-def test_apikey_is_required(setup: tuple[Sink, ProviderClient]) -> None:
+def test_apikey_is_required(setup: tuple[Endpoint, ProviderClient]) -> None:
     _, api = setup
     for key in (None, "wrong"):
         headers = {} if key is None else {"apikey": key}
@@ -34,7 +34,7 @@ def test_apikey_is_required(setup: tuple[Sink, ProviderClient]) -> None:
         assert response.json()["error_type"] == "unauthorized"
 
 
-def test_settings_lifecycle_with_masked_secret(setup: tuple[Sink, ProviderClient]) -> None:
+def test_settings_lifecycle_with_masked_secret(setup: tuple[Endpoint, ProviderClient]) -> None:
     sink, api = setup
     assert api.call("GET", "/webhook/settings").status_code == 404
     created = api.configure(sink)
@@ -81,7 +81,7 @@ def test_settings_lifecycle_with_masked_secret(setup: tuple[Sink, ProviderClient
     ],
 )
 def test_bad_settings_are_422_naming_the_field(
-    setup: tuple[Sink, ProviderClient], change: dict[str, Any], field: str
+    setup: tuple[Endpoint, ProviderClient], change: dict[str, Any], field: str
 ) -> None:
     sink, api = setup
     response = api.configure(sink, **change)
@@ -92,7 +92,7 @@ def test_bad_settings_are_422_naming_the_field(
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b""])
-def test_non_json_bodies_are_400(setup: tuple[Sink, ProviderClient], body: bytes) -> None:
+def test_non_json_bodies_are_400(setup: tuple[Endpoint, ProviderClient], body: bytes) -> None:
     _, api = setup
     response = api.call(
         "POST", "/webhook/settings", data=body, headers={"Content-Type": "application/json"}
@@ -101,7 +101,7 @@ def test_non_json_bodies_are_400(setup: tuple[Sink, ProviderClient], body: bytes
     assert response.json()["error_type"] == "invalid_json"
 
 
-def test_event_endpoints_409_until_enabled(setup: tuple[Sink, ProviderClient]) -> None:
+def test_event_endpoints_409_until_enabled(setup: tuple[Endpoint, ProviderClient]) -> None:
     sink, api = setup
     paths = [
         "/webhook/events",
@@ -120,7 +120,7 @@ def test_event_endpoints_409_until_enabled(setup: tuple[Sink, ProviderClient]) -
     assert response.status_code == 409 and response.json()["error_type"] == "webhook_not_enabled"
 
 
-def test_webhook_test_returns_a_trace(setup: tuple[Sink, ProviderClient]) -> None:
+def test_webhook_test_returns_a_trace(setup: tuple[Endpoint, ProviderClient]) -> None:
     sink, api = setup
     assert api.call("POST", "/webhook/test").status_code == 409
     api.configure(sink)
@@ -132,7 +132,7 @@ def test_webhook_test_returns_a_trace(setup: tuple[Sink, ProviderClient]) -> Non
     assert received["body"]["test"] is True and received["accepted"]
 
 
-def test_webhook_test_reports_a_wrong_secret(setup: tuple[Sink, ProviderClient]) -> None:
+def test_webhook_test_reports_a_wrong_secret(setup: tuple[Endpoint, ProviderClient]) -> None:
     sink, api = setup
     info = sink.info
     api.configure(
@@ -150,7 +150,7 @@ def test_webhook_test_reports_a_wrong_secret(setup: tuple[Sink, ProviderClient])
     assert "not-the-secret" not in response.text
 
 
-def test_full_lifecycle_events_and_queries(setup: tuple[Sink, ProviderClient]) -> None:
+def test_full_lifecycle_events_and_queries(setup: tuple[Endpoint, ProviderClient]) -> None:
     sink, api = setup
     api.configure(sink)
     validation_id = api.new_validation()
@@ -209,7 +209,7 @@ def wait_all_sent(api: ProviderClient, validation_id: str) -> None:
     raise AssertionError("events not all sent in time")
 
 
-def test_changes_after_a_final_state_are_409(setup: tuple[Sink, ProviderClient]) -> None:
+def test_changes_after_a_final_state_are_409(setup: tuple[Endpoint, ProviderClient]) -> None:
     sink, api = setup
     api.configure(sink)
     validation_id = api.new_validation()
@@ -226,7 +226,7 @@ def test_changes_after_a_final_state_are_409(setup: tuple[Sink, ProviderClient])
     assert again.status_code == 409 and again.json()["error_type"] == "validation_deleted"
 
 
-def test_a_fourth_document_is_409(setup: tuple[Sink, ProviderClient]) -> None:
+def test_a_fourth_document_is_409(setup: tuple[Endpoint, ProviderClient]) -> None:
     sink, api = setup
     validation_id = api.new_validation()
     for _ in range(3):
@@ -242,7 +242,7 @@ def test_a_fourth_document_is_409(setup: tuple[Sink, ProviderClient]) -> None:
     assert response.status_code == 409 and response.json()["error_type"] == "too_many_documents"
 
 
-def test_uploads_need_their_file(setup: tuple[Sink, ProviderClient]) -> None:
+def test_uploads_need_their_file(setup: tuple[Endpoint, ProviderClient]) -> None:
     _, api = setup
     validation_id = api.new_validation()
     wrong_field = api.call(
@@ -258,7 +258,7 @@ def test_uploads_need_their_file(setup: tuple[Sink, ProviderClient]) -> None:
     assert api.call("GET", f"/validation/{validation_id}").json()["data"]["status"] == "on-course"
 
 
-def test_unknown_validation_is_404(setup: tuple[Sink, ProviderClient]) -> None:
+def test_unknown_validation_is_404(setup: tuple[Endpoint, ProviderClient]) -> None:
     sink, api = setup
     api.configure(sink)
     for method, path in (
@@ -274,7 +274,7 @@ def test_unknown_validation_is_404(setup: tuple[Sink, ProviderClient]) -> None:
 
 
 def test_events_are_held_while_not_configured_and_delivered_after(
-    setup: tuple[Sink, ProviderClient],
+    setup: tuple[Endpoint, ProviderClient],
 ) -> None:
     sink, api = setup
     validation_id = api.new_validation()
@@ -285,11 +285,13 @@ def test_events_are_held_while_not_configured_and_delivered_after(
     assert [r["status"] for r in records] == ["on-course", "cancelled"]
 
 
-def test_redelivery_of_one_event_and_of_failed_ones(start_sink: Any, start_provider: Any) -> None:
+def test_redelivery_of_one_event_and_of_failed_ones(
+    start_endpoint: Any, start_provider: Any
+) -> None:
     from webhook_kit.delivery.policy import RetryPolicy
-    from webhook_kit.sink.settings import FaultRule, FaultSettings
+    from webhook_kit.endpoint.settings import FaultRule, FaultSettings
 
-    sink = start_sink(faults=FaultSettings(respond=(FaultRule.parse("deleted=500x1"),)))
+    sink = start_endpoint(faults=FaultSettings(respond=(FaultRule.parse("deleted=500x1"),)))
     api = ProviderClient(start_provider(policy=RetryPolicy(schedule=())))
     api.configure(sink)
     validation_id = api.new_validation()
@@ -327,7 +329,7 @@ def wait_for_events(
     raise AssertionError(f"no {count} finished events for {params}")
 
 
-def test_bad_query_parameters_are_400(setup: tuple[Sink, ProviderClient]) -> None:
+def test_bad_query_parameters_are_400(setup: tuple[Endpoint, ProviderClient]) -> None:
     sink, api = setup
     api.configure(sink)
     for params in ({"sent": "maybe"}, {"status": "approved"}, {"limit": "0"}, {"limit": "x"}):
@@ -337,7 +339,7 @@ def test_bad_query_parameters_are_400(setup: tuple[Sink, ProviderClient]) -> Non
 
 
 def test_openapi_is_served_and_the_repository_copy_is_current(
-    setup: tuple[Sink, ProviderClient],
+    setup: tuple[Endpoint, ProviderClient],
 ) -> None:
     _, api = setup
     served = api.http.get(api.base + "/openapi.json", headers={"apikey": ""}, timeout=10).json()
@@ -361,20 +363,20 @@ def test_openapi_is_served_and_the_repository_copy_is_current(
         assert path in documented
 
 
-def test_unknown_route_is_json_404(setup: tuple[Sink, ProviderClient]) -> None:
+def test_unknown_route_is_json_404(setup: tuple[Endpoint, ProviderClient]) -> None:
     _, api = setup
     response = api.call("GET", "/nothing/here")
     assert response.status_code == 404 and response.json()["error_type"] == "not_found"
 
 
 def test_410_disables_the_webhook_until_it_is_enabled_again(
-    start_sink: Any, start_provider: Any
+    start_endpoint: Any, start_provider: Any
 ) -> None:
     import time
 
-    from webhook_kit.sink.settings import FaultRule, FaultSettings
+    from webhook_kit.endpoint.settings import FaultRule, FaultSettings
 
-    sink = start_sink(faults=FaultSettings(respond=(FaultRule.parse("*=410x1"),)))
+    sink = start_endpoint(faults=FaultSettings(respond=(FaultRule.parse("*=410x1"),)))
     api = ProviderClient(start_provider())
     api.configure(sink)
     validation_id = api.new_validation()

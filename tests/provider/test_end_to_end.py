@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from webhook_kit.statuses import STATUSES
+from webhook_kit.contract.statuses import STATUSES
 
 PROVIDER_KEYS = {"base_url", "apikey", "db", "ca_file"}
 

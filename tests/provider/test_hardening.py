@@ -20,14 +20,14 @@ import pytest
 
 from tests.delivery.hostile import NON_UTF8_LOCATION, closed_port, raw_server, redirect
 from tests.provider.helpers import ProviderClient
+from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.provider.app import MAX_FORM
-from webhook_kit.sink.runner import Sink
 
 
 @pytest.fixture
-def setup(start_sink: Any, start_provider: Any) -> Iterator[tuple[Sink, ProviderClient]]:
+def setup(start_endpoint: Any, start_provider: Any) -> Iterator[tuple[Endpoint, ProviderClient]]:
     client = ProviderClient(start_provider())
-    yield start_sink(), client
+    yield start_endpoint(), client
     client.http.close()
 
 
@@ -88,7 +88,7 @@ def test_a_second_provider_on_the_same_database_is_refused(tmp_path: Path, certs
 
 
 def test_changing_the_url_or_token_url_requires_the_secret(
-    setup: tuple[Sink, ProviderClient],
+    setup: tuple[Endpoint, ProviderClient],
 ) -> None:
     sink, api = setup
     assert api.configure(sink).status_code == 201
@@ -178,7 +178,7 @@ def _response(conn: ssl.SSLSocket, data: bytes = b"") -> tuple[int, dict[str, An
 
 @pytest.mark.parametrize("route,field", [("document", "documentImage"), ("video", "video")])
 def test_an_endless_file_upload_is_cut_off_with_413(
-    setup: tuple[Sink, ProviderClient],
+    setup: tuple[Endpoint, ProviderClient],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     route: str,
@@ -248,7 +248,7 @@ def test_an_endless_file_upload_is_cut_off_with_413(
 
 
 def test_a_declared_oversized_upload_is_refused_before_reading(
-    setup: tuple[Sink, ProviderClient],
+    setup: tuple[Endpoint, ProviderClient],
 ) -> None:
     sink, api = setup
     validation_id = api.new_validation()
@@ -276,7 +276,7 @@ def test_a_declared_oversized_upload_is_refused_before_reading(
     ],
 )
 def test_by_default_private_and_metadata_targets_are_refused(
-    setup: tuple[Sink, ProviderClient], url: str, wanted: str
+    setup: tuple[Endpoint, ProviderClient], url: str, wanted: str
 ) -> None:
     sink, api = setup
     assert api.configure(sink, url=url).status_code == 201
@@ -287,11 +287,11 @@ def test_by_default_private_and_metadata_targets_are_refused(
 
 
 def test_allow_private_lets_private_but_never_metadata_through(
-    start_sink: Any, start_provider: Any
+    start_endpoint: Any, start_provider: Any
 ) -> None:
     from webhook_kit.delivery.dispatcher import DispatcherSettings
 
-    sink = start_sink()
+    sink = start_endpoint()
     api = ProviderClient(start_provider(allow_private=True))
     assert api.provider.dispatcher is not None
     settings: DispatcherSettings = api.provider.dispatcher.settings
@@ -303,7 +303,7 @@ def test_allow_private_lets_private_but_never_metadata_through(
 
 
 def test_closed_plain_and_banner_ports_read_the_same(
-    setup: tuple[Sink, ProviderClient], certs_dir: Path
+    setup: tuple[Endpoint, ProviderClient], certs_dir: Path
 ) -> None:
     """Before, the detail told a closed port ("Connect call failed"), an SSH-like banner and a
     plain-HTTP server ("wrong version number") apart: a port scanner."""
@@ -339,7 +339,7 @@ def test_closed_plain_and_banner_ports_read_the_same(
 
 
 def test_a_non_utf8_location_keeps_the_bookkeeping(
-    setup: tuple[Sink, ProviderClient], certs_dir: Path
+    setup: tuple[Endpoint, ProviderClient], certs_dir: Path
 ) -> None:
     sink, api = setup
     with raw_server(redirect(NON_UTF8_LOCATION), certs_dir=certs_dir) as port:
@@ -367,7 +367,7 @@ def test_a_non_utf8_location_keeps_the_bookkeeping(
 
 
 def test_a_lone_surrogate_in_the_client_id_is_422_and_reads_keep_working(
-    setup: tuple[Sink, ProviderClient],
+    setup: tuple[Endpoint, ProviderClient],
 ) -> None:
     sink, api = setup
     assert api.configure(sink).status_code == 201
@@ -402,7 +402,7 @@ def test_a_lone_surrogate_in_the_client_id_is_422_and_reads_keep_working(
 
 
 def test_a_surrogate_stored_by_an_earlier_version_does_not_break_reads(
-    setup: tuple[Sink, ProviderClient],
+    setup: tuple[Endpoint, ProviderClient],
 ) -> None:
     sink, api = setup
     assert api.configure(sink).status_code == 201
@@ -418,9 +418,9 @@ def test_a_surrogate_stored_by_an_earlier_version_does_not_break_reads(
 
 
 def test_a_full_database_is_503_json_without_a_traceback(
-    start_sink: Any, start_provider: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    start_endpoint: Any, start_provider: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sink = start_sink()
+    sink = start_endpoint()
     api = ProviderClient(start_provider(db=str(tmp_path / "full.db")))
     assert api.configure(sink).status_code == 201
     store = api.provider.store
@@ -457,7 +457,7 @@ def test_a_full_database_is_503_json_without_a_traceback(
     ],
 )
 def test_settings_that_cannot_be_used_are_422(
-    setup: tuple[Sink, ProviderClient], change: dict[str, str], field: str
+    setup: tuple[Endpoint, ProviderClient], change: dict[str, str], field: str
 ) -> None:
     sink, api = setup
     info = sink.info
@@ -473,7 +473,7 @@ def test_settings_that_cannot_be_used_are_422(
 
 @pytest.mark.parametrize("method", ["client_secret_post", "client_secret_basic"])
 def test_a_non_latin1_secret_is_sent_with_either_method(
-    setup: tuple[Sink, ProviderClient], method: str
+    setup: tuple[Endpoint, ProviderClient], method: str
 ) -> None:
     sink, api = setup
     info = sink.info
@@ -491,7 +491,7 @@ def test_a_non_latin1_secret_is_sent_with_either_method(
     )
 
 
-def test_token_url_ports_read_the_same_too(setup: tuple[Sink, ProviderClient]) -> None:
+def test_token_url_ports_read_the_same_too(setup: tuple[Endpoint, ProviderClient]) -> None:
     """The token URL is as freely chosen as the webhook URL: the same words for every port."""
     sink, api = setup
     details = []

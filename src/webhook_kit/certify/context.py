@@ -9,14 +9,14 @@ from typing import Any
 
 import aiohttp
 
-from webhook_kit import notifications
 from webhook_kit.certify.model import CertifySettings, CheckResult, Requirement, Verdict
+from webhook_kit.contract import notifications
+from webhook_kit.contract.schema import notification_validator
 from webhook_kit.delivery import transport
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.errors import TokenFetchError
 from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthClient
-from webhook_kit.schemas import notification_validator
 from webhook_kit.timing import elapsed_ms
 
 

@@ -21,12 +21,12 @@ from typing import Any
 import aiohttp
 
 from webhook_kit.delivery import transport
+from webhook_kit.delivery.guard import AddressPolicy, url_problem
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.scheduler import Entry, Scheduler
 from webhook_kit.delivery.store import AttemptRecord, Store, encode_body
 from webhook_kit.errors import ConfigError, StoreError
-from webhook_kit.guard import AddressPolicy, url_problem
 from webhook_kit.oauth.client import OAuthClient, OAuthSettings
 from webhook_kit.redact import scrub
 from webhook_kit.tls import client_context

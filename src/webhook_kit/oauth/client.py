@@ -23,9 +23,9 @@ import aiohttp
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
+from webhook_kit.delivery.guard import ForbiddenAddress
 from webhook_kit.display import visible
 from webhook_kit.errors import TokenFetchError
-from webhook_kit.guard import ForbiddenAddress
 from webhook_kit.redact import scrub
 
 log = logging.getLogger("webhook_kit.oauth")

@@ -25,7 +25,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Message
 
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
+from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.delivery.store import EventFilter, Store
 from webhook_kit.errors import ConfigError, StoreError
@@ -34,7 +35,6 @@ from webhook_kit.provider import views, webhook_settings
 from webhook_kit.provider.lifecycle import Change, LifecycleError, State, apply
 from webhook_kit.provider.openapi import build_openapi
 from webhook_kit.provider.probe import run_test
-from webhook_kit.statuses import STATUSES
 
 log = logging.getLogger("webhook_kit.provider")
 

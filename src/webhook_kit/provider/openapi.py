@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 from webhook_kit._version import __version__
-from webhook_kit.schemas import load
-from webhook_kit.statuses import STATUSES
+from webhook_kit.contract.schema import load
+from webhook_kit.contract.statuses import STATUSES
 
 
 def _strip_ids(schema: dict[str, Any]) -> dict[str, Any]:

@@ -9,12 +9,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
 from webhook_kit.delivery import transport
 from webhook_kit.delivery.dispatcher import Dispatcher, Target
+from webhook_kit.delivery.guard import AddressPolicy, ForbiddenAddress, why_refused
 from webhook_kit.display import visible
 from webhook_kit.errors import TokenFetchError
-from webhook_kit.guard import AddressPolicy, ForbiddenAddress, why_refused
 from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthClient
 from webhook_kit.redact import scrub

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
-from webhook_kit.notifications import iso_now
+from webhook_kit.contract.notifications import iso_now
 
 
 def iso(timestamp: float | None) -> str | None:

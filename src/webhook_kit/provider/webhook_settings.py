@@ -6,11 +6,11 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
+from webhook_kit.contract.schema import validator
 from webhook_kit.delivery.dispatcher import Target
-from webhook_kit.guard import url_problem
+from webhook_kit.delivery.guard import url_problem
 from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.oauth.credentials import mask
-from webhook_kit.schemas import validator
 
 
 class SettingsInvalid(Exception):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from webhook_kit import notifications
 from webhook_kit.certify.context import Context, blocked, ms
 from webhook_kit.certify.model import CheckResult
+from webhook_kit.contract import notifications
+from webhook_kit.contract.schema import notification_validator
+from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import Store
-from webhook_kit.schemas import notification_validator
-from webhook_kit.statuses import STATUSES
 
 CHECK_IDS = tuple(f"delivery.{status}" for status in STATUSES)
 

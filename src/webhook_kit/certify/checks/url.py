@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from webhook_kit.certify.context import Context, blocked
 from webhook_kit.certify.model import CheckResult
-from webhook_kit.guard import why_not_public
+from webhook_kit.delivery.guard import why_not_public
 
 CHECK_IDS = ("url.absolute", "url.scheme", "url.resolves", "url.public")
 

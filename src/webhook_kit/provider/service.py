@@ -12,15 +12,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webhook_kit import servers
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings
+from webhook_kit.delivery.guard import policy_of
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import Store
 from webhook_kit.errors import ConfigError, StoreError
-from webhook_kit.guard import policy_of
 from webhook_kit.provider import webhook_settings
 from webhook_kit.provider.app import BASE_PATH, ProviderApi, create_provider_app
-from webhook_kit.servers import ServerName
+from webhook_kit.serving import servers
+from webhook_kit.serving.servers import ServerName
 from webhook_kit.tls import CertFiles, ensure_dev_certs, server_context
 
 log = logging.getLogger("webhook_kit.provider")

@@ -19,7 +19,7 @@ import requests
 
 from tests.helpers import notification
 from webhook_kit.cli import _print_request
-from webhook_kit.sink.console import Console
+from webhook_kit.endpoint.console import Console
 
 HOSTILE = {
     "event_id": "evt-\x1b]52;c;aGVsbG8=\x07-\x1b]8;;https://evil.example\x1b\\link\x1b]8;;\x1b\\",
@@ -262,7 +262,7 @@ def test_debug_logs_over_http2_carry_no_credentials(
     process.send_signal(signal.SIGTERM)
     assert process.wait(20) == 0
     logged = log.read_text()
-    assert " DEBUG webhook_kit.sink: " in logged  # debug logging was on
+    assert " DEBUG webhook_kit.endpoint: " in logged  # debug logging was on
     for secret in (info["client_secret"], basic, token, token.split(".")[2]):
         assert secret not in logged
 

@@ -6,12 +6,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from webhook_kit import notifications
+from webhook_kit.contract import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
+from webhook_kit.delivery.guard import AddressPolicy
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import Store
 from webhook_kit.display import visible
-from webhook_kit.guard import AddressPolicy
 from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthSettings
 

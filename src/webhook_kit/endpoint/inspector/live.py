@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from webhook_kit.sink.recorder import Recorder, encode, encode_many
+from webhook_kit.endpoint.recorder import Recorder, encode, encode_many
 
 ASSETS = {
     "inspector.css": "text/css; charset=utf-8",
@@ -67,7 +67,7 @@ class _Reader:
 
 
 def _asset(name: str) -> bytes:
-    return resources.files("webhook_kit.sink.inspector").joinpath(name).read_bytes()
+    return resources.files("webhook_kit.endpoint.inspector").joinpath(name).read_bytes()
 
 
 class Inspector:

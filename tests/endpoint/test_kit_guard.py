@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from tests.helpers import KitClient, notification
-from webhook_kit import servers
 from webhook_kit.cli import main
-from webhook_kit.sink.guard import KitGuard
+from webhook_kit.endpoint.guard import KitGuard
+from webhook_kit.serving import servers
 
 
 @pytest.fixture
-def kit(start_sink: Any) -> KitClient:
-    return KitClient(start_sink())
+def kit(start_endpoint: Any) -> KitClient:
+    return KitClient(start_endpoint())
 
 
 def origin_of(kit: KitClient) -> str:
@@ -117,7 +117,7 @@ def test_serve_warns_when_the_address_is_not_loopback(
     # replaced; the server really starts, and stops at once.
     import asyncio
 
-    from webhook_kit import runtime
+    from webhook_kit.serving import loop as runtime
 
     def start_then_stop(runner: Any, ready: Any) -> None:
         async def once() -> None:
@@ -138,10 +138,10 @@ def test_serve_warns_when_the_address_is_not_loopback(
     assert "no authentication" in result.stderr
 
 
-def test_a_foreign_authority_over_http2_is_refused(start_sink: Any) -> None:
-    from tests.sink.test_output import h2_request
+def test_a_foreign_authority_over_http2_is_refused(start_endpoint: Any) -> None:
+    from tests.endpoint.test_output import h2_request
 
-    sink = start_sink(server="hypercorn")
+    sink = start_endpoint(server="hypercorn")
     KitClient(sink).post(notification())
     port = sink.sock.getsockname()[1]
     assert sink.info.ca_file is not None

@@ -8,13 +8,13 @@ import time
 import pytest
 
 from tests.helpers import KitClient, notification
+from webhook_kit.endpoint.faults import FaultInjector
+from webhook_kit.endpoint.settings import FaultRule, FaultSettings
 from webhook_kit.errors import ConfigError
-from webhook_kit.sink.faults import FaultInjector
-from webhook_kit.sink.settings import FaultRule, FaultSettings
 
 
-def test_respond_per_status(start_sink: object) -> None:
-    sink = start_sink(faults=FaultSettings(respond=(FaultRule.parse("deleted=500"),)))  # type: ignore[operator]
+def test_respond_per_status(start_endpoint: object) -> None:
+    sink = start_endpoint(faults=FaultSettings(respond=(FaultRule.parse("deleted=500"),)))  # type: ignore[operator]
     kit = KitClient(sink)
     assert kit.post(notification("on-course")).status_code == 200
     failed = kit.post(notification("deleted"))
@@ -24,9 +24,9 @@ def test_respond_per_status(start_sink: object) -> None:
     assert record["accepted"] is False and "--respond deleted=500" in record["reason"]
 
 
-def test_respond_times_then_success(start_sink: object) -> None:
+def test_respond_times_then_success(start_endpoint: object) -> None:
     rule = FaultRule.parse("*=503x2")
-    sink = start_sink(faults=FaultSettings(respond=(rule,), retry_after=7))  # type: ignore[operator]
+    sink = start_endpoint(faults=FaultSettings(respond=(rule,), retry_after=7))  # type: ignore[operator]
     kit = KitClient(sink)
     body = notification()
     answers = [kit.post(body) for _ in range(3)]
@@ -36,8 +36,8 @@ def test_respond_times_then_success(start_sink: object) -> None:
     assert answers[2].json()["duplicate"] is False
 
 
-def test_redirect_fault_points_elsewhere(start_sink: object) -> None:
-    sink = start_sink(faults=FaultSettings(respond=(FaultRule.parse("*=307"),)))  # type: ignore[operator]
+def test_redirect_fault_points_elsewhere(start_endpoint: object) -> None:
+    sink = start_endpoint(faults=FaultSettings(respond=(FaultRule.parse("*=307"),)))  # type: ignore[operator]
     kit = KitClient(sink)
     token = kit.token()
     response = kit.http.post(
@@ -51,8 +51,8 @@ def test_redirect_fault_points_elsewhere(start_sink: object) -> None:
     assert response.headers["Location"] == "/_kit/redirected"
 
 
-def test_delay(start_sink: object) -> None:
-    sink = start_sink(faults=FaultSettings(delay=0.3))  # type: ignore[operator]
+def test_delay(start_endpoint: object) -> None:
+    sink = start_endpoint(faults=FaultSettings(delay=0.3))  # type: ignore[operator]
     kit = KitClient(sink)
     token = kit.token()
     started = time.monotonic()

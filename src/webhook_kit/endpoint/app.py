@@ -22,19 +22,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from webhook_kit.contract.schema import Validator
 from webhook_kit.display import visible
+from webhook_kit.endpoint.faults import FaultInjector
+from webhook_kit.endpoint.guard import KitGuard
+from webhook_kit.endpoint.inspector.live import Inspector
+from webhook_kit.endpoint.payload import PayloadError, parse_json
+from webhook_kit.endpoint.recorder import Recorder, encode_many, mask_headers
 from webhook_kit.errors import SchemaError, TokenError
 from webhook_kit.oauth.issuer import TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier, bearer_token, www_authenticate
-from webhook_kit.schemas import Validator
-from webhook_kit.sink.faults import FaultInjector
-from webhook_kit.sink.guard import KitGuard
-from webhook_kit.sink.live import Inspector
-from webhook_kit.sink.payload import PayloadError, parse_json
-from webhook_kit.sink.recorder import Recorder, encode_many, mask_headers
 from webhook_kit.timing import elapsed_ms
 
-log = logging.getLogger("webhook_kit.sink")
+log = logging.getLogger("webhook_kit.endpoint")
 
 _ACCEPTED_BODY = b'{"received":true,"duplicate":false}'
 _DUPLICATE_BODY = b'{"received":true,"duplicate":true}'
@@ -44,7 +44,7 @@ RECORDED_BODY_LIMIT = 16 * 1024
 #: A refused body up to this size is parsed (then dropped) to show its event_id and status.
 REFUSED_PARSE_LIMIT = 64 * 1024
 
-__all__ = ["Urls", "WebhookReceiver", "create_app", "error_response", "parse_json"]
+__all__ = ["Urls", "WebhookRoute", "create_app", "error_response", "parse_json"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def error_response(
     return JSONResponse(body, status_code=code, headers=headers)
 
 
-class WebhookReceiver:
+class WebhookRoute:
     """``POST <path>``: authenticate, check, record, answer."""
 
     def __init__(
@@ -357,7 +357,7 @@ def create_app(
     *,
     urls: Urls,
     issuer: TokenIssuer,
-    receiver: WebhookReceiver,
+    receiver: WebhookRoute,
     extra_routes: list[Route] | None = None,
 ) -> Starlette:
     kit = KitApi(receiver.recorder, urls, issuer, receiver.verifier)

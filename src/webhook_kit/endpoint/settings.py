@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from webhook_kit.contract.statuses import LEGACY_ALIASES, STATUSES
 from webhook_kit.errors import ConfigError
-from webhook_kit.statuses import LEGACY_ALIASES, STATUSES
 
 ServerName = Literal["uvicorn", "hypercorn"]
 #: Requests kept in memory at most; memory is bounded in bytes too (see ``recorder``).
@@ -63,7 +63,7 @@ class FaultSettings:
 
 
 @dataclass(frozen=True)
-class SinkSettings:
+class EndpointSettings:
     host: str = "127.0.0.1"
     port: int = 8443
     path: str = "/webhook"

@@ -8,20 +8,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from webhook_kit import servers
+from webhook_kit.contract.schema import notification_validator
+from webhook_kit.endpoint.app import Urls, WebhookRoute, create_app
+from webhook_kit.endpoint.faults import FaultInjector
+from webhook_kit.endpoint.recorder import Recorder
+from webhook_kit.endpoint.settings import EndpointSettings
 from webhook_kit.oauth.credentials import ClientCredentials
 from webhook_kit.oauth.issuer import IssuerSettings, TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier
-from webhook_kit.schemas import notification_validator
-from webhook_kit.sink.app import Urls, WebhookReceiver, create_app
-from webhook_kit.sink.faults import FaultInjector
-from webhook_kit.sink.recorder import Recorder
-from webhook_kit.sink.settings import SinkSettings
+from webhook_kit.serving import servers
 from webhook_kit.tls import CertFiles, ensure_dev_certs, server_context
 
 
 @dataclass(frozen=True)
-class SinkInfo:
+class EndpointInfo:
     """What a sender needs to reach the endpoint; ``as_json`` is the ``serve --json`` line."""
 
     url: str
@@ -36,10 +36,10 @@ class SinkInfo:
         return asdict(self)
 
 
-class Sink:
+class Endpoint:
     """One endpoint: built from settings, bound to a socket, served until told to stop."""
 
-    def __init__(self, settings: SinkSettings) -> None:
+    def __init__(self, settings: EndpointSettings) -> None:
         self.settings = settings
         self.files = self._cert_files()
         server_context(self.files)  # fails early, with one clear line, on unusable files
@@ -63,7 +63,7 @@ class Sink:
         self.verifier = BearerVerifier(
             key=self.issuer.public_key, issuer=self.urls.base, audience=settings.audience
         )
-        self.receiver = WebhookReceiver(
+        self.receiver = WebhookRoute(
             verifier=self.verifier,
             validator=notification_validator(legacy=settings.legacy_statuses),
             recorder=self.recorder,
@@ -80,8 +80,8 @@ class Sink:
         return files
 
     @property
-    def info(self) -> SinkInfo:
-        return SinkInfo(
+    def info(self) -> EndpointInfo:
+        return EndpointInfo(
             url=self.urls.webhook,
             token_url=self.urls.token,
             jwks_url=self.urls.jwks,
@@ -112,8 +112,8 @@ class Sink:
 
 
 @contextlib.contextmanager
-def running_sink(settings: SinkSettings | None = None) -> Iterator[Sink]:
+def running_endpoint(settings: EndpointSettings | None = None) -> Iterator[Endpoint]:
     """Start an endpoint in a background thread for the block's duration."""
-    sink = Sink(settings or SinkSettings(port=0))
-    with servers.ThreadedServer(sink.run).running():
-        yield sink
+    endpoint = Endpoint(settings or EndpointSettings(port=0))
+    with servers.ThreadedServer(endpoint.run).running():
+        yield endpoint

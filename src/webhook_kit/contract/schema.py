@@ -20,15 +20,15 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
+from webhook_kit.contract.statuses import LEGACY_ALIASES, SCORE_NAMES
 from webhook_kit.errors import ConfigError, SchemaError
-from webhook_kit.statuses import LEGACY_ALIASES, SCORE_NAMES
 
 #: Schema names, as ``webhook-kit schemas`` lists them.
 SCHEMA_NAMES: Final[tuple[str, ...]] = ("notification", "settings", "event", "error")
 
 
 def _schema_files() -> resources.abc.Traversable:
-    return resources.files("webhook_kit").joinpath("schemas")
+    return resources.files("webhook_kit.contract").joinpath("schemas")
 
 
 @cache

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from tests.helpers import KitClient, notification
 from webhook_kit.cli import main
-from webhook_kit.sink.payload import MAX_DEPTH, PayloadError, parse_json
-from webhook_kit.sink.recorder import Recorder
+from webhook_kit.endpoint.payload import MAX_DEPTH, PayloadError, parse_json
+from webhook_kit.endpoint.recorder import Recorder
 
 LONE_SURROGATE_EVENT = (
     b'{"event_id": "evt-\\ud800", "status": "on-course", "validation_id": "v"}'  # JSON escape
@@ -27,9 +27,9 @@ def deliveries(kit: KitClient) -> Any:
 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
 def test_lone_surrogate_from_a_stranger_does_not_break_the_deliveries(
-    start_sink: Any, server: str
+    start_endpoint: Any, server: str
 ) -> None:
-    kit = KitClient(start_sink(server=server))
+    kit = KitClient(start_endpoint(server=server))
     refused = kit.post(data=LONE_SURROGATE_EVENT, token=None)
     assert refused.status_code == 401
     listed = deliveries(kit)
@@ -40,8 +40,8 @@ def test_lone_surrogate_from_a_stranger_does_not_break_the_deliveries(
     assert deliveries(kit)["count"] == 2
 
 
-def test_lone_surrogate_with_a_token_is_400_naming_it(start_sink: Any) -> None:
-    kit = KitClient(start_sink())
+def test_lone_surrogate_with_a_token_is_400_naming_it(start_endpoint: Any) -> None:
+    kit = KitClient(start_endpoint())
     response = kit.post(data=LONE_SURROGATE_EVENT)
     assert response.status_code == 400
     error = response.json()
@@ -50,8 +50,8 @@ def test_lone_surrogate_with_a_token_is_400_naming_it(start_sink: Any) -> None:
 
 
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000, 100_000])
-def test_deep_nesting_is_400_and_recorded(start_sink: Any, depth: int) -> None:
-    kit = KitClient(start_sink())
+def test_deep_nesting_is_400_and_recorded(start_endpoint: Any, depth: int) -> None:
+    kit = KitClient(start_endpoint())
     body = notification()
     text = json.dumps(body)[:-1] + ', "extra": ' + "[" * depth + "]" * depth + "}"
     response = kit.post(data=text.encode())
@@ -61,8 +61,8 @@ def test_deep_nesting_is_400_and_recorded(start_sink: Any, depth: int) -> None:
     assert listed["count"] == 1 and listed["deliveries"][0]["http_status"] == 400
 
 
-def test_unauthenticated_deep_nesting_is_recorded(start_sink: Any) -> None:
-    kit = KitClient(start_sink())
+def test_unauthenticated_deep_nesting_is_recorded(start_endpoint: Any) -> None:
+    kit = KitClient(start_endpoint())
     assert kit.post(data=b"[" * 100_000 + b"]" * 100_000, token=None).status_code == 401
     assert deliveries(kit)["count"] == 1
 
@@ -109,12 +109,12 @@ HOSTILE_LINES = [
 
 
 def test_hostile_record_lines_are_skipped_and_start_succeeds(
-    start_sink: Any, tmp_path: Path
+    start_endpoint: Any, tmp_path: Path
 ) -> None:
     record = tmp_path / "deliveries.jsonl"
     good = '{"id": 7, "accepted": true, "status": "on-course", "idempotency_key": "k"}'
     record.write_bytes(("\n".join([*HOSTILE_LINES, good]) + "\n").encode("utf-8", "surrogatepass"))
-    sink = start_sink(record_file=record)
+    sink = start_endpoint(record_file=record)
     assert sink.recorder.skipped_lines == len(HOSTILE_LINES) - 1  # the last one is repaired
     kit = KitClient(sink)
     listed = deliveries(kit)

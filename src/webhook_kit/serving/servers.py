@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Literal
 
 from webhook_kit.errors import ServerError
-from webhook_kit.runtime import SSL_HANDSHAKE_TIMEOUT
+from webhook_kit.serving.loop import SSL_HANDSHAKE_TIMEOUT
 from webhook_kit.tls import CertFiles, pinned_context
 
 ServerName = Literal["uvicorn", "hypercorn"]
@@ -46,7 +46,7 @@ BODY_MIN_RATE = 1024
 #: Loggers whose DEBUG lines quote header blocks (Authorization, apikey) verbatim.
 HEADER_LOGGERS = ("hpack", "h2")
 
-log = logging.getLogger("webhook_kit.servers")
+log = logging.getLogger("webhook_kit.serving.servers")
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -290,7 +290,7 @@ def _start_uvicorn(
         ssl_keyfile=str(files.key_file),
         log_level="warning",
         # No handlers of uvicorn's own: its records go to the root logger, whose output the
-        # caller controls (``serve`` writes it without ever blocking; see sink/console.py).
+        # caller controls (``serve`` writes it without ever blocking; see endpoint/console.py).
         log_config=None,
         access_log=False,
         lifespan="auto",
@@ -357,7 +357,7 @@ class ThreadedServer:
             self._shutdown = asyncio.Event()
             await self._runner(self._ready.set, self._shutdown)
 
-        from webhook_kit.runtime import run
+        from webhook_kit.serving.loop import run
 
         try:
             run(main())

@@ -7,8 +7,8 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+from webhook_kit.contract.statuses import SCORE_NAMES, STATUSES
 from webhook_kit.ids import new_id
-from webhook_kit.statuses import SCORE_NAMES, STATUSES
 
 #: Default source of scores; seeding a new Random per notification showed up in profiles.
 _RNG = random.Random()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.helpers import KitClient, notification
-from webhook_kit.statuses import STATUSES
+from webhook_kit.contract.statuses import STATUSES
 
 
 @pytest.mark.parametrize("status", STATUSES)
@@ -94,8 +94,8 @@ def test_unknown_fields_are_ignored(client: KitClient) -> None:
     assert client.post(notification(extra={"nested": True}, test=True)).status_code == 200
 
 
-def test_body_over_the_limit_is_413(start_sink: object) -> None:
-    sink = start_sink(max_body=512)  # type: ignore[operator]
+def test_body_over_the_limit_is_413(start_endpoint: object) -> None:
+    sink = start_endpoint(max_body=512)  # type: ignore[operator]
     kit = KitClient(sink)
     body = notification(padding="x" * 1000)
     response = kit.post(body)
@@ -103,8 +103,8 @@ def test_body_over_the_limit_is_413(start_sink: object) -> None:
     assert response.json()["error_type"] == "payload_too_large"
 
 
-def test_chunked_body_over_the_limit_is_413(start_sink: object) -> None:
-    sink = start_sink(max_body=512)  # type: ignore[operator]
+def test_chunked_body_over_the_limit_is_413(start_endpoint: object) -> None:
+    sink = start_endpoint(max_body=512)  # type: ignore[operator]
     kit = KitClient(sink)
     token = kit.token()
 
@@ -139,8 +139,8 @@ def test_duplicate_by_event_id_without_header(client: KitClient) -> None:
     assert client.post(body).json()["duplicate"] is True
 
 
-def test_deliveries_api_filters_and_clears(start_sink: object) -> None:
-    sink = start_sink()  # type: ignore[operator]
+def test_deliveries_api_filters_and_clears(start_endpoint: object) -> None:
+    sink = start_endpoint()  # type: ignore[operator]
     kit = KitClient(sink)
     kit.post(notification("on-course"))
     kit.post(notification("deleted"))
@@ -180,18 +180,18 @@ def test_unknown_route_and_wrong_method_answer_json(client: KitClient) -> None:
     assert wrong.status_code == 405 and wrong.json()["error_type"] == "method_not_allowed"
 
 
-def test_record_file_survives_restart(start_sink: object, tmp_path: object) -> None:
+def test_record_file_survives_restart(start_endpoint: object, tmp_path: object) -> None:
     from pathlib import Path
 
     record = Path(str(tmp_path)) / "deliveries.jsonl"
-    first = start_sink(record_file=record)  # type: ignore[operator]
+    first = start_endpoint(record_file=record)  # type: ignore[operator]
     body = notification()
     KitClient(first).post(body)
     lines = record.read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["event_id"] == body["event_id"]
     record.write_text(record.read_text() + '{"truncated by a crash\n')
 
-    second = start_sink(record_file=record)  # type: ignore[operator]
+    second = start_endpoint(record_file=record)  # type: ignore[operator]
     assert second.recorder.skipped_lines == 1
     kit = KitClient(second)
     assert kit.post(body).json()["duplicate"] is True
@@ -199,8 +199,8 @@ def test_record_file_survives_restart(start_sink: object, tmp_path: object) -> N
     assert [d["id"] for d in history["deliveries"]] == [1, 2]
 
 
-def test_legacy_statuses_option(start_sink: object) -> None:
-    sink = start_sink(legacy_statuses=True)  # type: ignore[operator]
+def test_legacy_statuses_option(start_endpoint: object) -> None:
+    sink = start_endpoint(legacy_statuses=True)  # type: ignore[operator]
     body = notification("document2-uploaded")
     body["status"] = "documen2-uploaded"
     assert KitClient(sink).post(body).status_code == 200

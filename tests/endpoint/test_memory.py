@@ -10,17 +10,17 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.helpers import KitClient, notification
-from webhook_kit.sink import live
-from webhook_kit.sink.app import RECORDED_BODY_LIMIT
-from webhook_kit.sink.recorder import RECORD_OVERHEAD, Recorder, encode
+from webhook_kit.endpoint.app import RECORDED_BODY_LIMIT
+from webhook_kit.endpoint.inspector import live
+from webhook_kit.endpoint.recorder import RECORD_OVERHEAD, Recorder, encode
 
 #: The issue's body: 64 KiB of small JSON objects (about 1.5 MiB once parsed).
 SMALL_OBJECTS = json.dumps([{"a": i} for i in range(6_500)]).encode()[: 64 * 1024 - 1]
 SMALL_OBJECTS = SMALL_OBJECTS[: SMALL_OBJECTS.rindex(b"}") + 1] + b"]"
 
 
-def test_a_refused_body_is_kept_as_bounded_text(start_sink: Any) -> None:
-    sink = start_sink()
+def test_a_refused_body_is_kept_as_bounded_text(start_endpoint: Any) -> None:
+    sink = start_endpoint()
     kit = KitClient(sink)
     assert len(SMALL_OBJECTS) > 60_000
     assert kit.post(data=SMALL_OBJECTS, token=None).status_code == 401
@@ -58,7 +58,7 @@ def test_the_newest_record_is_kept_even_alone_over_budget() -> None:
 
 
 def test_seen_keys_are_bounded_and_long_keys_hashed() -> None:
-    from webhook_kit.sink import recorder as module
+    from webhook_kit.endpoint import recorder as module
 
     recorder = Recorder(keep=10)
     long_key = "k" * 100_000
@@ -68,8 +68,8 @@ def test_seen_keys_are_bounded_and_long_keys_hashed() -> None:
     assert module.SEEN_LIMIT <= 100_000
 
 
-def test_huge_headers_are_cut_short(start_sink: Any) -> None:
-    sink = start_sink()
+def test_huge_headers_are_cut_short(start_endpoint: Any) -> None:
+    sink = start_endpoint()
     kit = KitClient(sink)
     headers = {f"X-H{i}": "v" * 5000 for i in range(80)}
     assert kit.post(token=None, headers=headers).status_code == 401
@@ -94,8 +94,8 @@ def _stalled_stream(sink: Any) -> ssl.SSLSocket:
     return conn
 
 
-def test_a_stalled_stream_reader_is_dropped_not_buffered(start_sink: Any) -> None:
-    sink = start_sink()
+def test_a_stalled_stream_reader_is_dropped_not_buffered(start_endpoint: Any) -> None:
+    sink = start_endpoint()
     inspector = sink.app.state.inspector
     conn = _stalled_stream(sink)
     try:
@@ -114,8 +114,8 @@ def test_a_stalled_stream_reader_is_dropped_not_buffered(start_sink: Any) -> Non
         conn.close()
 
 
-def test_stream_readers_are_capped(start_sink: Any) -> None:
-    sink = start_sink()
+def test_stream_readers_are_capped(start_endpoint: Any) -> None:
+    sink = start_endpoint()
     inspector = sink.app.state.inspector
     conns = [_stalled_stream(sink) for _ in range(live.MAX_READERS)]
     try:
@@ -128,8 +128,8 @@ def test_stream_readers_are_capped(start_sink: Any) -> None:
             conn.close()
 
 
-def test_streams_closed_at_once_give_their_places_back(start_sink: Any) -> None:
-    sink = start_sink()
+def test_streams_closed_at_once_give_their_places_back(start_endpoint: Any) -> None:
+    sink = start_endpoint()
     inspector = sink.app.state.inspector
     for _ in range(live.MAX_READERS * 3):
         _stalled_stream(sink).close()

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.helpers import KitClient, notification
-from webhook_kit import runtime
-from webhook_kit.sink.settings import FaultSettings
+from webhook_kit.endpoint.settings import FaultSettings
+from webhook_kit.serving import loop as runtime
 
 
 def closed_by_server(conn: socket.socket, within: float) -> bool:
@@ -53,8 +53,8 @@ def tls_connection(sink: Any) -> ssl.SSLSocket:
     ],
     ids=["silent", "partial-headers", "second-request-partial"],
 )
-def test_unfinished_headers_are_cut_off(start_sink: Any, sent: bytes) -> None:
-    sink = start_sink(header_timeout=1.0)
+def test_unfinished_headers_are_cut_off(start_endpoint: Any, sent: bytes) -> None:
+    sink = start_endpoint(header_timeout=1.0)
     with tls_connection(sink) as conn:
         conn.sendall(sent)
         start = time.monotonic()
@@ -64,8 +64,8 @@ def test_unfinished_headers_are_cut_off(start_sink: Any, sent: bytes) -> None:
         assert closed_by_server(conn, within=30)
 
 
-def test_a_body_that_never_finishes_is_cut_off(start_sink: Any) -> None:
-    sink = start_sink(header_timeout=1.0, body_timeout=1.0)
+def test_a_body_that_never_finishes_is_cut_off(start_endpoint: Any) -> None:
+    sink = start_endpoint(header_timeout=1.0, body_timeout=1.0)
     with tls_connection(sink) as conn:
         conn.sendall(
             b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -74,8 +74,8 @@ def test_a_body_that_never_finishes_is_cut_off(start_sink: Any) -> None:
         assert closed_by_server(conn, within=30)
 
 
-def test_a_slow_but_steady_body_is_not_cut_off(start_sink: Any) -> None:
-    sink = start_sink(header_timeout=1.0, body_timeout=0.5)
+def test_a_slow_but_steady_body_is_not_cut_off(start_endpoint: Any) -> None:
+    sink = start_endpoint(header_timeout=1.0, body_timeout=0.5)
     kit = KitClient(sink)
     body = json.dumps(notification(padding="x" * 80_000)).encode()
     with tls_connection(sink) as conn:
@@ -92,15 +92,15 @@ def test_a_slow_but_steady_body_is_not_cut_off(start_sink: Any) -> None:
         assert conn.recv(100).startswith(b"HTTP/1.1 200")
 
 
-def test_slow_handlers_and_streams_are_not_cut_off(start_sink: Any) -> None:
-    sink = start_sink(header_timeout=0.3, body_timeout=0.3, faults=FaultSettings(delay=1.0))
+def test_slow_handlers_and_streams_are_not_cut_off(start_endpoint: Any) -> None:
+    sink = start_endpoint(header_timeout=0.3, body_timeout=0.3, faults=FaultSettings(delay=1.0))
     kit = KitClient(sink)
     # The handler waits 1 s, longer than both deadlines: a request being answered is left alone.
     assert kit.post(notification()).status_code == 200
 
 
-def test_a_silent_tcp_connection_is_closed_after_the_handshake_timeout(start_sink: Any) -> None:
-    sink = start_sink()
+def test_a_silent_tcp_connection_is_closed_after_the_handshake_timeout(start_endpoint: Any) -> None:
+    sink = start_endpoint()
     with socket.create_connection(("127.0.0.1", sink.sock.getsockname()[1]), timeout=10) as raw:
         # No ClientHello ever: asyncio's own default would keep this for 60 s.
         assert closed_by_server(raw, within=runtime.SSL_HANDSHAKE_TIMEOUT + 20)

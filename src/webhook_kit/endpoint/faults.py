@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from webhook_kit.sink.settings import FaultSettings
-from webhook_kit.statuses import canonical
+from webhook_kit.contract.statuses import canonical
+from webhook_kit.endpoint.settings import FaultSettings
 
 
 @dataclass(frozen=True)

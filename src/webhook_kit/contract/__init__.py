@@ -1,0 +1,1 @@
+"""The wire contract: the nine statuses, the notification body, and the shipped JSON Schemas."""

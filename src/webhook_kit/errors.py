@@ -1,18 +1,27 @@
-"""Every exception webhook-kit raises on purpose derives from :class:`WebhookKitError`.
+"""Every exception webhook-kit raises to its callers derives from :class:`WebhookKitError`.
 
 ::
 
     WebhookKitError
-    ├── ConfigError            bad settings, flags or files (the CLI exits 1)
+    ├── ConfigError            bad settings, flags or files
     │   └── CertificateError   a certificate or key that cannot be read or used
     ├── ServerError            a server could not start (port in use, ...)
     ├── SchemaError            a document does not match a shipped schema
     ├── TokenError             a bearer token is refused
     │   (attribute ``description`` says why, ``error`` is the RFC 6750 code)
     ├── TokenFetchError        a sender could not get an access token (failure class token_error)
-    └── StoreError             the durable store could not take a write
+    ├── StoreError             the durable store could not take a write
+    └── DiscoveryError         authorization server metadata could not be found (certify)
 
-Exit codes are decided at the CLI edge only.
+Exit codes are decided at the CLI edge only: an error in the flags themselves is a usage error
+(exit 2); one found while running (an unreadable file, a port in use) exits 1; an unexpected
+exception exits 3.
+
+A few exceptions never reach a caller, so they do not derive from it: the ones that carry an
+HTTP answer out of a request handler to its app (the endpoint's and the provider's API errors,
+the token issuer's RFC 6749 errors), ``guard.ForbiddenAddress``, an ``OSError`` so that aiohttp
+reports a refused connection as one, ``endpoint.payload.PayloadError``, a ``ValueError`` like the
+JSON parser's own, and the pytest plugin's report of a failed check.
 """
 
 from __future__ import annotations
@@ -70,3 +79,7 @@ class TokenFetchError(WebhookKitError):
 
 class StoreError(WebhookKitError):
     """The durable store could not take a write (the event was not accepted)."""
+
+
+class DiscoveryError(WebhookKitError):
+    """Authorization server metadata or a JWKS could not be found or used (safe to print)."""

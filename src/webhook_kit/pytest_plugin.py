@@ -5,7 +5,8 @@ environment that has webhook-kit installed: only pytest is imported here at load
 is imported inside the fixtures and hooks that need it.
 
 Fixtures: ``webhook_endpoint`` (the kit's HTTPS OAuth endpoint, cleared for each test),
-``webhook_ca`` (the CA file to trust), ``webhook_dispatcher`` (sends through the real
+``webhook_ca`` (the CA file to trust), ``webhook_certs_dir`` (where that CA and the endpoint's
+certificate live, made once per session), ``webhook_dispatcher`` (sends through the real
 dispatcher), ``webhook_endpoint_settings`` (override it to configure the endpoint).
 """
 

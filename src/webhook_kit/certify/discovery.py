@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from webhook_kit.display import visible
+from webhook_kit.errors import DiscoveryError
 
 MAX_DOCUMENT = 256 * 1024
 
@@ -20,10 +21,6 @@ class Metadata:
     token_endpoint: str | None
     jwks_uri: str | None
     source: str
-
-
-class DiscoveryError(Exception):
-    """Metadata could not be found or used (the message says why, safe to print)."""
 
 
 def metadata_urls(issuer: str) -> list[str]:

@@ -1,7 +1,8 @@
 """The kit's own authorization server: client-credentials tokens as RS256 JWTs (RFC 9068).
 
 RS256 rather than ES256 because receivers verify far more often than the issuer signs, and RS256
-verification is about 2.5x cheaper here (see ``../shared/design/PERFORMANCE.md``).
+verification is about 2.5x cheaper: measured with joserfc on a 2-core x86_64 machine, Python
+3.11, key cached, about 41-56 µs per RS256 verification against 115-120 µs for ES256.
 
 Failed client authentications are limited per client address (:class:`FailureLimiter`): after
 ``failures`` of them within ``window`` seconds, that address gets 429 with ``Retry-After`` until

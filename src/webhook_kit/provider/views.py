@@ -1,4 +1,5 @@
-"""How stored rows are shown by the provider API. Pure."""
+"""How stored rows are shown by the provider API: no I/O, but typed on the store's rows
+(``sqlite3.Row``) until the storage seam gives them types of their own."""
 
 from __future__ import annotations
 

@@ -26,11 +26,12 @@ from webhook_kit.certify.checks.oauth_judges import (
     judge_valid_token,
 )
 from webhook_kit.certify.context import Context, Timer, blocked, skipped
-from webhook_kit.certify.discovery import DiscoveryError, discover, fetch_jwks
+from webhook_kit.certify.discovery import discover, fetch_jwks
 from webhook_kit.certify.keyserver import key_server
 from webhook_kit.certify.model import CheckResult
 from webhook_kit.delivery import transport
 from webhook_kit.display import visible
+from webhook_kit.errors import DiscoveryError
 
 RECEIVER_IDS = (
     "oauth.valid_token",

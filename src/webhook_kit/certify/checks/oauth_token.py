@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from webhook_kit.certify.context import Context, Timer, blocked
-from webhook_kit.certify.discovery import DiscoveryError, discover
+from webhook_kit.certify.discovery import discover
 from webhook_kit.certify.forge import parse
 from webhook_kit.certify.model import CheckResult
 from webhook_kit.display import visible
-from webhook_kit.errors import TokenFetchError
+from webhook_kit.errors import DiscoveryError, TokenFetchError
 from webhook_kit.oauth.client import AuthMethod, OAuthClient
 
 CHECK_IDS = ("oauth.token_url", "oauth.token", "oauth.wrong_secret")

@@ -21,8 +21,8 @@ test: $(VENV)/.installed
 	if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests benchmarks examples scripts
-	$(VENV)/bin/ruff format --check src tests benchmarks examples scripts
+	$(VENV)/bin/ruff check src tests harnesses benchmarks examples scripts
+	$(VENV)/bin/ruff format --check src tests harnesses benchmarks examples scripts
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed

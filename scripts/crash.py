@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.crash_harness import CONCURRENCY, run_crash  # noqa: E402
+from harnesses.crash import CONCURRENCY, run_crash  # noqa: E402
 
 
 def main() -> None:

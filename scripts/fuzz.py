@@ -4,7 +4,7 @@ Surfaces: the endpoint's webhook route (with a live-stream reader attached), its
 its /_kit routes, the provider API from its OpenAPI description (schemathesis) and the provider
 API by hand-written hostile operations (settings, events, validations, multipart uploads). Input
 classes: lone surrogates, deep nesting, huge numbers, control characters and terminal escapes,
-non-UTF-8 header bytes, rich markup (see tests/fuzz_surfaces.py).
+non-UTF-8 header bytes, rich markup (see harnesses/fuzz.py).
 
 Nothing stops at the first failure: every 5xx, non-JSON error, dropped connection and failed
 health check is counted, and one example of each distinct failure is printed. Exit 0 only when
@@ -28,7 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fuzz_surfaces import (  # noqa: E402
+from harnesses.clients import KitClient, ProviderClient  # noqa: E402
+from harnesses.fuzz import (  # noqa: E402
     TERMINAL_CONTROLS,
     ServeProcess,
     StreamWatch,
@@ -41,8 +42,6 @@ from tests.fuzz_surfaces import (  # noqa: E402
     fuzz_webhook,
     timed,
 )
-from tests.helpers import KitClient  # noqa: E402
-from tests.provider.helpers import ProviderClient  # noqa: E402
 from webhook_kit.endpoint.service import running_endpoint  # noqa: E402
 from webhook_kit.endpoint.settings import EndpointSettings  # noqa: E402
 from webhook_kit.provider.openapi import build_openapi  # noqa: E402

@@ -1,8 +1,13 @@
-"""Test helpers: a real HTTPS client for the kit's endpoint, and token forgery for attacks."""
+"""Test helpers: token forgery for attacks, command lines, and the kit as a process.
+
+The HTTPS clients live in ``harnesses.clients`` (shared with ``scripts/``); they are re-exported
+here for the tests.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -11,65 +16,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-import requests
+import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from webhook_kit.contract import notifications
+from harnesses.clients import KitClient as KitClient
+from harnesses.clients import notification as notification
 from webhook_kit.endpoint.service import Endpoint
-
-
-class KitClient:
-    """A requests session that trusts the kit's CA (never verify=False)."""
-
-    def __init__(self, sink: Endpoint) -> None:
-        self.sink = sink
-        self.info = sink.info
-        self.http = requests.Session()
-        # REQUESTS_CA_BUNDLE in the environment would override session.verify (psf/requests#3829).
-        self.http.trust_env = False
-        self.http.verify = self.info.ca_file
-
-    def close(self) -> None:
-        self.http.close()
-
-    def token(self, **form: str) -> str:
-        response = self.http.post(
-            self.info.token_url,
-            data={"grant_type": "client_credentials", **form},
-            auth=(self.info.client_id, self.info.client_secret),
-            timeout=10,
-        )
-        response.raise_for_status()
-        value: str = response.json()["access_token"]
-        return value
-
-    def post(
-        self,
-        body: Any = None,
-        *,
-        token: str | None = "auto",
-        headers: dict[str, str] | None = None,
-        data: bytes | None = None,
-        url: str | None = None,
-    ) -> requests.Response:
-        sent = {"Content-Type": "application/json"}
-        if token == "auto":
-            token = self.token()
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        sent.update(headers or {})
-        if data is None:
-            data = json.dumps(body if body is not None else notification()).encode()
-        return self.http.post(url or self.info.url, data=data, headers=sent, timeout=10)
-
-
-def notification(status: str = "on-course", **overrides: Any) -> dict[str, Any]:
-    body = notifications.build(status, validation_id=str(uuid.uuid4()), previous_status="on-course")
-    body.update(overrides)
-    return body
 
 
 def b64(data: bytes | dict[str, Any]) -> str:
@@ -145,3 +101,23 @@ def run_kit(args: list[str], timeout: float = 120, **env: str) -> subprocess.Com
         timeout=timeout,
         env={**os.environ, **env},
     )
+
+
+def short_failure(test: Callable[..., None]) -> Callable[..., None]:
+    """A test whose failure is reported as its message (and hypothesis' falsifying example),
+    without a traceback.
+
+    After a server thread in this process hit a RecursionError (deep nesting), pytest's
+    traceback formatting (ast.parse of each frame's source) can die with CPython 3.11's
+    "AST constructor recursion depth mismatch", an INTERNALERROR that ends the whole run.
+    """
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            test(*args, **kwargs)
+        except Exception as exc:
+            notes = "\n".join(getattr(exc, "__notes__", []))
+            pytest.fail(f"{type(exc).__name__}: {exc}\n{notes}", pytrace=False)
+
+    return run

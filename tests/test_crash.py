@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.crash_harness import run_crash
+from harnesses.crash import run_crash
 
 
 def test_sigkill_loses_nothing(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Property-based and schema-driven fuzzing of every surface (a few hundred cases in CI).
 
 The cases are derandomized here, so a failure is the same failure on every run; ``scripts/fuzz.py``
-draws 10,000 new ones per surface. Input classes: see ``tests/fuzz_surfaces.py``.
+draws 10,000 new ones per surface. Input classes: see ``harnesses/fuzz.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.fuzz_surfaces import (
+from harnesses.fuzz import (
     ESCAPES,
     HUGE_NUMBERS,
     MARKUP,
@@ -28,11 +28,10 @@ from tests.fuzz_surfaces import (
     fuzz_token_endpoint,
     fuzz_webhook,
     nested,
-    short_failure,
     to_bytes,
     valid_notification,
 )
-from tests.helpers import KitClient
+from tests.helpers import KitClient, short_failure
 from tests.provider.helpers import ProviderClient
 from webhook_kit.endpoint.service import Endpoint
 

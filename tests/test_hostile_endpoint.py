@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.fuzz_surfaces import short_failure
+from tests.helpers import short_failure
 from tests.hostile_endpoint import SCENARIOS, HostileEndpoint, Scenario, running_hostile
 from tests.provider.helpers import ProviderClient
 from webhook_kit.contract import notifications

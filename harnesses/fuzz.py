@@ -20,7 +20,6 @@ a value that is accepted once and then breaks every later read is the worst kind
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 import signal
@@ -37,7 +36,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes, urlsplit, urlunsplit
 
-import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -1162,26 +1160,3 @@ class ServeProcess:
         )
         response.raise_for_status()
         return str(response.json()["access_token"])
-
-
-# -- reporting -----------------------------------------------------------------------------------
-
-
-def short_failure(test: Callable[..., None]) -> Callable[..., None]:
-    """A test whose failure is reported as its message (and hypothesis' falsifying example),
-    without a traceback.
-
-    After a server thread in this process hit a RecursionError (deep nesting), pytest's
-    traceback formatting (ast.parse of each frame's source) can die with CPython 3.11's
-    "AST constructor recursion depth mismatch", an INTERNALERROR that ends the whole run.
-    """
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        try:
-            test(*args, **kwargs)
-        except Exception as exc:
-            notes = "\n".join(getattr(exc, "__notes__", []))
-            pytest.fail(f"{type(exc).__name__}: {exc}\n{notes}", pytrace=False)
-
-    return run

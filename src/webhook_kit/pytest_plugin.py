@@ -98,21 +98,24 @@ def _number(config: pytest.Config, suffix: str, default: float) -> float:
 
 
 def _seconds(text: str) -> float:
-    import re
+    from webhook_kit.parsing import duration
 
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if match is None:
+    seconds = duration(text)
+    if seconds is None:
         raise pytest.UsageError(
             f"--webhook-soak: expected a duration like 90s, 10m or 1h, got {text!r}"
         )
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    return seconds
 
 
 def _flag(config: pytest.Config, suffix: str) -> bool:
-    text = (_value(config, suffix) or "false").strip().lower()
-    if text not in ("true", "false", "1", "0", "yes", "no"):
+    from webhook_kit.parsing import yes_no
+
+    text = _value(config, suffix) or "false"
+    value = yes_no(text)
+    if value is None:
         raise pytest.UsageError(f"--webhook-{suffix}: expected true or false, got {text!r}")
-    return text in ("true", "1", "yes")
+    return value
 
 
 def _certify_settings(config: pytest.Config) -> CertifySettings:

@@ -696,8 +696,8 @@ def test_judge_wrong_secret(refusal: Refusal | None, verdict: Verdict) -> None:
     [
         pytest.param(TOKEN_URL, None, "pass", TOKEN_URL, id="https"),
         pytest.param("HTTPS://auth.example.com/token", None, "pass", "", id="https-upper"),
-        pytest.param("http://auth.example.com/token", None, "fail", "is not https://", id="http"),
-        pytest.param("https:///token", None, "fail", "is not https://", id="https-no-host"),
+        pytest.param("http://auth.example.com/token", None, "fail", "in clear", id="http"),
+        pytest.param("https:///token", None, "fail", "with a host", id="https-no-host"),
         pytest.param("", "no usable metadata: x", "fail", "no usable metadata: x", id="discovery"),
         pytest.param(
             "http://auth.example.com/\x1b[2Jtoken", None, "fail", "\\x1b[2J", id="escaped"

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from webhook_kit.delivery.guard import url_problem
 from webhook_kit.display import visible
 from webhook_kit.errors import DiscoveryError
 
@@ -38,8 +39,9 @@ def metadata_urls(issuer: str) -> list[str]:
 
 
 async def get_json(session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:
-    if urlsplit(url).scheme != "https":
-        raise DiscoveryError(f"{visible(url)} is not https://")
+    problem = url_problem(url)
+    if problem is not None:
+        raise DiscoveryError(f"{visible(url)}: {problem}")
     try:
         async with session.get(
             url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout)

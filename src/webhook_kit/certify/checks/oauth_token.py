@@ -14,6 +14,7 @@ from webhook_kit.certify.context import Context, Timer, blocked
 from webhook_kit.certify.discovery import discover
 from webhook_kit.certify.forge import parse
 from webhook_kit.certify.model import CheckResult
+from webhook_kit.delivery.guard import url_problem
 from webhook_kit.display import visible
 from webhook_kit.errors import DiscoveryError, TokenFetchError
 from webhook_kit.oauth.client import AuthMethod, OAuthClient
@@ -118,15 +119,20 @@ def judge_token_url(token_url: str, discovery_error: str | None = None) -> Check
             f"no token endpoint found from --issuer: {discovery_error}. Pass --token-url, or "
             "publish RFC 8414 or OpenID metadata at the issuer",
         )
-    parts = urlsplit(token_url)
-    if parts.scheme == "https" and parts.hostname:
+    problem = url_problem(token_url)
+    if problem is None:
         return CheckResult("oauth.token_url", "oauth", "pass", token_url)
+    clear = urlsplit(token_url).scheme.lower() == "http"
     return CheckResult(
         "oauth.token_url",
         "oauth",
         "fail",
-        f"the token URL {visible(token_url)!r} is not https://; the client secret would travel "
-        "in clear. Serve the token endpoint over TLS",
+        f"the token URL {visible(token_url)!r} {problem}"
+        + (
+            "; the client secret would travel in clear. Serve the token endpoint over TLS"
+            if clear
+            else ""
+        ),
     )
 
 

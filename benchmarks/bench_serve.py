@@ -95,7 +95,7 @@ def main() -> None:
         bare.stop()
 
     def median(name: str, attr: str) -> float:
-        return statistics.median(getattr(r, attr) for r in results[name])
+        return float(statistics.median(getattr(r, attr) for r in results[name]))
 
     print()
     print(

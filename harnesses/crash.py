@@ -172,7 +172,7 @@ def run_crash(events: int, kills: int, work: Path, seed: int = 1, threads: int =
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         page = http.get(
-            state["base"] + "/webhook/events", params={"sent": "false", "limit": 1}, timeout=30
+            state["base"] + "/webhook/events", params={"sent": "false", "limit": "1"}, timeout=30
         )
         if page.status_code == 200 and not page.json()["data"]:
             break

@@ -115,17 +115,18 @@ async def slow_connection(
     stop: asyncio.Event, gate: asyncio.Semaphore,
 ) -> None:  # fmt: skip
     while not stop.is_set():
-        writer = None
+        writer: asyncio.StreamWriter | None = None
         try:
             async with gate:
                 if mode == "handshake":
-                    reader, writer = await asyncio.open_connection(host, port)
+                    reader, opened = await asyncio.open_connection(host, port)
                 else:
-                    reader, writer = await asyncio.wait_for(
+                    reader, opened = await asyncio.wait_for(
                         asyncio.open_connection(host, port, ssl=ctx, server_hostname="localhost"),
                         30,
                     )
-                    writer.write(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")
+                    opened.write(b"POST /webhook HTTP/1.1\r\nHost: localhost\r\n")
+                writer = opened
             flood.opened += 1
             flood.open_now += 1
             flood.peak_open = max(flood.peak_open, flood.open_now)
@@ -225,7 +226,8 @@ def main() -> None:
         if args.url:
             if not args.ca:
                 raise SystemExit("--url needs --ca")
-            base, ca, info = args.url.rstrip("/"), args.ca, {}
+            info: dict[str, str] = {}
+            base, ca = args.url.rstrip("/"), args.ca
         else:
             process, info = start_server(args.server, Path(tmp), args.server_fd_limit)
             base = info["url"].rsplit("/", 1)[0]
@@ -255,11 +257,10 @@ def main() -> None:
         started = time.monotonic()
         try:
             import uvloop
-
-            runner = uvloop.run
         except ImportError:  # pragma: no cover
-            runner = asyncio.run
-        runner(attack(args, split.hostname, split.port, ca, flood))
+            asyncio.run(attack(args, split.hostname, split.port, ca, flood))
+        else:
+            uvloop.run(attack(args, split.hostname, split.port, ca, flood))
         stop.set()
         client.join()
         alive = process is None or process.poll() is None

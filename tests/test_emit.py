@@ -22,7 +22,7 @@ def emit_args(sink: Endpoint, *extra: str) -> list[str]:
 
 
 def run_emit(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return run_kit(args, **env)
+    return run_kit(args, timeout=120, **env)
 
 
 def test_emit_all_statuses_exit_0(start_endpoint: Any) -> None:

@@ -109,6 +109,7 @@ def test_the_kits_own_files_are_renewed_even_without_the_marker(tmp_path: Path) 
 def test_leaf_from_another_ca_is_replaced(tmp_path: Path) -> None:
     files, _ = tls.ensure_dev_certs(tmp_path / "a")
     other, _ = tls.ensure_dev_certs(tmp_path / "b")
+    assert files.ca_file is not None and other.ca_file is not None
     files.ca_file.write_bytes(other.ca_file.read_bytes())
     assert tls.ensure_dev_certs(tmp_path / "a")[1] is True
 

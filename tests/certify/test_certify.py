@@ -36,7 +36,8 @@ def settings_for(
 
 
 def certify_url(sink: Endpoint, url: str, **options: Any) -> Report:
-    return run(certify(settings_for(sink, url, **options)))
+    report: Report = run(certify(settings_for(sink, url, **options)))
+    return report
 
 
 def verdicts(report: Report) -> dict[str, str]:

@@ -18,10 +18,12 @@ from webhook_kit.testing import serve_app
 from webhook_kit.tls import CertFiles
 
 
-def deliver_all(url: str, token_url: str, ca_file: Path, **oauth: str) -> tuple[Store, int]:
+def deliver_all(
+    url: str, token_url: str, ca_file: Path | None, scope: str | None = None
+) -> tuple[Store, int]:
     store = Store()
     settings = DispatcherSettings(ca_file=ca_file, policy=RetryPolicy(schedule=()))
-    target = Target(url, OAuthSettings(token_url, "interop-client", "interop-secret", **oauth))
+    target = Target(url, OAuthSettings(token_url, "interop-client", "interop-secret", scope=scope))
     fetches = 0
 
     async def scenario() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -108,7 +109,7 @@ def test_chunked_body_over_the_limit_is_413(start_endpoint: object) -> None:
     kit = KitClient(sink)
     token = kit.token()
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for _ in range(10):
             yield b"x" * 100
 

@@ -38,6 +38,7 @@ def test_stream_sends_new_requests_and_clears(start_endpoint: Any) -> None:
             assert response.headers["content-type"].startswith("text/event-stream")
             ready.set()
             for line in response.iter_lines(decode_unicode=True):
+                assert isinstance(line, str)  # decode_unicode yields str for a text/* type
                 if line.startswith("event: "):
                     events.append(line[7:])
                 if line.startswith("data: ") and events and events[-1] == "request":

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.helpers import notification
-from webhook_kit.cli import _print_request
+from webhook_kit.cli.endpoint import print_request
 from webhook_kit.endpoint.console import Console
 
 HOSTILE = {
@@ -30,7 +30,7 @@ HOSTILE = {
 def test_print_request_shows_control_characters_visibly() -> None:
     lines: list[str] = []
     record = {"received_at": "t", "http_status": 401, **HOSTILE, "reason": "401 \x1b[1mx"}
-    _print_request(record, write=lines.append)
+    print_request(record, write=lines.append)
     (line,) = lines
     assert not any(ch in line for ch in "\x1b\x07\r\n")
     assert "\\x1b]52;c;aGVsbG8=\\x07" in line and "\\x1b[2J" in line

@@ -1,0 +1,225 @@
+"""``serve``: the kit's HTTPS, OAuth-protected endpoint; ``certs``: the certificates it uses."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from webhook_kit.cli.options import (
+    FiniteFloat,
+    announce_ready,
+    certs_dir_option,
+    echo_json,
+    errors_to_exit,
+    json_option,
+    server_options,
+    settings_errors_are_usage,
+)
+
+if TYPE_CHECKING:
+    from webhook_kit.endpoint.service import Endpoint
+    from webhook_kit.endpoint.settings import EndpointSettings, FaultRule
+
+#: The options that become the endpoint's ``FaultSettings``.
+FAULT_OPTIONS = ("respond", "fail_rate", "fail_code", "delay", "retry_after", "seed")
+
+
+def _parse_rules(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[FaultRule, ...]:
+    from webhook_kit.endpoint.settings import FaultRule
+    from webhook_kit.errors import ConfigError
+
+    try:
+        return tuple(FaultRule.parse(v) for v in values)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@click.command()
+@server_options
+@click.option("--path", default="/webhook", show_default=True, help="Path of the webhook route.")
+@click.option("--client-id", help="OAuth client id the endpoint accepts (default: generated).")
+@click.option("--client-secret", help="OAuth client secret (default: generated).")
+@click.option(
+    "--audience", default="webhook-kit", show_default=True, help="The 'aud' tokens must carry."
+)
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    default=("webhook",),
+    show_default=True,
+    help="Scopes the issuer grants (repeatable).",
+)
+@click.option(
+    "--token-ttl",
+    type=click.IntRange(1, 366 * 86400),
+    default=3600,
+    show_default=True,
+    help="Access token lifetime, seconds.",
+)
+@click.option(
+    "--max-body",
+    type=click.IntRange(1, 64 * 1024 * 1024),
+    default=1024 * 1024,
+    show_default=True,
+    help="Body size limit, bytes (413 above).",
+)
+@click.option("--legacy-statuses", is_flag=True, help="Also accept v2.32's 'documen2-uploaded'.")
+@click.option(
+    "--record",
+    "record_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append every request to this JSON-lines file (read back on start).",
+)
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1, max=1_000_000),
+    default=10_000,
+    show_default=True,
+    help="Requests kept in memory (also bounded to 64 MiB of request data).",
+)
+@click.option(
+    "--respond",
+    "respond",
+    multiple=True,
+    callback=_parse_rules,
+    metavar="STATUS=CODE[xN]",
+    help="Answer CODE to STATUS (or * for all), the first N times if given. Repeatable.",
+)
+@click.option(
+    "--fail-rate",
+    type=FiniteFloat(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of valid notifications answered with --fail-code.",
+)
+@click.option("--fail-code", type=click.IntRange(400, 599), default=503, show_default=True)
+@click.option(
+    "--delay",
+    type=FiniteFloat(0, 3600),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait before answering a valid notification.",
+)
+@click.option(
+    "--retry-after",
+    type=click.IntRange(0, 7 * 86400),
+    help="Retry-After seconds on injected 429/503 answers.",
+)
+@click.option(
+    "--seed", type=click.IntRange(0, 2**63 - 1), help="Seed for --fail-rate, for repeatable runs."
+)
+def serve(as_json: bool, **options: Any) -> None:
+    """Run the HTTPS, OAuth-protected mock endpoint until SIGINT/SIGTERM.
+
+    It issues its own tokens (POST /oauth/token, client credentials), checks every request
+    (bearer token, JSON, schema) and records it; GET /_kit/deliveries lists what arrived.
+    """
+    from webhook_kit.endpoint.settings import EndpointSettings, FaultSettings
+
+    faults = {name: options.pop(name) for name in FAULT_OPTIONS}
+    options["scopes"] = tuple(options["scopes"])
+    with settings_errors_are_usage():
+        settings = EndpointSettings(faults=FaultSettings(**faults), **options)
+    with errors_to_exit():
+        _run_endpoint(settings, as_json)
+
+
+def _run_endpoint(settings: EndpointSettings, as_json: bool) -> None:
+    from functools import partial
+
+    from webhook_kit.endpoint.console import Console, route_stderr_logging
+    from webhook_kit.endpoint.service import Endpoint
+    from webhook_kit.serving.loop import run_until_signal
+    from webhook_kit.serving.servers import is_loopback
+
+    endpoint = Endpoint(settings)
+    if not is_loopback(endpoint.sock):
+        click.echo(
+            f"warning: listening on {settings.host}, which other machines can reach; /_kit/* "
+            "(deliveries, inspector, rotate-key) has no authentication. "
+            "Use --host 127.0.0.1 unless that is what you want.",
+            err=True,
+        )
+    console = Console()
+    errors = Console(sys.stderr)
+    restore_logging = route_stderr_logging(errors)
+
+    def ready() -> None:
+        _announce(endpoint, as_json)
+        # Through a queue and a thread: output nobody reads must not stop the server.
+        if not as_json:
+            endpoint.recorder.subscribe(partial(print_request, write=console.line))
+
+    try:
+        run_until_signal(endpoint.run, ready)
+    finally:
+        console.close()
+        if console.dropped:
+            errors.line(f"({console.dropped} request lines were dropped: output not read)")
+        errors.close()
+        restore_logging()
+
+
+def _announce(endpoint: Endpoint, as_json: bool) -> None:
+    skipped = endpoint.recorder.skipped_lines
+    announce_ready(
+        "endpoint",
+        endpoint.settings.server,
+        endpoint.info.as_json(),
+        as_json=as_json,
+        width=14,
+        extra={"deliveries": endpoint.urls.deliveries},
+        notes=(f"  (skipped {skipped} unreadable lines in the record file)",) if skipped else (),
+    )
+
+
+def print_request(record: dict[str, Any], write: Callable[[str], None] = click.echo) -> None:
+    """One line per request the endpoint recorded."""
+    from webhook_kit.display import visible
+
+    # status, event_id and reason come from whoever reached the port, token or not.
+    mark = "dup " if record.get("duplicate") else ""
+    write(
+        f"{visible(record.get('received_at', '-'))} {visible(record.get('http_status', '-'))} "
+        f"{visible(record.get('status', '-')):<19} {mark}{visible(record.get('event_id', '-'))} "
+        f"{visible(record.get('reason', ''))}"
+    )
+
+
+@click.command()
+@certs_dir_option("--dir", "directory")
+@click.option(
+    "--renew", is_flag=True, help="Make new certificates even if the current ones are usable."
+)
+@json_option("Print the facts as JSON.")
+def certs(directory: Path, renew: bool, as_json: bool) -> None:
+    """Make (or reuse) the development CA and server certificate, and show them."""
+    from webhook_kit import tls
+
+    with errors_to_exit():
+        files, made = tls.ensure_dev_certs(directory, force=renew, option="--dir")
+        leaf = tls.read_cert_info(files.cert_file)
+    facts = {
+        "ca_file": str(files.ca_file),
+        "cert_file": str(files.cert_file),
+        "key_file": str(files.key_file),
+        "identities": list(leaf.identities),
+        "not_after": leaf.not_after.isoformat(),
+        "days_left": int(leaf.days_left),
+        "renewed": made,
+    }
+    if as_json:
+        echo_json(facts)
+        return
+    click.echo("made new certificates" if made else "reusing existing certificates")
+    for key, value in facts.items():
+        if key != "renewed":
+            click.echo(f"  {key:<11}{', '.join(value) if isinstance(value, list) else value}")
+    click.echo(f"Trust {files.ca_file} in your sender (for example --ca {files.ca_file}).")

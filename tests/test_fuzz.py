@@ -102,13 +102,6 @@ def test_provider_api_never_5xx(start_endpoint: Any, start_provider: Any) -> Non
     assert _provider_alive(api)
 
 
-DEEP_NESTING_500 = (
-    "provider: JSON nested ~1,000+ deep -> RecursionError -> 500 (provider/app.py _json uses "
-    "json.loads): POST/PUT /webhook/settings, POST /validation, PUT /validation/{id}/document"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=DEEP_NESTING_500)
 @short_failure
 def test_provider_hostile_never_5xx(start_endpoint: Any, start_provider: Any) -> None:
     """Settings, validation, events and multipart uploads with the hostile input classes; after
@@ -133,7 +126,6 @@ def test_provider_hostile_never_5xx(start_endpoint: Any, start_provider: Any) ->
 # -- regressions the fuzzers found ----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=DEEP_NESTING_500)
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -213,14 +205,6 @@ def test_serve_reads_back_a_hostile_record_file(tmp_path: Path) -> None:
         assert char not in output, f"raw {char!r} on the console: {output[-1500:]!r}"
 
 
-ODD_LIMIT_500 = (
-    "provider: ?limit= of more than 4,300 digits -> 500 ValueError (provider/app.py _limit_param: "
-    "value.isdigit() passes, int(value) exceeds Python's integer-string limit); the same for "
-    "'²' (isdigit() is True for superscripts, int() refuses them)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=ODD_LIMIT_500)
 @pytest.mark.parametrize("limit", ["9" * 5000, "%C2%B2"])
 @pytest.mark.parametrize("path", ["/webhook/events", "/webhook/validations?sent=true&"])
 @short_failure

@@ -21,7 +21,7 @@ import pytest
 from tests.delivery.hostile import NON_UTF8_LOCATION, closed_port, raw_server, redirect
 from tests.provider.helpers import ProviderClient
 from webhook_kit.endpoint.service import Endpoint
-from webhook_kit.provider.app import MAX_FORM
+from webhook_kit.provider.validations_api import MAX_FORM
 
 
 @pytest.fixture

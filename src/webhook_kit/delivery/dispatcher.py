@@ -2,6 +2,10 @@
 
 I/O lives here; the decisions live in :mod:`policy` and :mod:`scheduler`. The clock and the sleep
 are parameters, so a test can run a three-day retry schedule in milliseconds.
+
+Over 400 lines: one class whose insert batching, attempt batching, queue and workers share one
+state (the scheduler, the pending batches, the session). Issue 12 (the storage seam, N worker
+processes) reshapes exactly that state, so it is split then rather than twice.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ uses a database file at a time (an exclusive lock on ``<file>.lock`` refuses a s
 sequence numbers are assigned here. A write the database cannot take raises
 :class:`~webhook_kit.errors.StoreError`.
 Events carry only the indexes their queries need: each index costs every insert and update.
+
+Over 400 lines: the schema, the file checks and every query of one SQLite database, kept
+together until issue 12 (the storage seam) puts a backend interface here and splits it by backend.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from webhook_kit.contract.schema import Validator
@@ -27,11 +26,18 @@ from webhook_kit.display import visible
 from webhook_kit.endpoint.faults import FaultInjector
 from webhook_kit.endpoint.guard import KitGuard
 from webhook_kit.endpoint.inspector.live import Inspector
-from webhook_kit.endpoint.payload import PayloadError, parse_json
 from webhook_kit.endpoint.recorder import Recorder, encode_many, mask_headers
 from webhook_kit.errors import SchemaError, TokenError
 from webhook_kit.oauth.issuer import TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier, bearer_token, www_authenticate
+from webhook_kit.serving.http import (
+    EXCEPTION_HANDLERS,
+    HttpError,
+    JSONResponse,
+    PayloadError,
+    parse_json,
+    read_body,
+)
 from webhook_kit.timing import elapsed_ms
 
 log = logging.getLogger("webhook_kit.endpoint")
@@ -44,7 +50,7 @@ RECORDED_BODY_LIMIT = 16 * 1024
 #: A refused body up to this size is parsed (then dropped) to show its event_id and status.
 REFUSED_PARSE_LIMIT = 64 * 1024
 
-__all__ = ["Urls", "WebhookRoute", "create_app", "error_response", "parse_json"]
+__all__ = ["Urls", "WebhookRoute", "create_app"]
 
 
 @dataclass(frozen=True)
@@ -75,22 +81,6 @@ class Urls:
     @property
     def deliveries(self) -> str:
         return self.base + "/_kit/deliveries"
-
-
-class Rejected(Exception):
-    def __init__(self, code: int, error_type: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.error_type = error_type
-        self.message = message
-        self.extra = extra
-
-
-def error_response(
-    code: int, error_type: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    body = {"error_type": error_type, "error_message": message, **extra}
-    return JSONResponse(body, status_code=code, headers=headers)
 
 
 class WebhookRoute:
@@ -125,13 +115,10 @@ class WebhookRoute:
         }
         try:
             response = await self._handle(request, record)
-        except Rejected as exc:
-            record.update(accepted=False, http_status=exc.code, error_type=exc.error_type)
-            record["reason"] = f"{exc.code} {exc.message}"
-            extra_headers = exc.extra.pop("headers", None)
-            response = error_response(
-                exc.code, exc.error_type, exc.message, extra_headers, **exc.extra
-            )
+        except HttpError as exc:  # refused: recorded with its reason, answered as JSON
+            record.update(accepted=False, http_status=exc.status, error_type=exc.error_type)
+            record["reason"] = f"{exc.status} {exc.message}"
+            response = exc.response()
         record["duration_ms"] = elapsed_ms(started)
         self.recorder.add(record)
         if log.isEnabledFor(logging.DEBUG):
@@ -150,7 +137,7 @@ class WebhookRoute:
             self.verifier.verify(token)
         except TokenError as exc:
             await self._keep_body_for_display(request, record)
-            raise Rejected(
+            raise HttpError(
                 401,
                 exc.error or "invalid_token",
                 exc.description,
@@ -159,24 +146,24 @@ class WebhookRoute:
 
         media_type, _, params = headers.get("content-type", "").partition(";")
         if media_type.strip().lower() != "application/json":
-            raise Rejected(415, "unsupported_media_type", "Content-Type must be application/json")
+            raise HttpError(415, "unsupported_media_type", "Content-Type must be application/json")
         charset = _charset(params)
         if charset not in (None, "utf-8", "utf8"):
-            raise Rejected(415, "unsupported_media_type", f"charset {charset} is not UTF-8")
+            raise HttpError(415, "unsupported_media_type", f"charset {charset} is not UTF-8")
 
-        body = await self._read_body(request)
+        body = await read_body(request, self.max_body)
         try:
             payload = parse_json(body)
         except PayloadError as exc:
             record["body_text"] = body[:RECORDED_BODY_LIMIT].decode("utf-8", "replace")
-            raise Rejected(400, "invalid_json", f"body is not valid UTF-8 JSON: {exc}") from exc
+            raise HttpError(400, "invalid_json", f"body is not valid UTF-8 JSON: {exc}") from exc
         record["body"] = payload
         _note_ids(record, payload)
 
         if not self.validator.is_valid(payload):
             errors = self.validator.errors(payload) or [SchemaError("invalid notification")]
             first = errors[0]
-            raise Rejected(
+            raise HttpError(
                 422,
                 "invalid_notification",
                 _describe(first),
@@ -196,7 +183,7 @@ class WebhookRoute:
             if 200 <= fault.code < 300:
                 record.update(accepted=True, http_status=fault.code, reason=fault.reason)
                 return JSONResponse({"received": True}, status_code=fault.code)
-            raise Rejected(fault.code, "injected_fault", fault.reason, headers=fault.headers)
+            raise HttpError(fault.code, "injected_fault", fault.reason, headers=fault.headers)
         record.update(accepted=True, http_status=200)
         record["reason"] = "duplicate" if record["duplicate"] else "accepted"
         return Response(
@@ -204,30 +191,12 @@ class WebhookRoute:
             media_type="application/json",
         )
 
-    async def _read_body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                too_big = int(declared) > self.max_body
-            except ValueError as exc:
-                raise Rejected(400, "invalid_request", "Content-Length is not a number") from exc
-            if too_big:
-                raise Rejected(413, "payload_too_large", f"body exceeds {self.max_body} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise Rejected(413, "payload_too_large", f"body exceeds {self.max_body} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def _keep_body_for_display(self, request: Request, record: dict[str, Any]) -> None:
         # A refused sender still wants to see which event was refused, so keep a bounded copy.
         # Kept as bounded text, never as parsed objects: anyone can send these.
         try:
-            body = await self._read_body(request)
-        except Rejected:
+            body = await read_body(request, self.max_body)
+        except HttpError:
             return
         record["body_text"] = body[:RECORDED_BODY_LIMIT].decode("utf-8", "replace")
         if len(body) <= REFUSED_PARSE_LIMIT:
@@ -340,19 +309,6 @@ def _parse_bool(value: str, name: str) -> bool:
     raise HTTPException(400, f"{name} must be true or false")
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    kinds = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
-    return error_response(
-        exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail), exc.headers
-    )
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    # A bug, never bad input; still answer JSON so a sender sees a well-formed error.
-    return error_response(500, "internal_error", f"unexpected {type(exc).__name__}")
-
-
 def create_app(
     *,
     urls: Urls,
@@ -382,7 +338,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[Middleware(KitGuard)],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.inspector = inspector
     return app

@@ -15,13 +15,14 @@ Two attacks reach it through the developer's own browser:
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+
+from webhook_kit.serving.http import error_response
 
 PREFIX = "/_kit"
 MARKER_HEADER = "x-webhook-kit"
@@ -99,19 +100,8 @@ class KitGuard:
         if refused is None:
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"error_type": refused[0], "error_message": refused[1]}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        response = error_response(403, *refused, headers={"Cache-Control": "no-store"})
+        await response(scope, receive, send)
 
 
 def _quote(text: str) -> str:

@@ -34,11 +34,12 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes, *, lone_surrogates: bool = False) -> Any:
     """Strict JSON (UTF-8, finite numbers, real Unicode, at most MAX_DEPTH levels).
 
     orjson first; the stdlib only for what orjson refuses, so its message can say where.
-    Raises :class:`PayloadError` (a ``ValueError``).
+    Raises :class:`PayloadError` (a ``ValueError``). ``lone_surrogates=True`` keeps them in
+    strings, for a caller that refuses them itself and names the field (the provider's 422).
     """
     try:
         value = orjson.loads(body)
@@ -49,7 +50,7 @@ def parse_json(body: bytes) -> Any:
         # looser than ours, and a body with few brackets cannot be deep.
         if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
             return value
-    check_value(value)
+    check_value(value, text=not lone_surrogates)
     return value
 
 
@@ -68,19 +69,22 @@ def _parse_stdlib(body: bytes) -> Any:
         raise PayloadError(str(exc)) from exc
 
 
-def check_value(value: Any) -> None:
-    """Raise :class:`PayloadError` for nesting beyond MAX_DEPTH or a lone surrogate anywhere."""
+def check_value(value: Any, *, text: bool = True) -> None:
+    """Raise :class:`PayloadError` for nesting beyond MAX_DEPTH or (``text``) a lone surrogate
+    anywhere."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            _check_text(item)
+            if text:
+                _check_text(item)
         elif isinstance(item, dict | list):
             if depth > MAX_DEPTH:
                 raise PayloadError(f"JSON nested deeper than {MAX_DEPTH} levels")
             if isinstance(item, dict):
                 for key, child in item.items():
-                    _check_text(key)
+                    if text:
+                        _check_text(key)
                     stack.append((child, depth + 1))
             else:
                 stack.extend((child, depth + 1) for child in item)

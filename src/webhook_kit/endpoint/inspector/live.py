@@ -11,7 +11,6 @@ reloads the list, so a dropped reader loses nothing it cannot see again.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
@@ -22,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from webhook_kit.endpoint.recorder import Recorder, encode, encode_many
+from webhook_kit.serving.http import error_response
 
 ASSETS = {
     "inspector.css": "text/css; charset=utf-8",
@@ -91,12 +91,12 @@ class Inspector:
     async def asset(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in self._assets:
-            return _json_error(404, "not_found", f"no asset {name}")
+            return error_response(404, "not_found", f"no asset {name}")
         return Response(self._assets[name], media_type=ASSETS[name])
 
     async def stream(self, request: Request) -> Response:
         if self.readers >= MAX_READERS:
-            return _json_error(503, "too_many_streams", f"at most {MAX_READERS} live streams")
+            return error_response(503, "too_many_streams", f"at most {MAX_READERS} live streams")
         loop = asyncio.get_running_loop()
         reader = _Reader()
         unsubscribe: Any = None
@@ -180,11 +180,3 @@ class _EventStream(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self._on_close()
-
-
-def _json_error(code: int, error_type: str, message: str) -> Response:
-    return Response(
-        json.dumps({"error_type": error_type, "error_message": message}),
-        status_code=code,
-        media_type="application/json",
-    )

@@ -1,0 +1,106 @@
+"""``/webhook/settings`` (create, read, update, delete) and ``/webhook/test``.
+
+The secret is write-only: every answer carries the settings masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from webhook_kit.delivery.dispatcher import Dispatcher
+from webhook_kit.delivery.store import Store
+from webhook_kit.errors import ConfigError
+from webhook_kit.provider import views, webhook_settings
+from webhook_kit.provider.params import json_body
+from webhook_kit.provider.probe import run_test
+from webhook_kit.serving.http import HttpError, JSONResponse
+
+log = logging.getLogger("webhook_kit.provider")
+
+
+class SettingsApi:
+    def __init__(self, store: Store, dispatcher: Dispatcher, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock
+
+    async def create(self, request: Request) -> Response:
+        settings = _validated(await json_body(request))
+        self._save(settings)
+        return JSONResponse({"data": webhook_settings.masked(settings)}, status_code=201)
+
+    async def read(self, request: Request) -> Response:
+        settings = self.store.settings()
+        if settings is None:
+            raise HttpError(404, "webhook_not_configured", "no webhook settings yet")
+        return JSONResponse({"data": webhook_settings.masked(settings)})
+
+    async def update(self, request: Request) -> Response:
+        current = self.store.settings()
+        if current is None:
+            raise HttpError(404, "webhook_not_configured", "no webhook settings to update")
+        document = await json_body(request)
+        try:
+            # The secret is write-only: an update may leave it out to keep the current one,
+            # unless it changes where the secret goes.
+            webhook_settings.keep_secret(document, current)
+        except webhook_settings.SettingsInvalid as exc:
+            raise _invalid(exc) from exc
+        settings = _validated(document)
+        self._save(settings)
+        return JSONResponse({"data": webhook_settings.masked(settings)})
+
+    async def delete(self, request: Request) -> Response:
+        if not self.store.delete_settings():
+            raise HttpError(404, "webhook_not_configured", "no webhook settings to delete")
+        self._apply(None)
+        return Response(status_code=204)
+
+    async def test(self, request: Request) -> Response:
+        settings = self.store.settings()
+        if settings is None:
+            raise HttpError(409, "webhook_not_configured", "create the webhook settings first")
+        try:
+            target = webhook_settings.to_target(settings, self.dispatcher.settings.timeout)
+        except ConfigError as exc:  # saved by an earlier version that checked less
+            raise HttpError(
+                409,
+                "invalid_settings",
+                f"the stored settings cannot be used ({exc}); save them again",
+            ) from exc
+        trace = await run_test(self.dispatcher, target)
+        settings["last_test"] = {"ok": trace["ok"], "at": views.iso(self.clock())}
+        self.store.put_settings(settings, self.clock())
+        return JSONResponse({"data": trace})
+
+    def _save(self, settings: dict[str, Any]) -> None:
+        self.store.put_settings(settings, self.clock())
+        self._apply(settings)
+
+    def _apply(self, settings: dict[str, Any] | None) -> None:
+        if settings is None:
+            log.info("webhook settings removed")
+        else:
+            log.info("webhook settings saved: %s", json.dumps(webhook_settings.masked(settings)))
+        self.dispatcher.set_target(
+            None
+            if settings is None
+            else webhook_settings.to_target(settings, self.dispatcher.settings.timeout)
+        )
+
+
+def _validated(document: Any) -> dict[str, Any]:
+    try:
+        return webhook_settings.validate(document)
+    except webhook_settings.SettingsInvalid as exc:
+        raise _invalid(exc) from exc
+
+
+def _invalid(exc: webhook_settings.SettingsInvalid) -> HttpError:
+    return HttpError(422, "invalid_settings", str(exc), errors=exc.errors)

@@ -15,6 +15,7 @@ from webhook_kit.cli.options import (
     Sender,
     errors_to_exit,
     sender_options,
+    settings_errors_are_usage,
     timeout_option,
 )
 
@@ -127,7 +128,7 @@ def certify(sender: Sender, fmt: str, output: Path | None, **options: Any) -> No
 
     if sender.token_url is None and options["issuer"] is None:
         raise click.UsageError("give --token-url, or --issuer to discover it")
-    with errors_to_exit():
+    with settings_errors_are_usage():
         settings = _settings(sender, **options)
     show = fmt == "text" and output is None
     with errors_to_exit(), _progress(enabled=show, soak=settings.soak) as (progress, soaked):

@@ -18,10 +18,10 @@ Exit codes are decided at the CLI edge only: an error in the flags themselves is
 exception exits 3.
 
 A few exceptions never reach a caller, so they do not derive from it: the ones that carry an
-HTTP answer out of a request handler to its app (the endpoint's and the provider's API errors,
-the token issuer's RFC 6749 errors), ``guard.ForbiddenAddress``, an ``OSError`` so that aiohttp
-reports a refused connection as one, ``endpoint.payload.PayloadError``, a ``ValueError`` like the
-JSON parser's own, and the pytest plugin's report of a failed check.
+HTTP answer out of a request handler to its app (``serving.http.HttpError``, which both apps
+use, and the token issuer's RFC 6749 errors), ``guard.ForbiddenAddress``, an ``OSError`` so that
+aiohttp reports a refused connection as one, ``serving.strict_json.PayloadError``, a
+``ValueError`` like the JSON parser's own, and the pytest plugin's report of a failed check.
 """
 
 from __future__ import annotations

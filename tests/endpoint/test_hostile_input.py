@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from tests.helpers import KitClient, notification
 from webhook_kit.cli import main
-from webhook_kit.endpoint.payload import MAX_DEPTH, PayloadError, parse_json
 from webhook_kit.endpoint.recorder import Recorder
+from webhook_kit.serving.strict_json import MAX_DEPTH, PayloadError, parse_json
 
 LONE_SURROGATE_EVENT = (
     b'{"event_id": "evt-\\ud800", "status": "on-course", "validation_id": "v"}'  # JSON escape

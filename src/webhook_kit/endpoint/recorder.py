@@ -25,9 +25,9 @@ from typing import IO, Any
 
 import orjson
 
-from webhook_kit.endpoint.payload import PayloadError, parse_json
 from webhook_kit.endpoint.settings import MAX_KEEP
 from webhook_kit.errors import ConfigError
+from webhook_kit.serving.strict_json import PayloadError, parse_json
 
 Record = dict[str, Any]
 Listener = Callable[[Record], None]

@@ -4,7 +4,7 @@
   such as ``errors`` (field names, for a 422): :func:`error_response` builds it, and raising
   :class:`HttpError` in a handler is the usual way to get there.
 - Request bodies are read with a bound (:func:`read_body`, :func:`limited` for the multipart
-  parser) and parsed with the endpoint's strict JSON parser (:func:`read_json`).
+  parser) and parsed as strict JSON (``strict_json``; :func:`read_json`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import Response
 from starlette.types import Message
 
-from webhook_kit.endpoint.payload import PayloadError, parse_json
+from webhook_kit.serving.strict_json import PayloadError, parse_json
 
 __all__ = [
     "EXCEPTION_HANDLERS",
@@ -181,7 +181,7 @@ async def read_json(
     lone_surrogates: bool = False,
     unsupported: str = "send application/json",
 ) -> Any:
-    """The body as strict JSON (see ``endpoint.payload``): 415 for another media type, 400
+    """The body as strict JSON (see ``serving.strict_json``): 415 for another media type, 400
     ``invalid_json`` for a body that is not JSON or is nested too deep, 413 past ``limit``.
 
     ``optional``: an empty body is ``None``. ``lone_surrogates``: keep them in strings, for a

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 
 from webhook_kit.oauth.credentials import ClientCredentials
 from webhook_kit.redact import scrub
+from webhook_kit.serving.http import HttpError, read_body
 
 #: Token requests are tiny; anything larger is refused before parsing.
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
@@ -271,11 +272,11 @@ async def _read_form(request: Request) -> dict[str, str]:
         raise OAuthError(
             "invalid_request", "Content-Type must be application/x-www-form-urlencoded"
         )
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_TOKEN_REQUEST_BYTES:
-            raise OAuthError("invalid_request", "request body too large")
+    try:
+        body = await read_body(request, MAX_TOKEN_REQUEST_BYTES)
+    except HttpError as exc:  # RFC 6749's error shape here, not the kit's
+        message = "request body too large" if exc.status == 413 else exc.message
+        raise OAuthError("invalid_request", message) from exc
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -91,7 +91,18 @@ def test_bad_settings_are_422_naming_the_field(
     assert field in [e["field"] for e in error["errors"]]
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b""])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"\xff\xfe",
+        b"",
+        # Strict JSON, as the endpoint reads it: no NaN or infinity, at most 64 levels deep.
+        b'{"enabled": NaN}',
+        b'{"enabled": 1e400}',
+        b"[" * 65 + b"]" * 65,
+    ],
+)
 def test_non_json_bodies_are_400(setup: tuple[Endpoint, ProviderClient], body: bytes) -> None:
     _, api = setup
     response = api.call(

@@ -99,6 +99,12 @@ def error_response(
 _HTTP_ERROR_TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # An HttpError no handler caught (they usually do, to record or log it) still answers as is.
+    assert isinstance(exc, HttpError)
+    return exc.response()
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     # Starlette's own 404 and 405 (with its Allow header), as the kit's JSON error.
     assert isinstance(exc, HTTPException)
@@ -112,7 +118,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 #: For ``Starlette(exception_handlers=...)``: every answer of the app is the kit's JSON error.
-EXCEPTION_HANDLERS = {HTTPException: _http_exception, Exception: _server_error}
+EXCEPTION_HANDLERS = {
+    HttpError: _http_error,
+    HTTPException: _http_exception,
+    Exception: _server_error,
+}
 
 
 def media_type(request: Request) -> str:

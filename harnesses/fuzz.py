@@ -20,6 +20,7 @@ a value that is accepted once and then breaks every later read is the worst kind
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import signal
@@ -309,6 +310,8 @@ class Tally:
     dropped: int = 0
     dead: int = 0
     protocol_rejects: int = 0
+    #: The fuzzer itself stopped (an exception outside any request).
+    aborted: int = 0
     #: One example per distinct failure: signature -> the case that showed it.
     examples: dict[str, str] = field(default_factory=dict)
     case: str = ""
@@ -317,7 +320,7 @@ class Tally:
 
     @property
     def failures(self) -> int:
-        return self.server_errors + self.bad_errors + self.dropped + self.dead
+        return self.server_errors + self.bad_errors + self.dropped + self.dead + self.aborted
 
     def fail(self, kind: str, signature: str) -> None:
         if kind == "5xx":
@@ -326,6 +329,8 @@ class Tally:
             self.bad_errors += 1
         elif kind == "dropped":
             self.dropped += 1
+        elif kind == "aborted":
+            self.aborted += 1
         else:
             self.dead += 1
         signature, case = self.clean(signature), self.clean(self.case)
@@ -407,7 +412,8 @@ class Tally:
         lines = [
             f"requests {self.requests}, 5xx {self.server_errors}, non-JSON errors "
             f"{self.bad_errors}, dropped {self.dropped}, health failures {self.dead}, "
-            f"protocol-level 400s {self.protocol_rejects}",
+            f"protocol-level 400s {self.protocol_rejects}"
+            + (", the fuzzer stopped early" if self.aborted else ""),
             "statuses " + ", ".join(f"{k}x{v}" for k, v in sorted(self.statuses.items())),
         ]
         for signature, case in list(self.examples.items())[:25]:
@@ -859,7 +865,12 @@ def multipart(
     return body, b"multipart/form-data; boundary=" + boundary
 
 
-def provider_ops(netloc: str, good: dict[str, Any], validation_id: Callable[[], str]) -> Any:
+#: Stands for the validation an upload goes to; replaced when the case runs, so that generating
+#: a case never touches the network (hypothesis replays generation and must see the same draws).
+CURRENT_VALIDATION = "<current-validation>"
+
+
+def provider_ops(netloc: str, good: dict[str, Any]) -> Any:
     """A strategy of hostile :class:`Op`s over settings, events, validations and uploads."""
     settings_field = st.sampled_from(
         [
@@ -966,7 +977,7 @@ def provider_ops(netloc: str, good: dict[str, Any], validation_id: Callable[[], 
         json_body: Any,
     ) -> Op:
         change, field_name = which
-        path = f"/validation/{validation_id()}/{change}"
+        path = f"/validation/{CURRENT_VALIDATION}/{change}"
         if json_body is not None:
             return Op(
                 "PUT",
@@ -1021,9 +1032,17 @@ def fuzz_provider_hostile(
     tally.secrets.update((apikey, good_settings["auth"]["client_secret"]))
 
     def validation_id() -> str:
+        """A validation to upload to: a fresh one now and then (uploads move it along and a
+        hostile DELETE may end it)."""
         if not current or count[0] % 50 == 0:
-            response = http.post(base_url + "/validation", headers={"apikey": apikey}, timeout=30)
-            if response.status_code == 201:
+            response = tally.send(
+                http,
+                "POST",
+                base_url + "/validation",
+                headers={"apikey": apikey},
+                where="POST /validation (setup)",
+            )
+            if response is not None and response.status_code == 201:
                 current[:] = [response.json()["data"]["id"]]
         return current[0] if current else "missing"
 
@@ -1034,11 +1053,13 @@ def fuzz_provider_hostile(
 
     @settings(max_examples=examples, derandomize=tally.derandomize, **SETTINGS)
     @given(
-        op=provider_ops(netloc, good_settings, validation_id),
+        op=provider_ops(netloc, good_settings),
         key=st.sampled_from([apikey] * 7 + ["wrong"]) | header_value,
     )
     def run(op: Op, key: Any) -> None:
         count[0] += 1
+        if CURRENT_VALIDATION in op.path:
+            op = dataclasses.replace(op, path=op.path.replace(CURRENT_VALIDATION, validation_id()))
         headers = {"apikey": key, **op.kwargs.get("headers", {})}
         kwargs = {k: v for k, v in op.kwargs.items() if k != "headers"}
         shown_key = "good" if key == apikey else repr(key)
@@ -1078,8 +1099,14 @@ class SurfaceResult:
 
 
 def timed(name: str, tally: Tally, run: Callable[[], int]) -> SurfaceResult:
+    """Run one surface; a fuzzer that dies part-way is a failure of the run, not its end."""
     started = time.monotonic()
-    cases = run()
+    try:
+        cases = run()
+    except Exception as exc:
+        tally.case = f"the {name} fuzzer stopped"
+        tally.fail("aborted", f"{type(exc).__name__}: {str(exc)[:300]}")
+        cases = 0
     return SurfaceResult(name, cases, tally, time.monotonic() - started)
 
 

@@ -89,7 +89,8 @@ def main() -> int:
         print(
             f"{name:<17} {result.cases:6d} cases {tally.requests:7d} requests "
             f"5xx {tally.server_errors:<5d} other failures "
-            f"{tally.bad_errors + tally.dropped + tally.dead:<5d} {result.seconds:7.1f} s",
+            f"{tally.failures - tally.server_errors:<5d} {result.seconds:7.1f} s"
+            + (" (the fuzzer stopped early)" if tally.aborted else ""),
             flush=True,
         )
 
@@ -207,6 +208,7 @@ def main() -> int:
                             "non_json_errors": r.tally.bad_errors,
                             "dropped": r.tally.dropped,
                             "health_failures": r.tally.dead,
+                            "aborted": r.tally.aborted,
                             "protocol_400": r.tally.protocol_rejects,
                             "statuses": dict(sorted(r.tally.statuses.items())),
                             "seconds": round(r.seconds, 1),

@@ -30,6 +30,7 @@ from webhook_kit.endpoint.recorder import Recorder, encode_many, mask_headers
 from webhook_kit.errors import SchemaError, TokenError
 from webhook_kit.oauth.issuer import TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier, bearer_token, www_authenticate
+from webhook_kit.parsing import yes_no
 from webhook_kit.serving.http import (
     EXCEPTION_HANDLERS,
     HttpError,
@@ -301,12 +302,10 @@ class KitApi:
 
 
 def _parse_bool(value: str, name: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise HTTPException(400, f"{name} must be true or false")
+    parsed = yes_no(value)
+    if parsed is None:
+        raise HTTPException(400, f"{name} must be true or false")
+    return parsed
 
 
 def create_app(

@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.delivery.store import EventFilter
+from webhook_kit.parsing import yes_no
 from webhook_kit.provider import views
 from webhook_kit.serving.http import HttpError, read_json
 
@@ -40,11 +41,10 @@ def event_filter(request: Request) -> EventFilter:
 def bool_param(value: str | None, name: str) -> bool | None:
     if value is None:
         return None
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise HttpError(400, "invalid_parameter", f"{name} must be true or false")
+    parsed = yes_no(value)
+    if parsed is None:
+        raise HttpError(400, "invalid_parameter", f"{name} must be true or false")
+    return parsed
 
 
 def status_param(value: str | None) -> str | None:

@@ -42,6 +42,7 @@ from harnesses.fuzz import (  # noqa: E402
     fuzz_webhook,
     timed,
 )
+from webhook_kit.delivery.dispatcher import DispatcherSettings
 from webhook_kit.endpoint.service import running_endpoint  # noqa: E402
 from webhook_kit.endpoint.settings import EndpointSettings  # noqa: E402
 from webhook_kit.provider.openapi import build_openapi  # noqa: E402
@@ -137,7 +138,11 @@ def main() -> int:
         operations = sum(len(methods) for methods in build_openapi()["paths"].values())
         with running_provider(
             ProviderSettings(
-                port=0, db=":memory:", certs_dir=certs, ca_file=certs / "ca.pem", server=args.server
+                port=0,
+                db=":memory:",
+                certs_dir=certs,
+                server=args.server,
+                delivery=DispatcherSettings(ca_file=certs / "ca.pem", address_policy="local"),
             )
         ) as provider:
             api = ProviderClient(provider)

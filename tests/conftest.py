@@ -61,15 +61,27 @@ def client(shared_endpoint: Endpoint) -> Iterator[KitClient]:
 @pytest.fixture
 def start_provider(certs_dir: Path) -> Iterator[Callable[..., Any]]:
     """Start real providers (TLS, ephemeral port, in-memory store unless told otherwise)."""
+    from webhook_kit.delivery.dispatcher import DispatcherSettings
+    from webhook_kit.delivery.guard import policy_of
     from webhook_kit.provider.service import ProviderSettings, running_provider
+
+    delivery_keys = ("concurrency", "timeout", "ca_file", "policy")
 
     with contextlib.ExitStack() as stack:
 
         def start(**options: Any) -> Any:
+            """Provider options, plus the delivery ones (``timeout``, ``policy``, ...) and
+            ``public_only``/``allow_private``, which go into its DispatcherSettings."""
             options.setdefault("port", 0)
             options.setdefault("db", ":memory:")
             options.setdefault("certs_dir", certs_dir)
             options.setdefault("ca_file", certs_dir / "ca.pem")
-            return stack.enter_context(running_provider(ProviderSettings(**options)))
+            delivery = {k: options.pop(k) for k in delivery_keys if k in options}
+            delivery["address_policy"] = policy_of(
+                public_only=options.pop("public_only", False),
+                allow_private=options.pop("allow_private", False),
+            )
+            settings = ProviderSettings(**options, delivery=DispatcherSettings(**delivery))
+            return stack.enter_context(running_provider(settings))
 
         yield start

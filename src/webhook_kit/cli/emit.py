@@ -11,6 +11,7 @@ import click
 from webhook_kit.cli.options import (
     HTTPS_URL,
     Sender,
+    address_policy,
     address_policy_options,
     echo_json,
     errors_to_exit,
@@ -70,13 +71,11 @@ def emit(
     public or a loopback address; see --allow-private and --public-only.
     """
     from webhook_kit.delivery.emit import emit as run_emit
-    from webhook_kit.delivery.guard import policy_of
     from webhook_kit.serving.loop import run
 
     if statuses and all_statuses:
         raise click.UsageError("use --status or --all, not both")
-    if public_only and allow_private:
-        raise click.UsageError("use --public-only or --allow-private, not both")
+    policy = address_policy(public_only=public_only, allow_private=allow_private)
 
     with errors_to_exit():
         outcomes = run(
@@ -88,7 +87,7 @@ def emit(
                 timeout=timeout,
                 retries=retries,
                 echo=partial(_show, as_json=as_json),
-                address_policy=policy_of(public_only=public_only, allow_private=allow_private),
+                address_policy=policy,
             )
         )
     sent = sum(1 for o in outcomes if o.state == "sent")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import click
 
 if TYPE_CHECKING:
+    from webhook_kit.delivery.guard import AddressPolicy
     from webhook_kit.oauth.client import OAuthSettings
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -176,6 +177,16 @@ address_policy_options = option_group(
         "cloud metadata addresses never are (checked on the address connected to).",
     ),
 )
+
+
+def address_policy(*, public_only: bool, allow_private: bool) -> AddressPolicy:
+    """The one policy the two flags of :data:`address_policy_options` choose (both: exit 2)."""
+    from webhook_kit.delivery.guard import policy_of
+
+    if public_only and allow_private:
+        raise click.UsageError("use --public-only or --allow-private, not both")
+    return policy_of(public_only=public_only, allow_private=allow_private)
+
 
 #: The options of the two commands that run a server (serve and provider).
 server_options = option_group(

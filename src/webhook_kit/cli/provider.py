@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from webhook_kit.cli.options import (
+    address_policy,
     address_policy_options,
     announce_ready,
     ca_option,
@@ -47,11 +48,21 @@ def provider(as_json: bool, **options: Any) -> None:
     may use a database file. Webhook and token URLs may be on public or loopback addresses;
     see --allow-private and --public-only.
     """
+    from webhook_kit.delivery.dispatcher import DispatcherSettings
     from webhook_kit.provider.service import Provider, ProviderSettings
     from webhook_kit.serving.loop import run_until_signal
 
+    policy = address_policy(
+        public_only=options.pop("public_only"), allow_private=options.pop("allow_private")
+    )
     with settings_errors_are_usage():
-        settings = ProviderSettings(**options)
+        delivery = DispatcherSettings(
+            concurrency=options.pop("concurrency"),
+            timeout=options.pop("timeout"),
+            ca_file=options.pop("ca_file"),
+            address_policy=policy,
+        )
+        settings = ProviderSettings(**options, delivery=delivery)
     with errors_to_exit():
         instance = Provider(settings)
         info = instance.info

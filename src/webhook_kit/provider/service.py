@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings
-from webhook_kit.delivery.guard import policy_of
-from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.delivery.store import Store
 from webhook_kit.errors import ConfigError, StoreError
 from webhook_kit.provider import webhook_settings
@@ -32,22 +30,17 @@ class ProviderSettings:
     port: int = 8444
     db: str = "webhook-kit-provider.db"
     apikey: str | None = field(default=None, repr=False)
-    ca_file: Path | None = None
     server: ServerName = "uvicorn"
     certs_dir: Path = Path("certs")
     certfile: Path | None = None
     keyfile: Path | None = None
-    concurrency: int = 16
-    timeout: float = 10.0
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Only public addresses (a provider that delivers to URLs its customers type in).
-    public_only: bool = False
-    #: Also private (LAN) addresses; loopback is always allowed unless ``public_only``.
-    allow_private: bool = False
+    #: How events are delivered: composed, not copied. By default webhook and token URLs may be
+    #: on public or loopback addresses (the CLI's default too).
+    delivery: DispatcherSettings = field(
+        default_factory=lambda: DispatcherSettings(address_policy="local")
+    )
 
     def __post_init__(self) -> None:
-        if self.public_only and self.allow_private:
-            raise ConfigError("--public-only and --allow-private exclude each other")
         if (self.certfile is None) != (self.keyfile is None):
             raise ConfigError("--certfile and --keyfile go together")
         if self.apikey is not None and not self.apikey.strip():
@@ -102,18 +95,12 @@ class Provider:
         target = None
         if stored is not None:
             try:
-                target = webhook_settings.to_target(stored, s.timeout)
+                target = webhook_settings.to_target(stored, s.delivery.timeout)
             except ConfigError as exc:  # saved by an earlier version that checked less
                 log.warning("the stored webhook settings cannot be used (%s): save them again", exc)
         dispatcher = Dispatcher(
             self.store,
-            DispatcherSettings(
-                concurrency=s.concurrency,
-                timeout=s.timeout,
-                ca_file=s.ca_file,
-                policy=s.policy,
-                address_policy=policy_of(public_only=s.public_only, allow_private=s.allow_private),
-            ),
+            s.delivery,
             target=target,
             on_disable=self._on_disable,
         )

@@ -76,6 +76,7 @@ def serve(tmp_path: Path, certs_dir: Path) -> Iterator[object]:
         process.communicate(timeout=10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_json_line_then_clean_exit(serve: object, server: str, sig: signal.Signals) -> None:
@@ -102,6 +103,7 @@ def test_serve_json_line_then_clean_exit(serve: object, server: str, sig: signal
     assert "Traceback" not in served.process.stderr.read()  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_banner_and_one_line_per_request(tmp_path: Path, certs_dir: Path) -> None:
     process = subprocess.Popen(
         kit_command("serve", "--port", "0", "--certs-dir", str(certs_dir)),
@@ -134,6 +136,7 @@ def test_banner_and_one_line_per_request(tmp_path: Path, certs_dir: Path) -> Non
     assert process.returncode == 0
 
 
+@pytest.mark.slow
 def test_port_in_use_is_one_line_exit_1(certs_dir: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -215,6 +218,7 @@ def test_version_and_help() -> None:
     assert helped.exit_code == 0 and "--respond" in helped.output
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     result = subprocess.run(
         kit_command("demo"), capture_output=True, text=True, timeout=120, cwd=tmp_path
@@ -382,6 +386,7 @@ def test_a_crash_exits_3_with_one_line_and_the_traceback_only_in_debug(
     assert debug.output.rstrip().endswith("webhook-kit: internal error: KeyError; this is a bug")
 
 
+@pytest.mark.slow
 def test_a_crash_in_a_real_process_exits_3(tmp_path: Path) -> None:
     """The edge is the console entry point itself, not only CliRunner's view of it."""
     script = (

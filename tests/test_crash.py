@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harnesses.crash import run_crash
+
+# Crash safety: kit processes under load, SIGKILLed and restarted.
+pytestmark = pytest.mark.slow
 
 
 def test_sigkill_loses_nothing(tmp_path: Path) -> None:

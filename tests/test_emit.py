@@ -16,6 +16,9 @@ from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.endpoint.settings import FaultRule, FaultSettings
 
+# Every test runs webhook-kit emit as a process.
+pytestmark = pytest.mark.slow
+
 
 def emit_args(sink: Endpoint, *extra: str) -> list[str]:
     return ["emit", sink.info.url, *sender_args(sink), *extra]

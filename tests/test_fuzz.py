@@ -35,6 +35,9 @@ from tests.helpers import KitClient, short_failure
 from tests.provider.helpers import ProviderClient
 from webhook_kit.endpoint.service import Endpoint
 
+# Fuzzing: hundreds of generated cases per surface against live servers.
+pytestmark = pytest.mark.slow
+
 SCALE = int(os.environ.get("WEBHOOK_KIT_FUZZ_EXAMPLES", "150"))
 
 

@@ -14,6 +14,9 @@ from webhook_kit.certify.pipeline import CHECK_IDS
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.testing import serve_app
 
+# Runs whole pytest sessions (pytester), the examples' suites among them.
+pytestmark = pytest.mark.slow
+
 #: Checks that need an option to run (--webhook-expiry-wait, --webhook-soak); they skip saying so.
 SKIPPED_BY_DEFAULT = ("oauth.expired_token", "availability.soak")
 

@@ -26,6 +26,7 @@ def kit(level: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "webhook_kit", "--log-level", level, *args]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", ["debug", "info", "warning", "error"])
 def test_secret_never_leaks(level: str, tmp_path: Path, certs_dir: Path) -> None:
     seen: list[str] = []

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# Builds the wheel and installs it into a fresh venv.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

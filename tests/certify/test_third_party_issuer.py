@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from examples.receiver.app import create_app
 from tests.interop_node import oauth2_mock_server
 from webhook_kit.certify.model import CertifySettings
@@ -13,6 +15,9 @@ from webhook_kit.certify.pipeline import certify
 from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.serving.loop import run
 from webhook_kit.testing import serve_app
+
+# A third-party authorization server and a full certify run.
+pytestmark = pytest.mark.slow
 
 
 def test_a_token_endpoint_that_ignores_the_secret_fails_wrong_secret(certs_dir: Path) -> None:

@@ -51,6 +51,7 @@ def emit_to(sink: Endpoint, url: str, *extra: str) -> subprocess.CompletedProces
     return run_kit(["emit", url, *sender_args(sink), "--status", "on-course", *extra], timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "host",
     ["127.0.0.1", "localhost", "2130706433", "0x7f000001", "127.1", "[::ffff:127.0.0.1]", "[::1]"],
@@ -65,6 +66,7 @@ def test_emit_public_only_refuses_loopback_in_any_form(start_endpoint: Any, host
     assert sink.issuer.issued == 0  # and no token was fetched from it either
 
 
+@pytest.mark.slow
 def test_without_public_only_the_same_target_works(start_endpoint: Any) -> None:
     sink: Endpoint = start_endpoint()
     assert emit_to(sink, sink.info.url).returncode == 0
@@ -150,6 +152,7 @@ def test_refusals_say_why_and_what_allows_it() -> None:
     assert why_refused("127.0.0.1", "public") == "refused by --public-only: 127.0.0.1 is loopback"
 
 
+@pytest.mark.slow
 def test_emit_refuses_the_metadata_address_without_sending_anything(start_endpoint: Any) -> None:
     sink: Endpoint = start_endpoint()
     result = emit_to(sink, "https://169.254.169.254/latest/meta-data", "--allow-private")

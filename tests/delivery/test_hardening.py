@@ -153,6 +153,7 @@ def test_a_second_store_on_one_file_is_refused_until_the_first_closes(tmp_path: 
     Store(path).close()
 
 
+@pytest.mark.slow
 def test_a_full_database_holds_deliveries_and_loses_no_completion(
     start_endpoint: Any, tmp_path: Path
 ) -> None:

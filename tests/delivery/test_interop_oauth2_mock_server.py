@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from examples.receiver.app import create_app
 from tests.interop_node import oauth2_mock_server
 from webhook_kit.contract import notifications
@@ -16,6 +18,9 @@ from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.serving.loop import run
 from webhook_kit.testing import serve_app
 from webhook_kit.tls import CertFiles
+
+# Interop: an npm authorization server as a node process.
+pytestmark = pytest.mark.slow
 
 
 def deliver_all(

@@ -71,6 +71,7 @@ def session(ca_file: str) -> requests.Session:
     return http
 
 
+@pytest.mark.slow
 def test_serve_console_escapes_what_strangers_send(
     processes: list[subprocess.Popen[Any]], certs_dir: Path, tmp_path: Path
 ) -> None:
@@ -95,6 +96,7 @@ def test_serve_console_escapes_what_strangers_send(
     assert "\\x1b]52;c;aGVsbG8=\\x07" in line and "\\x1b[2J" in line
 
 
+@pytest.mark.slow
 def test_serve_keeps_answering_when_nobody_reads_its_output(
     processes: list[subprocess.Popen[Any]], certs_dir: Path, tmp_path: Path
 ) -> None:
@@ -137,6 +139,7 @@ def test_serve_keeps_answering_when_nobody_reads_its_output(
     assert "request lines were dropped" in errors.read_text()
 
 
+@pytest.mark.slow
 def test_serve_keeps_answering_when_nobody_reads_its_logs(
     processes: list[subprocess.Popen[Any]], certs_dir: Path, tmp_path: Path
 ) -> None:
@@ -219,6 +222,7 @@ def h2_request(
             sock.sendall(conn.data_to_send())
 
 
+@pytest.mark.slow
 def test_debug_logs_over_http2_carry_no_credentials(
     processes: list[subprocess.Popen[Any]], certs_dir: Path, tmp_path: Path
 ) -> None:

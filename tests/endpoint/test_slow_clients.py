@@ -22,6 +22,9 @@ from tests.helpers import KitClient, notification
 from webhook_kit.endpoint.settings import FaultSettings
 from webhook_kit.serving import loop as runtime
 
+# Slow clients: each test waits for a server-side deadline to pass.
+pytestmark = pytest.mark.slow
+
 
 def closed_by_server(conn: socket.socket, within: float) -> bool:
     """True once the server closes ``conn`` (reads b"" or a reset) within ``within`` seconds."""

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.helpers import KitClient, notification
 from tests.inspector.conftest import REBOUND_NAME
 from webhook_kit.endpoint.service import Endpoint
+
+# A real browser (Chromium, driven by Playwright).
+pytestmark = pytest.mark.slow
 
 
 def test_a_form_on_another_site_cannot_rotate_the_key(start_endpoint: Any, page: Any) -> None:

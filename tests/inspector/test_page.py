@@ -13,6 +13,9 @@ import pytest
 from tests.helpers import KitClient, claims_for, notification, sign
 from webhook_kit.endpoint.service import Endpoint
 
+# A real browser (Chromium, driven by Playwright).
+pytestmark = pytest.mark.slow
+
 
 def wait_count(page: Any, selector: str, count: int) -> None:
     """Wait until ``count`` elements match. Playwright's locator assertion polls from its own

@@ -44,6 +44,7 @@ def _wait(condition: Any, timeout: float = 30) -> Any:
 # -- finding 5: one process per database file -------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_provider_on_the_same_database_is_refused(tmp_path: Path, certs_dir: Path) -> None:
     db = tmp_path / "shared.db"
     command = [

@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import KitClient
 from webhook_kit.endpoint.service import Endpoint, running_endpoint
 from webhook_kit.endpoint.settings import EndpointSettings
+from webhook_kit.oauth.issuer import TokenSettings
 from webhook_kit.tls import ensure_dev_certs
 
 SERVERS = ["uvicorn", "hypercorn"]
@@ -34,7 +35,14 @@ def start_endpoint(certs_dir: Path) -> Iterator[EndpointFactory]:
         def start(**options: Any) -> Endpoint:
             options.setdefault("port", 0)
             options.setdefault("certs_dir", certs_dir)
-            return stack.enter_context(running_endpoint(EndpointSettings(**options)))
+            # Token options (audience, scopes, token_ttl) go into the composed TokenSettings.
+            tokens: dict[str, Any] = {
+                k: options.pop(k) for k in ("audience", "scopes") if k in options
+            }
+            if "token_ttl" in options:
+                tokens["ttl"] = options.pop("token_ttl")
+            settings = EndpointSettings(**options, tokens=TokenSettings(**tokens))
+            return stack.enter_context(running_endpoint(settings))
 
         yield start
 

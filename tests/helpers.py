@@ -37,7 +37,7 @@ def claims_for(sink: Endpoint, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": sink.urls.base,
-        "aud": sink.settings.audience,
+        "aud": sink.settings.tokens.audience,
         "sub": sink.credentials.client_id,
         "iat": now,
         "nbf": now,

@@ -52,7 +52,7 @@ class EndpointHandle:
         self.client_id = info.client_id
         self.client_secret = info.client_secret
         self.issuer = endpoint.urls.base
-        self.audience = endpoint.settings.audience
+        self.audience = endpoint.settings.tokens.audience
         assert info.ca_file is not None, "the endpoint runs on the kit's certificates"
         self.ca_file = Path(info.ca_file)
 

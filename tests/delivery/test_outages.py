@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -28,6 +29,9 @@ from webhook_kit.oauth.issuer import IssuerSettings, TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier
 from webhook_kit.serving.loop import run
 from webhook_kit.testing import serve_app
+
+# Outages: each test waits for deadlines and retries to play out.
+pytestmark = pytest.mark.slow
 
 QUICK = RetryPolicy(schedule=(0.05,) * 200, jitter=0.0)
 
@@ -80,7 +84,7 @@ def test_endpoint_down_mid_run_then_everything_is_delivered(certs_dir: Path) -> 
 
 def test_token_endpoint_down_is_token_error_then_delivery_resumes(certs_dir: Path) -> None:
     issuer = TokenIssuer(
-        IssuerSettings("https://auth.test", "webhook-kit", ClientCredentials("c", "s3cret-value"))
+        IssuerSettings("https://auth.test", ClientCredentials("c", "s3cret-value"))
     )
     verifier = BearerVerifier(
         key=issuer.public_key, issuer="https://auth.test", audience="webhook-kit"

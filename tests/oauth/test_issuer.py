@@ -11,7 +11,7 @@ from joserfc.jwk import KeySet
 
 from tests.helpers import KitClient
 from webhook_kit.oauth.credentials import ClientCredentials
-from webhook_kit.oauth.issuer import IssuerSettings, OAuthError, TokenIssuer
+from webhook_kit.oauth.issuer import IssuerSettings, OAuthError, TokenIssuer, TokenSettings
 
 
 def token_request(client: KitClient, **kwargs: object) -> requests.Response:
@@ -177,7 +177,8 @@ def test_configured_credentials_are_used(start_endpoint: object) -> None:
 
 
 def test_malformed_basic_header() -> None:
-    issuer = TokenIssuer(IssuerSettings("https://i", "a", ClientCredentials("c", "s")))
+    settings = IssuerSettings("https://i", ClientCredentials("c", "s"), TokenSettings(audience="a"))
+    issuer = TokenIssuer(settings)
     with pytest.raises(OAuthError) as caught:
         issuer.authenticate_client("Basic !!!", {})
     assert caught.value.error == "invalid_client"

@@ -122,11 +122,16 @@ def serve(as_json: bool, **options: Any) -> None:
     (bearer token, JSON, schema) and records it; GET /_kit/deliveries lists what arrived.
     """
     from webhook_kit.endpoint.settings import EndpointSettings, FaultSettings
+    from webhook_kit.oauth.issuer import TokenSettings
 
     faults = {name: options.pop(name) for name in FAULT_OPTIONS}
-    options["scopes"] = tuple(options["scopes"])
     with settings_errors_are_usage():
-        settings = EndpointSettings(faults=FaultSettings(**faults), **options)
+        tokens = TokenSettings(
+            audience=options.pop("audience"),
+            scopes=tuple(options.pop("scopes")),
+            ttl=options.pop("token_ttl"),
+        )
+        settings = EndpointSettings(faults=FaultSettings(**faults), tokens=tokens, **options)
     with errors_to_exit():
         _run_endpoint(settings, as_json)
 

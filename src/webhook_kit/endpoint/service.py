@@ -53,15 +53,11 @@ class Endpoint:
         self.urls = Urls(f"https://{servers.url_host(self.sock)}:{port}", settings.path)
         self.issuer = TokenIssuer(
             IssuerSettings(
-                issuer=self.urls.base,
-                audience=settings.audience,
-                credentials=self.credentials,
-                scopes=settings.scopes,
-                token_ttl=settings.token_ttl,
+                issuer=self.urls.base, credentials=self.credentials, tokens=settings.tokens
             )
         )
         self.verifier = BearerVerifier(
-            key=self.issuer.public_key, issuer=self.urls.base, audience=settings.audience
+            key=self.issuer.public_key, issuer=self.urls.base, audience=settings.tokens.audience
         )
         self.receiver = WebhookRoute(
             verifier=self.verifier,

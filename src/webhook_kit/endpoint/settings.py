@@ -8,6 +8,7 @@ from typing import Literal
 
 from webhook_kit.contract.statuses import LEGACY_ALIASES, STATUSES
 from webhook_kit.errors import ConfigError
+from webhook_kit.oauth.issuer import TokenSettings
 
 ServerName = Literal["uvicorn", "hypercorn"]
 #: Requests kept in memory at most; memory is bounded in bytes too (see ``recorder``).
@@ -70,9 +71,8 @@ class EndpointSettings:
     server: ServerName = "uvicorn"
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
-    audience: str = "webhook-kit"
-    scopes: tuple[str, ...] = ("webhook",)
-    token_ttl: int = 3600
+    #: The tokens its issuer grants: composed, and handed to the issuer as they are.
+    tokens: TokenSettings = TokenSettings()
     max_body: int = 1024 * 1024
     legacy_statuses: bool = False
     record_file: Path | None = None
@@ -96,8 +96,6 @@ class EndpointSettings:
             raise ConfigError("--certfile and --keyfile go together")
         if (self.client_id is None) != (self.client_secret is None):
             raise ConfigError("--client-id and --client-secret go together")
-        if self.token_ttl < 1:
-            raise ConfigError("token TTL must be at least 1 second")
         if self.max_body < 1:
             raise ConfigError("body limit must be positive")
         if not (0 < self.header_timeout < 3600 and 0 < self.body_timeout < 3600):

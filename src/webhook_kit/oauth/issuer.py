@@ -29,6 +29,7 @@ from joserfc.jwk import RSAKey
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from webhook_kit.errors import ConfigError
 from webhook_kit.oauth.credentials import ClientCredentials
 from webhook_kit.redact import scrub
 from webhook_kit.serving.http import HttpError, read_body
@@ -39,12 +40,23 @@ ALGORITHM = "RS256"
 
 
 @dataclass(frozen=True)
+class TokenSettings:
+    """What the issuer's tokens say and how long they live; the endpoint's settings hold one."""
+
+    audience: str = "webhook-kit"
+    scopes: tuple[str, ...] = ("webhook",)
+    ttl: int = 3600
+
+    def __post_init__(self) -> None:
+        if self.ttl < 1:
+            raise ConfigError("token TTL must be at least 1 second")
+
+
+@dataclass(frozen=True)
 class IssuerSettings:
     issuer: str
-    audience: str
     credentials: ClientCredentials
-    scopes: tuple[str, ...] = ("webhook",)
-    token_ttl: int = 3600
+    tokens: TokenSettings = TokenSettings()
 
 
 class OAuthError(Exception):
@@ -157,24 +169,24 @@ class TokenIssuer:
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "response_types_supported": [],
-            "scopes_supported": list(self.settings.scopes),
+            "scopes_supported": list(self.settings.tokens.scopes),
             "access_token_signing_alg_values_supported": [ALGORITHM],
         }
 
     def issue(self, *, scope: str | None, audience: str | None) -> dict[str, Any]:
         """Sign a token for the configured client; raises :class:`OAuthError` on bad parameters."""
         granted = self._granted_scope(scope)
-        if audience is not None and audience != self.settings.audience:
+        if audience is not None and audience != self.settings.tokens.audience:
             raise OAuthError("invalid_target", f"unknown audience {audience!r}")
         now = int(self._clock())
         claims = {
             "iss": self.settings.issuer,
-            "aud": self.settings.audience,
+            "aud": self.settings.tokens.audience,
             "sub": self.settings.credentials.client_id,
             "client_id": self.settings.credentials.client_id,
             "iat": now,
             "nbf": now,
-            "exp": now + self.settings.token_ttl,
+            "exp": now + self.settings.tokens.ttl,
             "jti": secrets.token_urlsafe(16),
             "scope": granted,
         }
@@ -184,15 +196,15 @@ class TokenIssuer:
         return {
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": self.settings.token_ttl,
+            "expires_in": self.settings.tokens.ttl,
             "scope": granted,
         }
 
     def _granted_scope(self, requested: str | None) -> str:
         if requested is None or not requested.strip():
-            return " ".join(self.settings.scopes)
+            return " ".join(self.settings.tokens.scopes)
         wanted = requested.split()
-        unknown = [s for s in wanted if s not in self.settings.scopes]
+        unknown = [s for s in wanted if s not in self.settings.tokens.scopes]
         if unknown:
             raise OAuthError("invalid_scope", f"scope not allowed: {' '.join(unknown)}")
         return " ".join(wanted)

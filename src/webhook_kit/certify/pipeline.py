@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from webhook_kit.certify.checks import (
     availability,
@@ -54,55 +55,47 @@ async def certify(
     async with session:
         ctx = Context(settings=settings, session=session)
 
-        def clean(result: CheckResult) -> CheckResult:
-            # The one place details are cleaned: no check needs to remember to. Secrets go,
-            # and remote text can no longer drive a terminal or break XML.
-            s = ctx.settings
-            secrets = [s.oauth.client_secret, ctx.token, *ctx.tokens_seen]
-            detail = visible(scrub(result.detail, secrets))
-            cleaned = CheckResult(
-                result.id,
-                result.requirement,
-                result.verdict,
-                detail,
-                result.duration_ms,
-                result.blocked_by,
-                result.severity,
-            )
-            return strictly(cleaned) if s.strict else cleaned
-
-        async def stages() -> None:
-            for _, run, _ids in STAGES:
-                if run is availability.run:
-                    found = await availability.run(ctx, soak_progress)
-                else:
-                    found = await run(ctx)
-                for result in found:
-                    result = clean(result)
-                    results.append(result)
-                    if progress is not None:
-                        progress(result)
+        def record(result: CheckResult) -> None:
+            results.append(clean(ctx, result))
+            if progress is not None:
+                progress(results[-1])
 
         try:
             async with asyncio.timeout(settings.budget):
-                await stages()
+                for _, run, _ids in STAGES:
+                    if run is availability.run:
+                        found = await availability.run(ctx, soak_progress)
+                    else:
+                        found = await run(ctx)
+                    for result in found:
+                        record(result)
         except TimeoutError:
-            done = {r.id for r in results}
-            for requirement, _, ids in STAGES:
-                for check_id in ids:
-                    if check_id in done:
-                        continue
-                    late = clean(
-                        CheckResult(
-                            check_id,
-                            requirement,
-                            "fail",
-                            f"not finished within certify's overall deadline of "
-                            f"{settings.budget:g} s: the endpoint answers too slowly to be "
-                            "certified (see the checks before this one)",
-                        )
-                    )
-                    results.append(late)
-                    if progress is not None:
-                        progress(late)
+            for late in unfinished(settings, {r.id for r in results}):
+                record(late)
     return Report(settings.url, tuple(results), strict=settings.strict)
+
+
+def clean(ctx: Context, result: CheckResult) -> CheckResult:
+    """The one place details are cleaned, so no check needs to remember to: secrets go, and
+    remote text can no longer drive a terminal or break XML. ``--strict`` applies here too."""
+    s = ctx.settings
+    secrets = [s.oauth.client_secret, ctx.token, *ctx.tokens_seen]
+    cleaned = replace(result, detail=visible(scrub(result.detail, secrets)))
+    return strictly(cleaned) if s.strict else cleaned
+
+
+def unfinished(settings: CertifySettings, done: set[str]) -> list[CheckResult]:
+    """The checks the overall deadline cut off: an endpoint too slow to certify is not
+    available, so they fail, saying why."""
+    return [
+        CheckResult(
+            check_id,
+            requirement,
+            "fail",
+            f"not finished within certify's overall deadline of {settings.budget:g} s: the "
+            "endpoint answers too slowly to be certified (see the checks before this one)",
+        )
+        for requirement, _, ids in STAGES
+        for check_id in ids
+        if check_id not in done
+    ]

@@ -104,6 +104,13 @@ class OAuthClient:
             self._token = None
 
     async def _fetch(self) -> str:
+        started = self._clock()
+        self.fetches += 1
+        status, raw = await self._post()
+        return self._accept(status, raw, started)
+
+    def _request(self) -> tuple[str, dict[str, str], str]:
+        """The token request: URL, headers and form body, client authentication applied."""
         s = self.settings
         extra: dict[str, Any] = {}
         if s.scope:
@@ -126,8 +133,12 @@ class OAuthClient:
         else:
             auth = ClientAuth(s.client_id, s.client_secret, s.auth_method)
         url, headers, body = auth.prepare("POST", s.token_url, headers, body)
-        started = self._clock()
-        self.fetches += 1
+        return url, headers, body
+
+    async def _post(self) -> tuple[int, bytes]:
+        """POST the token request; the status and at most ``MAX_TOKEN_RESPONSE + 1`` bytes."""
+        s = self.settings
+        url, headers, body = self._request()
         try:
             async with self._session.post(
                 url,
@@ -136,8 +147,7 @@ class OAuthClient:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=s.timeout),
             ) as response:
-                raw = await response.content.read(MAX_TOKEN_RESPONSE + 1)
-                status = response.status
+                return response.status, await response.content.read(MAX_TOKEN_RESPONSE + 1)
         except TimeoutError as exc:
             raise self._error(f"token request timed out after {s.timeout:g}s") from exc
         except aiohttp.ClientSSLError as exc:
@@ -148,6 +158,10 @@ class OAuthClient:
             raise self._error(f"token URL unreachable: {_short(exc)}") from exc
         except aiohttp.ClientError as exc:
             raise self._error(f"token URL unreachable: {_short(exc)}") from exc
+
+    def _accept(self, status: int, raw: bytes, started: float) -> str:
+        """The token from the endpoint's answer (cached), or a TokenFetchError saying why not."""
+        s = self.settings
         if 300 <= status < 400:
             raise self._error(f"token endpoint redirected ({status}); redirects are not followed")
         payload = _json_object(raw)

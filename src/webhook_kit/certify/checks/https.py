@@ -205,96 +205,123 @@ def _chain_cause(facts: TlsFacts) -> str:
     )
 
 
+class _Verdicts:
+    """The https verdicts being decided; the first failure is the one root cause."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[Verdict, str]] = {}
+        self.blocker: str | None = None
+
+    def set(self, check: str, verdict: Verdict, detail: str) -> None:
+        self.found[check] = (verdict, detail)
+        if verdict == "fail":
+            self.blocker = self.blocker or check
+
+    def results(self) -> list[CheckResult]:
+        out = []
+        for check in CHECK_IDS:
+            if check in self.found:
+                verdict, detail = self.found[check]
+                out.append(CheckResult(check, "https", verdict, detail))
+            else:
+                out.append(blocked(check, "https", self.blocker or "https.handshake"))
+        return out
+
+
 def judge(facts: TlsFacts, *, warn_days: float = EXPIRY_WARN_DAYS) -> list[CheckResult]:
     """Pure: the five https verdicts from what the handshakes showed. One cause fails; the
     checks it makes impossible are skipped with ``blocked_by``."""
+    v = _Verdicts()
     where = f"{facts.host}:{facts.port}"
-    verdicts: dict[str, tuple[Verdict, str]] = {}
-    blocker: str | None = None
-
-    def fail(check: str, detail: str) -> None:
-        nonlocal blocker
-        verdicts[check] = ("fail", detail)
-        blocker = blocker or check
-
     if facts.connect_error is not None:
-        fail(
+        v.set(
             "https.handshake",
+            "fail",
             f"cannot connect to {where} ({facts.connect_error}); is the endpoint up and "
             "reachable from here?",
         )
     elif facts.legacy_version is not None:
-        verdicts["https.handshake"] = ("pass", f"a TLS server answers at {where}")
-        fail(
+        v.set("https.handshake", "pass", f"a TLS server answers at {where}")
+        v.set(
             "https.tls_version",
+            "fail",
             f"the server offers only {facts.legacy_version}; senders require TLS 1.2 or later. "
             "Enable TLS 1.2 and 1.3 on the server",
         )
     elif facts.handshake_error is not None:
-        fail(
+        v.set(
             "https.handshake",
+            "fail",
             f"TLS handshake with {where} failed ({facts.handshake_error}); is the endpoint "
             "serving TLS 1.2 or later on this port?",
         )
     else:
-        if facts.version is None:
-            # Only a certificate error hides the version: the verifying handshake, which allows
-            # TLS 1.2 and later only, got as far as the certificate.
-            verdicts["https.handshake"] = ("pass", "TLS 1.2 or later, up to the certificate")
-            verdicts["https.tls_version"] = ("pass", "TLS 1.2 or later")
-        else:
-            verdicts["https.handshake"] = ("pass", f"{facts.version}, {facts.cipher}")
-        if facts.version is None:
-            pass
-        elif facts.version in MODERN:
-            verdicts["https.tls_version"] = ("pass", str(facts.version))
-        else:
-            fail("https.tls_version", f"negotiated {facts.version}; TLS 1.2 or later is required")
-        code = facts.verify_code
-        if code in (CERT_HAS_EXPIRED, CERT_NOT_YET_VALID):
-            when = f" ({facts.not_after})" if facts.not_after else ""
-            word = "expired" if code == CERT_HAS_EXPIRED else "is not valid yet"
-            fail("https.expiry", f"the certificate {word}{when}; renew it")
-        elif code in (HOSTNAME_MISMATCH, IP_MISMATCH):
-            verdicts["https.chain"] = ("pass", "the chain verifies (only the name does not match)")
-            fail(
-                "https.hostname",
-                f"the certificate does not name {facts.host} ({facts.verify_message}); issue it "
-                "for the host in the URL",
+        _protocol(facts, v)
+        _certificate(facts, v)
+        if "https.expiry" not in v.found:
+            _expiry(facts, v, warn_days)
+    return v.results()
+
+
+def _protocol(facts: TlsFacts, v: _Verdicts) -> None:
+    if facts.version is None:
+        # Only a certificate error hides the version: the verifying handshake, which allows
+        # TLS 1.2 and later only, got as far as the certificate.
+        v.set("https.handshake", "pass", "TLS 1.2 or later, up to the certificate")
+        v.set("https.tls_version", "pass", "TLS 1.2 or later")
+        return
+    v.set("https.handshake", "pass", f"{facts.version}, {facts.cipher}")
+    if facts.version in MODERN:
+        v.set("https.tls_version", "pass", str(facts.version))
+    else:
+        v.set(
+            "https.tls_version", "fail", f"negotiated {facts.version}; TLS 1.2 or later is required"
+        )
+
+
+def _certificate(facts: TlsFacts, v: _Verdicts) -> None:
+    code = facts.verify_code
+    if code in (CERT_HAS_EXPIRED, CERT_NOT_YET_VALID):
+        when = f" ({facts.not_after})" if facts.not_after else ""
+        word = "expired" if code == CERT_HAS_EXPIRED else "is not valid yet"
+        v.set("https.expiry", "fail", f"the certificate {word}{when}; renew it")
+    elif code in (HOSTNAME_MISMATCH, IP_MISMATCH):
+        v.set("https.chain", "pass", "the chain verifies (only the name does not match)")
+        v.set(
+            "https.hostname",
+            "fail",
+            f"the certificate does not name {facts.host} ({facts.verify_message}); issue it "
+            "for the host in the URL",
+        )
+    elif code is not None:
+        v.set("https.chain", "fail", _chain_cause(facts))
+    else:
+        if facts.dev_only:
+            v.set(
+                "https.chain",
+                "pass",
+                f"development-only pass: the chain verifies only against --ca "
+                f"{facts.ca_file}, not the system trust store; a real sender will refuse it",
             )
-        elif code is not None:
-            fail("https.chain", _chain_cause(facts))
         else:
-            if facts.dev_only:
-                verdicts["https.chain"] = (
-                    "pass",
-                    f"development-only pass: the chain verifies only against --ca "
-                    f"{facts.ca_file}, not the system trust store; a real sender will refuse it",
-                )
-            else:
-                verdicts["https.chain"] = ("pass", "verified against the system trust store")
-            verdicts["https.hostname"] = ("pass", f"certificate valid for {facts.host}")
-        if "https.expiry" not in verdicts:
-            if facts.seconds_left is None:
-                verdicts["https.expiry"] = ("warn", "could not read the certificate's expiry")
-            else:
-                days = facts.seconds_left / 86400
-                if days < warn_days:
-                    verdicts["https.expiry"] = (
-                        "warn",
-                        f"the certificate expires in {days:.1f} days ({facts.not_after}); "
-                        f"renew it (warning below {warn_days:g} days)",
-                    )
-                else:
-                    verdicts["https.expiry"] = ("pass", f"valid for {days:.0f} more days")
-    out = []
-    for check in CHECK_IDS:
-        if check in verdicts:
-            verdict, detail = verdicts[check]
-            out.append(CheckResult(check, "https", verdict, detail))
-        else:
-            out.append(blocked(check, "https", blocker or "https.handshake"))
-    return out
+            v.set("https.chain", "pass", "verified against the system trust store")
+        v.set("https.hostname", "pass", f"certificate valid for {facts.host}")
+
+
+def _expiry(facts: TlsFacts, v: _Verdicts, warn_days: float) -> None:
+    if facts.seconds_left is None:
+        v.set("https.expiry", "warn", "could not read the certificate's expiry")
+        return
+    days = facts.seconds_left / 86400
+    if days < warn_days:
+        v.set(
+            "https.expiry",
+            "warn",
+            f"the certificate expires in {days:.1f} days ({facts.not_after}); "
+            f"renew it (warning below {warn_days:g} days)",
+        )
+    else:
+        v.set("https.expiry", "pass", f"valid for {days:.0f} more days")
 
 
 def blocker_of(results: list[CheckResult]) -> str | None:

@@ -105,44 +105,36 @@ def judge_refusal(
             f"sent a valid notification with {sent}: ACCEPTED ({which}{more}).{seen} "
             f"{FIXES.get(check_id, '')}".rstrip(),
         )
-    statuses = sorted({a.words() for _, a in answers})
-    count = f"{len(answers)} variant{'s' if len(answers) != 1 else ''}"
-    verdict: Verdict
+    verdict, detail = _refused(answers, fetched)
+    return CheckResult(check_id, "oauth", verdict, f"{sent}: {detail}")
+
+
+def _refused(answers: Sequence[tuple[str, Answer]], fetched: bool) -> tuple[Verdict, str]:
+    """Nobody got in: 401 everywhere passes; any other refusal is advice (warn)."""
+    statuses = ", ".join(sorted({a.words() for _, a in answers}))
     if fetched:
-        verdict = "warn"
-        detail = (
-            f"refused ({', '.join(statuses)}), but the receiver FETCHED the key URL named in "
-            "the token's header: that lets anyone make it send requests (SSRF) and is one step "
-            "from trusting an attacker's key. Use only the issuer's configured keys"
+        return "warn", (
+            f"refused ({statuses}), but the receiver FETCHED the key URL named in the token's "
+            "header: that lets anyone make it send requests (SSRF) and is one step from "
+            "trusting an attacker's key. Use only the issuer's configured keys"
         )
-    elif all(a.status == 401 for _, a in answers):
-        verdict, detail = "pass", f"refused with 401 ({count})"
-    elif any(a.status == 403 for _, a in answers) and all(
-        a.status in (401, 403) for _, a in answers
-    ):
-        verdict = "warn"
-        detail = (
-            f"refused with {', '.join(statuses)}; RFC 6750 says 401 with a WWW-Authenticate "
-            "challenge for a bad token (403 is for a valid token lacking scope)"
+    codes = [a.status for _, a in answers]
+    if all(code == 401 for code in codes):
+        count = f"{len(answers)} variant{'s' if len(answers) != 1 else ''}"
+        return "pass", f"refused with 401 ({count})"
+    if 403 in codes and all(code in (401, 403) for code in codes):
+        return "warn", (
+            f"refused with {statuses}; RFC 6750 says 401 with a WWW-Authenticate challenge for "
+            "a bad token (403 is for a valid token lacking scope)"
         )
-    elif any(a.status is not None and a.status >= 500 for _, a in answers):
-        verdict = "warn"
-        detail = (
-            f"not accepted, but answered {', '.join(statuses)}: the endpoint errors instead of "
-            "refusing with 401"
+    if any(code is not None and code >= 500 for code in codes):
+        return "warn", (
+            f"not accepted, but answered {statuses}: the endpoint errors instead of refusing "
+            "with 401"
         )
-    elif any(a.status is None for _, a in answers):
-        verdict = "warn"
-        detail = f"no answer ({', '.join(statuses)}); the expected answer is 401"
-    else:
-        verdict = "warn"
-        detail = f"refused with {', '.join(statuses)}; the expected answer is 401"
-    return CheckResult(
-        check_id,
-        "oauth",
-        verdict,
-        f"{sent}: {detail}",
-    )
+    if None in codes:
+        return "warn", f"no answer ({statuses}); the expected answer is 401"
+    return "warn", f"refused with {statuses}; the expected answer is 401"
 
 
 # RFC 7235 auth-param: token = ( token / quoted-string ).

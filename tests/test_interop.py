@@ -13,6 +13,9 @@ from requests_oauthlib import OAuth2Session
 from tests.helpers import KitClient, notification
 from webhook_kit.endpoint.service import Endpoint
 
+# Interop: independent clients (requests-oauthlib, curl over HTTP/2) against both servers.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
 def test_requests_oauthlib_fetches_a_token_and_posts(start_endpoint: object, server: str) -> None:

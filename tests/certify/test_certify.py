@@ -23,6 +23,9 @@ from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.serving.loop import run
 from webhook_kit.testing import serve_app
 
+# Full certify runs against live endpoints (about 1 s each).
+pytestmark = pytest.mark.slow
+
 
 def settings_for(
     sink: Endpoint, url: str, *, secret: str | None = None, timeout: float = 10.0, **options: Any
@@ -178,7 +181,6 @@ def test_500_on_one_status_fails_that_delivery(sink: Endpoint, certs_dir: Path) 
     assert "HTTP 500" in detail and "every status must be accepted" in detail
 
 
-@pytest.mark.slow
 def test_slower_than_the_timeout_fails(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, delay=1.5) as served:
         report = certify_url(sink, served.url("/webhook"), timeout=0.5, probes=2)
@@ -228,7 +230,6 @@ def test_unreachable_endpoint_fails_without_crashing(sink: Endpoint) -> None:
     assert failed(report)["https.handshake"] == "https"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
 def test_the_kits_own_endpoint_refuses_every_forgery(start_endpoint: Any, server: str) -> None:
     """Expiry included: a 2 s token is waited out (1 s leeway) and replayed."""
@@ -308,7 +309,6 @@ def test_an_issuer_without_metadata_fails_oauth_token_url(sink: Endpoint, certs_
     assert verdicts(report)["oauth.token"] == "skip"
 
 
-@pytest.mark.slow
 def test_soak_passes_a_steady_endpoint(sink: Endpoint) -> None:
     seen: list[tuple[int, int]] = []
     settings = settings_for(sink, sink.info.url, soak=SoakSettings(1.0, rate=10), probes=1)
@@ -322,7 +322,6 @@ def test_soak_passes_a_steady_endpoint(sink: Endpoint) -> None:
     assert seen[-1] == (10, 10)
 
 
-@pytest.mark.slow
 def test_soak_fails_on_intermittent_errors_and_lists_them(sink: Endpoint, certs_dir: Path) -> None:
     with broken(sink, certs_dir, unavailable_every=5) as served:
         settings = settings_for(

@@ -19,6 +19,9 @@ from webhook_kit.cli import main
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.testing import serve_app
 
+# Full certify runs against live endpoints (about 1 s each).
+pytestmark = pytest.mark.slow
+
 
 def args_for(sink: Endpoint, url: str | None = None, *extra: str) -> list[str]:
     return ["certify", url or sink.info.url, *sender_args(sink), "--probes", "3", *extra]

@@ -20,6 +20,9 @@ from tests.certify.test_certify import certify_url, failed
 from webhook_kit.certify.model import Report
 from webhook_kit.endpoint.service import Endpoint
 
+# Full certify runs against live endpoints with hand-made certificate chains.
+pytestmark = pytest.mark.slow
+
 CONNECTION_CHECKS = ("oauth.no_token", "json.content_type", "delivery.on-course")
 
 

@@ -22,6 +22,9 @@ from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.serving.loop import run
 from webhook_kit.testing import FakeClock
 
+# The delivery engine against a fresh endpoint per test, retries and token expiry included.
+pytestmark = pytest.mark.slow
+
 
 def target_for(sink: Endpoint) -> Target:
     info = sink.info

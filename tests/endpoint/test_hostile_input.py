@@ -49,6 +49,7 @@ def test_lone_surrogate_with_a_token_is_400_naming_it(start_endpoint: Any) -> No
     assert deliveries(kit)["deliveries"][0]["http_status"] == 400
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5_000, 100_000])
 def test_deep_nesting_is_400_and_recorded(start_endpoint: Any, depth: int) -> None:
     kit = KitClient(start_endpoint())

@@ -14,6 +14,7 @@ from webhook_kit.serving.loop import run
 from webhook_kit.tls import client_context
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 @pytest.mark.parametrize("secret", ["plain-secret-123", "a+b%2Bc:d e/f=g&h", "ünï-cødé"])
 def test_any_secret_authenticates(start_endpoint: Any, method: str, secret: str) -> None:

@@ -14,6 +14,9 @@ from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.provider.openapi import build_openapi
 
+# A provider and an endpoint started and stopped for each test (about 0.7 s each).
+pytestmark = pytest.mark.slow
+
 OPENAPI_COPY = Path(__file__).resolve().parents[2] / "src/webhook_kit/provider/openapi.json"
 
 

@@ -23,6 +23,9 @@ from tests.provider.helpers import ProviderClient
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.provider.validations_api import MAX_FORM
 
+# A provider and an endpoint started and stopped for each test (about 0.7 s each).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def setup(start_endpoint: Any, start_provider: Any) -> Iterator[tuple[Endpoint, ProviderClient]]:
@@ -44,7 +47,6 @@ def _wait(condition: Any, timeout: float = 30) -> Any:
 # -- finding 5: one process per database file -------------------------------------------------
 
 
-@pytest.mark.slow
 def test_a_second_provider_on_the_same_database_is_refused(tmp_path: Path, certs_dir: Path) -> None:
     db = tmp_path / "shared.db"
     command = [

@@ -76,8 +76,12 @@ Base = tuple[str, requests.Session, str]
 
 def call(base: Base, method: str, path: str, **kw: Any) -> Any:
     url, http, ca_file = base
+    # A server that refuses a body before reading it closes the connection after answering;
+    # a pooled connection reused after that reads as RemoteDisconnected. These tests are about
+    # answers, not keep-alive: one connection per request.
+    headers = {"Connection": "close", **kw.pop("headers", {})}
     # Per request: REQUESTS_CA_BUNDLE in the environment would override the session's verify.
-    return http.request(method, url + path, timeout=10, verify=ca_file, **kw)
+    return http.request(method, url + path, timeout=10, verify=ca_file, headers=headers, **kw)
 
 
 def test_an_uncaught_http_error_is_its_json_answer(base: Base) -> None:

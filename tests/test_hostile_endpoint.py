@@ -237,14 +237,6 @@ def test_emit_text_and_json(hostile: HostileEndpoint, name: str, tmp_path: Path)
     assert [line["status"] for line in lines] == ["on-course", "deleted"]
 
 
-EMIT_RETRY_AFTER = (
-    "emit: a receiver's Retry-After is honoured up to RetryPolicy.retry_after_cap (3600 s), so "
-    "`emit --retries 1` against '503, Retry-After: 99999...' waits an hour; --retries documents "
-    "1 s, 2 s, 4 s, ... (emit.retry_schedule caps its own delays at 30 s)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=EMIT_RETRY_AFTER)
 @short_failure
 def test_emit_does_not_wait_an_hour_for_retry_after(
     hostile: HostileEndpoint, tmp_path: Path

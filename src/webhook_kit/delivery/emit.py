@@ -26,9 +26,13 @@ class EmitOutcome:
     duration_ms: float
 
 
+#: The longest a command-line retry waits, its own backoff or a receiver's ``Retry-After``.
+MAX_RETRY_DELAY = 30.0
+
+
 def retry_schedule(retries: int) -> tuple[float, ...]:
     """``retries`` retries, 1 s apart and doubling: quick enough for a command line."""
-    return tuple(float(min(2**n, 30)) for n in range(retries))
+    return tuple(float(min(2**n, MAX_RETRY_DELAY)) for n in range(retries))
 
 
 async def emit(
@@ -53,7 +57,9 @@ async def emit(
         concurrency=4,
         timeout=timeout,
         ca_file=ca_file,
-        policy=RetryPolicy(schedule=retry_schedule(retries)),
+        # A receiver's Retry-After is honoured, but a person waits at the terminal: at most as
+        # long as emit's own longest delay, not the provider's hour.
+        policy=RetryPolicy(schedule=retry_schedule(retries), retry_after_cap=MAX_RETRY_DELAY),
         address_policy=address_policy,
     )
     validation_id = new_id()

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,7 +19,7 @@ from webhook_kit.oauth.verifier import BearerVerifier, bearer_token
 
 @dataclass(frozen=True)
 class Breakage:
-    auth: Literal["verify", "none", "any", "alg_none_ok"] = "verify"
+    auth: Literal["verify", "none", "any", "alg_none_ok", "no_kid_ok"] = "verify"
     fail_status: str | None = None
     delay: float = 0.0
     redirect: bool = False
@@ -51,11 +51,12 @@ def receiver(verifier: BearerVerifier, breakage: Breakage = Breakage()) -> Starl
     seen: set[str] = set()
 
     async def webhook(request: Request) -> Response:
-        if breakage.auth == "alg_none_ok" and _is_unsigned(
-            request.headers.get("authorization", "")
-        ):
+        header = _header(request.headers.get("authorization", ""))
+        if breakage.auth == "alg_none_ok" and header.get("alg") == "none":
             pass  # the classic flaw: an unsigned token is taken at its word
-        elif breakage.auth in ("verify", "alg_none_ok"):
+        elif breakage.auth == "no_kid_ok" and header and "kid" not in header:
+            pass  # no kid, so no key to check with: taken at its word
+        elif breakage.auth in ("verify", "alg_none_ok", "no_kid_ok"):
             try:
                 claims = verifier.verify(
                     bearer_token(
@@ -105,13 +106,13 @@ def receiver(verifier: BearerVerifier, breakage: Breakage = Breakage()) -> Starl
     return Starlette(routes=[Route("/webhook", webhook, methods=["POST"])])
 
 
-def _is_unsigned(authorization: str) -> bool:
+def _header(authorization: str) -> dict[str, Any]:
+    """The unverified JOSE header of a bearer token, or {} (the flaws below read it)."""
     import base64
 
-    token = authorization.partition(" ")[2]
-    head = token.split(".")[0]
+    head = authorization.partition(" ")[2].split(".")[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
     except ValueError:
-        return False
-    return isinstance(header, dict) and header.get("alg") == "none"
+        return {}
+    return header if isinstance(header, dict) else {}

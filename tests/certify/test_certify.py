@@ -126,6 +126,13 @@ def test_accepting_unsigned_tokens_fails_under_oauth(sink: Endpoint, certs_dir: 
     assert "alg: none" in detail and "ACCEPTED" in detail
 
 
+def test_skipping_the_signature_without_a_kid_fails_no_kid(sink: Endpoint, certs_dir: Path) -> None:
+    with broken(sink, certs_dir, auth="no_kid_ok") as served:
+        report = certify_url(sink, served.url("/webhook"))
+    assert failed(report) == {"oauth.no_kid": "oauth"}, explain(report)
+    assert "ACCEPTED" in next(c.detail for c in report.checks if c.id == "oauth.no_kid")
+
+
 class _PlainHandler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's naming
         self.send_response(200)

@@ -177,7 +177,7 @@ class OAuthClient:
         token_type = str(payload.get("token_type", "")).lower()
         if token_type != "bearer":
             shown = visible(token_type[:40]) if token_type else "missing"
-            raise self._error(f"token_type {shown!r} is not Bearer")
+            raise self._error(f"token_type '{shown}' is not Bearer")
         if not _ACCESS_TOKEN.fullmatch(payload["access_token"]):
             # It goes into an Authorization header: CR, LF or NUL there would inject headers.
             raise self._error(

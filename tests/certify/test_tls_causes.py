@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import socket
 import ssl
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -17,6 +16,7 @@ import pytest
 import trustme
 
 from tests.certify.test_certify import certify_url, failed
+from tests.delivery.hostile import accepting
 from webhook_kit.certify.model import Report
 from webhook_kit.endpoint.service import Endpoint
 
@@ -28,33 +28,16 @@ CONNECTION_CHECKS = ("oauth.no_token", "json.content_type", "delivery.on-course"
 
 @contextmanager
 def tls_server(context: ssl.SSLContext) -> Iterator[int]:
-    """Accepts connections and completes (or fails) the handshake; certify sends nothing more
-    once the handshake is judged bad."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
+    """Completes (or fails) the handshake of each connection; certify sends nothing more once
+    the handshake is judged bad."""
 
     def handle(conn: socket.socket) -> None:
         with suppress(OSError), conn, context.wrap_socket(conn, server_side=True) as tls:
             tls.settimeout(5)
             tls.recv(1)
 
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except (TimeoutError, OSError):
-                continue
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    with accepting(handle) as port:
+        yield port
 
 
 def server_context(cert: trustme.LeafCert, *, full_chain: bool = True) -> ssl.SSLContext:

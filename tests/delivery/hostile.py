@@ -8,7 +8,7 @@ import contextlib
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Hostile text that, printed raw, acts on a terminal or in rich.
@@ -49,6 +49,34 @@ def _read_request(conn: socket.socket) -> None:
 
 
 @contextlib.contextmanager
+def accepting(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A listener on 127.0.0.1 that hands each connection to ``handle`` in its own thread;
+    yields the port, and stops accepting when the block ends."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+@contextlib.contextmanager
 def raw_server(answer: bytes, *, certs_dir: Path | None) -> Iterator[int]:
     """A server on 127.0.0.1 answering ``answer`` to every request (over TLS with the kit's
     certificates when ``certs_dir`` is given, else plain TCP that speaks first); yields the port.
@@ -57,9 +85,6 @@ def raw_server(answer: bytes, *, certs_dir: Path | None) -> Iterator[int]:
     if certs_dir is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(certs_dir / "server.pem", certs_dir / "server-key.pem")
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
 
     def serve_one(conn: socket.socket) -> None:
         with contextlib.suppress(OSError), conn:
@@ -71,24 +96,8 @@ def raw_server(answer: bytes, *, certs_dir: Path | None) -> Iterator[int]:
                 _read_request(tls)
                 tls.sendall(answer)
 
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(5)
-        listener.close()
+    with accepting(serve_one) as port:
+        yield port
 
 
 def closed_port() -> int:

@@ -13,6 +13,21 @@ from typing import Any
 
 import pytest
 
+#: The forgeries that need a JWT (an opaque token makes them skip), signed or keyed so that only
+#: a broken verifier accepts them.
+JWT_FORGERIES = (
+    "oauth.tampered_token",
+    "oauth.alg_none",
+    "oauth.alg_confusion",
+    "oauth.embedded_jwk",
+    "oauth.embedded_x5c",
+    "oauth.jku",
+    "oauth.x5u",
+    "oauth.unknown_kid",
+    "oauth.no_kid",
+    "oauth.kid_injection",
+)
+
 
 def require(available: bool, what: str, how: str) -> None:
     """Skip with the reason when ``what`` is missing; in CI a missing part is a failure."""

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EndpointFactory
-from tests.interop.harness import certify_json, explain, failures, verdicts
+from tests.interop.harness import JWT_FORGERIES, certify_json, explain, failures, verdicts
 from tests.interop.node_stacks import NodeStacks, OidcProvider, self_signed
 from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.endpoint.service import Endpoint, running_endpoint
@@ -41,19 +41,6 @@ ACCEPTANCE_CHECKS = (
     "availability.probes",
     "robustness.duplicate",
     "robustness.unknown_field",
-)
-#: Checks that need a JWT; an opaque token makes them skip.
-JWT_FORGERIES = (
-    "oauth.tampered_token",
-    "oauth.alg_none",
-    "oauth.alg_confusion",
-    "oauth.embedded_jwk",
-    "oauth.embedded_x5c",
-    "oauth.jku",
-    "oauth.x5u",
-    "oauth.unknown_kid",
-    "oauth.no_kid",
-    "oauth.kid_injection",
 )
 #: What a receiver that accepts the kit's token, and refuses everything else, must pass.
 MUST_PASS = (

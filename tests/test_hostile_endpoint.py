@@ -209,11 +209,9 @@ def test_provider_api_stays_readable(
 # -- emit ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", _params("emit"))
-@short_failure
-def test_emit_text_and_json(hostile: HostileEndpoint, name: str, tmp_path: Path) -> None:
-    scenario = hostile.scenarios[name]
-    args = [
+def emit_args(hostile: HostileEndpoint, name: str, *extra: str) -> list[str]:
+    """``webhook-kit emit`` at one scenario, trusting the kit's CA."""
+    return [
         "emit",
         hostile.webhook_url(name),
         "--token-url",
@@ -221,13 +219,17 @@ def test_emit_text_and_json(hostile: HostileEndpoint, name: str, tmp_path: Path)
         *CLIENT,
         "--ca",
         str(hostile.ca_file),
-        "--status",
-        "on-course",
-        "--status",
-        "deleted",
+        *extra,
         "--timeout",
         str(TIMEOUT),
     ]
+
+
+@pytest.mark.parametrize("name", _params("emit"))
+@short_failure
+def test_emit_text_and_json(hostile: HostileEndpoint, name: str, tmp_path: Path) -> None:
+    scenario = hostile.scenarios[name]
+    args = emit_args(hostile, name, "--status", "on-course", "--status", "deleted")
     text, as_json = run_all(tmp_path, args, [*args, "--json"])
     assert_finished(text, "emit", scenario)
     assert "2 sent" in text.stdout or "FAILED" in text.stdout, text.stdout
@@ -242,21 +244,7 @@ def test_emit_does_not_wait_an_hour_for_retry_after(
     hostile: HostileEndpoint, tmp_path: Path
 ) -> None:
     name = "retry_after_huge"
-    args = [
-        "emit",
-        hostile.webhook_url(name),
-        "--token-url",
-        hostile.token_url(name),
-        *CLIENT,
-        "--ca",
-        str(hostile.ca_file),
-        "--status",
-        "on-course",
-        "--retries",
-        "1",
-        "--timeout",
-        str(TIMEOUT),
-    ]
+    args = emit_args(hostile, name, "--status", "on-course", "--retries", "1")
     before = len(hostile.requests_for(name, "webhook"))
     try:
         result = run_kit(args, tmp_path, hung=40)  # emit's own longest delay is 30 s

@@ -24,15 +24,14 @@ if TYPE_CHECKING:
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    """``90``, ``90s``, ``10m`` or ``1h`` as seconds."""
+    """``90``, ``90s``, ``10m`` or ``1h`` as seconds (the plugin parses the same way)."""
+    from webhook_kit.parsing import duration
+
     if value is None:
         return None
-    import re
-
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)
-    if match is None:
+    seconds = duration(value)
+    if seconds is None:
         raise click.BadParameter(f"expected a duration like 90s, 10m or 1h, got {value!r}")
-    seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
     if not 0 < seconds <= 7 * 86400:
         raise click.BadParameter("a soak lasts between 1 second and 7 days")
     return seconds

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from webhook_kit.certify.forge import parse
 from webhook_kit.errors import TokenError
 from webhook_kit.oauth.verifier import BearerVerifier, bearer_token
 
@@ -108,11 +109,5 @@ def receiver(verifier: BearerVerifier, breakage: Breakage = Breakage()) -> Starl
 
 def _header(authorization: str) -> dict[str, Any]:
     """The unverified JOSE header of a bearer token, or {} (the flaws below read it)."""
-    import base64
-
-    head = authorization.partition(" ")[2].split(".")[0]
-    try:
-        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-    except ValueError:
-        return {}
-    return header if isinstance(header, dict) else {}
+    parsed = parse(authorization.partition(" ")[2])
+    return parsed.header if parsed else {}

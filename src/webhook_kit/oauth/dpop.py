@@ -1,0 +1,289 @@
+"""DPoP proofs (RFC 9449): making one per request, verifying one, and server nonces.
+
+A proof is a JWT (``typ: dpop+jwt``) signed by the client's key, whose public half travels in the
+``jwk`` header. It names the request (``htm``, ``htu``), its time (``iat``) and a unique ``jti``;
+on a resource request, ``ath`` hashes the access token. A DPoP-bound token carries the key's
+RFC 7638 thumbprint in ``cnf.jkt``, so only the key's holder can use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, get_args
+from urllib.parse import urlsplit, urlunsplit
+
+from joserfc import jws
+from joserfc.errors import BadSignatureError, JoseError
+from joserfc.jwk import ECKey, RSAKey, import_key
+
+from webhook_kit.errors import ConfigError, TokenError
+from webhook_kit.oauth.assertion import ReplayCache
+from webhook_kit.oauth.mtls import b64url
+
+PROOF_TYPE: Final[str] = "dpop+jwt"
+ProofAlgorithm = Literal["ES256", "PS256", "RS256"]
+#: Asymmetric algorithms only: ``none`` and HMACs can never sign a proof.
+ALGORITHMS: Final[tuple[ProofAlgorithm, ...]] = get_args(ProofAlgorithm)
+#: How old a proof's ``iat`` may be, and how far ahead of the server's clock, in seconds.
+MAX_AGE: Final[int] = 60
+LEEWAY: Final[int] = 5
+MAX_PROOF_LENGTH: Final[int] = 4096
+
+#: ``error`` codes of RFC 9449 sections 7.1 and 8.
+INVALID_PROOF: Final[str] = "invalid_dpop_proof"
+USE_NONCE: Final[str] = "use_dpop_nonce"
+
+
+def normalise_htu(url: str) -> str:
+    """``url`` as compared in ``htu``: no query or fragment, scheme and host lowercased, the
+    default port dropped (RFC 9449 section 4.3 and RFC 3986 section 6)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"https": 443, "http": 80}.get(scheme)
+    netloc = host if port is None or port == default else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", "", ""))
+
+
+def access_token_hash(token: str) -> str:
+    """``ath``: base64url(SHA-256(ASCII of the access token))."""
+    return b64url(hashlib.sha256(token.encode("ascii", "strict")).digest())
+
+
+def jwk_thumbprint(public: Mapping[str, Any] | RSAKey | ECKey) -> str:
+    """The RFC 7638 SHA-256 thumbprint of a public key: the value of ``cnf.jkt``."""
+    if isinstance(public, RSAKey | ECKey):
+        return public.thumbprint()
+    # Through a key object: joserfc's thumbprint() of a raw dict hashes every member it is
+    # given (alg, kid, use...), where RFC 7638 takes only the required ones.
+    return import_key(dict(public)).thumbprint()
+
+
+@dataclass(frozen=True)
+class DPoPKey:
+    """A client's proof-signing key pair; the private half never shows in a repr."""
+
+    key: RSAKey | ECKey = field(repr=False)
+    algorithm: ProofAlgorithm = "ES256"
+
+    @classmethod
+    def generate(cls, algorithm: ProofAlgorithm = "ES256") -> DPoPKey:
+        if algorithm == "ES256":
+            return cls(ECKey.generate_key("P-256"), algorithm)
+        if algorithm in ("RS256", "PS256"):
+            return cls(RSAKey.generate_key(2048), algorithm)
+        raise ConfigError(f"dpop algorithm: {algorithm!r} is not one of {', '.join(ALGORITHMS)}")
+
+    @property
+    def public_jwk(self) -> dict[str, Any]:
+        return dict(self.key.as_dict(private=False))
+
+    @property
+    def thumbprint(self) -> str:
+        return self.key.thumbprint()
+
+
+def make_proof(
+    key: DPoPKey,
+    *,
+    method: str,
+    url: str,
+    access_token: str | None = None,
+    nonce: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> str:
+    """A proof for one request; ``access_token`` adds ``ath`` (resource requests)."""
+    header = {"typ": PROOF_TYPE, "alg": key.algorithm, "jwk": key.public_jwk}
+    claims: dict[str, Any] = {
+        "jti": secrets.token_urlsafe(16),
+        "htm": method.upper(),
+        "htu": normalise_htu(url),
+        "iat": int(clock()),
+    }
+    if access_token is not None:
+        claims["ath"] = access_token_hash(access_token)
+    if nonce is not None:
+        claims["nonce"] = nonce
+    payload = json.dumps(claims, separators=(",", ":")).encode()
+    return jws.serialize_compact(header, payload, key.key, algorithms=[key.algorithm])
+
+
+@dataclass(frozen=True)
+class VerifiedProof:
+    jkt: str
+    jti: str
+    htm: str
+    htu: str
+    iat: int
+    nonce: str | None
+
+
+def _refuse(description: str) -> TokenError:
+    return TokenError(description, INVALID_PROOF)
+
+
+class NonceSource:
+    """Server-issued DPoP nonces (RFC 9449 section 8): one random value per ``lifetime``
+    seconds, the previous one still accepted, so a client's nonce survives a rotation. Pure:
+    the clock is injected; the secret lives only in memory."""
+
+    def __init__(self, lifetime: int = 300, *, clock: Callable[[], float] = time.time) -> None:
+        if lifetime < 1:
+            raise ValueError("lifetime must be at least 1 second")
+        self._lifetime = lifetime
+        self._clock = clock
+        self._secret = secrets.token_bytes(32)
+
+    def _at(self, period: int) -> str:
+        mac = hmac.new(self._secret, str(period).encode(), hashlib.sha256).digest()
+        return b64url(mac[:18])
+
+    def current(self) -> str:
+        return self._at(int(self._clock() // self._lifetime))
+
+    def valid(self, nonce: str) -> bool:
+        period = int(self._clock() // self._lifetime)
+        return any(hmac.compare_digest(nonce, self._at(p)) for p in (period, period - 1))
+
+
+@dataclass(frozen=True)
+class ProofPolicy:
+    """What a verifier accepts."""
+
+    algorithms: tuple[ProofAlgorithm, ...] = ALGORITHMS
+    max_age: int = MAX_AGE
+    leeway: int = LEEWAY
+
+    def __post_init__(self) -> None:
+        for algorithm in self.algorithms:
+            if algorithm not in ALGORITHMS:
+                raise ConfigError(
+                    f"dpop algorithms: {algorithm!r} is not one of {', '.join(ALGORITHMS)}"
+                )
+
+
+def verify_proof(
+    proof: str,
+    *,
+    method: str,
+    url: str,
+    replay: ReplayCache,
+    access_token: str | None = None,
+    jkt: str | None = None,
+    nonces: NonceSource | None = None,
+    policy: ProofPolicy = ProofPolicy(),
+    clock: Callable[[], float] = time.time,
+) -> VerifiedProof:
+    """Check ``proof`` for the request ``method url``; :class:`TokenError` naming why not.
+
+    ``error`` is ``invalid_dpop_proof``, or ``use_dpop_nonce`` when ``nonces`` is given and the
+    proof lacks a current nonce. ``access_token`` requires a matching ``ath``; ``jkt`` requires
+    the proof's key to be that one (the token's ``cnf.jkt``).
+    """
+    header, claims, key = _decode(proof, policy)
+    proof_jkt = key.thumbprint()
+    if jkt is not None and not hmac.compare_digest(proof_jkt, jkt):
+        raise _refuse("the DPoP proof's key is not the key the token is bound to")
+    htm = claims.get("htm")
+    if not isinstance(htm, str) or htm != method.upper():
+        raise _refuse(f"htm does not match the request method {method.upper()}")
+    htu = claims.get("htu")
+    if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(url):
+        raise _refuse("htu does not match the request URL")
+    iat = _check_iat(claims.get("iat"), clock(), policy)
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 256:
+        raise _refuse("the DPoP proof has no valid jti")
+    _check_ath(claims.get("ath"), access_token)
+    nonce = claims.get("nonce")
+    if nonce is not None and not isinstance(nonce, str):
+        raise _refuse("nonce is not a string")
+    if nonces is not None and (nonce is None or not nonces.valid(nonce)):
+        raise TokenError("a current DPoP nonce is required", USE_NONCE)
+    # Remembered only once the proof is otherwise valid, so junk cannot fill the cache.
+    try:
+        replay.use(f"{proof_jkt}\0{jti}", iat + policy.max_age + policy.leeway)
+    except TokenError as exc:
+        raise _refuse(f"DPoP proof {exc.description}") from exc
+    return VerifiedProof(proof_jkt, jti, htm, htu, iat, nonce)
+
+
+class _ProofRegistry(jws.JWSRegistry):
+    # A proof carries its public key in the header: an RSA 4096 jwk is about 1,000 bytes,
+    # twice joserfc's default limit.
+    max_header_length = 2048
+
+
+def _decode(proof: str, policy: ProofPolicy) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    if len(proof) > MAX_PROOF_LENGTH:
+        raise _refuse("the DPoP proof is too long")
+    if proof.count(".") != 2:
+        raise _refuse("the DPoP proof is not a signed JWT")
+    try:
+        unverified = jws.extract_compact(proof.encode("ascii"), registry=_ProofRegistry())
+    except JoseError as exc:
+        raise _refuse(f"malformed DPoP proof ({exc.description or exc.error})") from exc
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise _refuse("malformed DPoP proof") from exc
+    header = dict(unverified.protected)
+    if header.get("typ") != PROOF_TYPE:
+        raise _refuse(f"the DPoP proof's typ is not {PROOF_TYPE}")
+    alg = header.get("alg")
+    if alg not in policy.algorithms:
+        raise _refuse(f"DPoP proof algorithm {alg!r} is not allowed")
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict):
+        raise _refuse("the DPoP proof has no jwk header")
+    if "d" in jwk or jwk.get("kty") not in ("EC", "RSA"):
+        raise _refuse("the DPoP proof's jwk is not a public EC or RSA key")
+    try:
+        key = import_key(jwk)
+        verified = jws.deserialize_compact(
+            proof, key, algorithms=[str(alg)], registry=_ProofRegistry(algorithms=[str(alg)])
+        )
+    except BadSignatureError as exc:
+        raise _refuse("the DPoP proof's signature does not verify") from exc
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise _refuse("the DPoP proof's jwk or signature is unusable") from exc
+    try:
+        claims = json.loads(verified.payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _refuse("the DPoP proof's payload is not JSON") from exc
+    if not isinstance(claims, dict):
+        raise _refuse("the DPoP proof's payload is not a JSON object")
+    return header, claims, key
+
+
+def _check_iat(iat: object, now: float, policy: ProofPolicy) -> int:
+    if isinstance(iat, bool) or not isinstance(iat, int | float):
+        raise _refuse("the DPoP proof has no numeric iat")
+    if iat > now + policy.leeway:
+        raise _refuse("the DPoP proof is issued in the future (iat)")
+    if iat < now - policy.max_age:
+        raise _refuse(f"the DPoP proof is older than {policy.max_age} s (iat)")
+    return int(iat)
+
+
+def _check_ath(ath: object, access_token: str | None) -> None:
+    if access_token is None:
+        return
+    if not isinstance(ath, str):
+        raise _refuse("the DPoP proof has no ath for the access token")
+    try:
+        expected = access_token_hash(access_token)
+    except UnicodeEncodeError as exc:
+        raise _refuse("the access token is not ASCII") from exc
+    if not hmac.compare_digest(ath, expected):
+        raise _refuse("ath does not match the access token")

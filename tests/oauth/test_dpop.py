@@ -1,0 +1,297 @@
+"""DPoP proofs (RFC 9449) made with real keys, and every reason a verifier refuses one."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from typing import Any
+
+import pytest
+from joserfc import jws
+from joserfc.jwk import ECKey, OctKey, RSAKey
+
+from webhook_kit.errors import ConfigError, TokenError
+from webhook_kit.oauth.assertion import ReplayCache
+from webhook_kit.oauth.dpop import (
+    INVALID_PROOF,
+    USE_NONCE,
+    DPoPKey,
+    NonceSource,
+    ProofPolicy,
+    access_token_hash,
+    jwk_thumbprint,
+    make_proof,
+    normalise_htu,
+    verify_proof,
+)
+
+URL = "https://receiver.example:8443/webhook"
+T0 = 1_800_000_000.0
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def decode(segment: str) -> dict[str, Any]:
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def key() -> DPoPKey:
+    return DPoPKey.generate()
+
+
+def check(proof: str, clock: Clock, **kwargs: Any) -> Any:
+    options: dict[str, Any] = {"method": "POST", "url": URL, "replay": ReplayCache(clock=clock)}
+    options.update(kwargs)
+    return verify_proof(proof, clock=clock, **options)
+
+
+def test_normalise_htu() -> None:
+    assert normalise_htu("HTTPS://Example.COM:443/a/b?x=1#f") == "https://example.com/a/b"
+    assert normalise_htu("http://example.com:80") == "http://example.com/"
+    assert normalise_htu("https://example.com:8443/p") == "https://example.com:8443/p"
+    assert normalise_htu("https://[::1]:9/p?q") == "https://[::1]:9/p"
+    assert normalise_htu("https://h:notaport/p") == "https://h/p"
+
+
+def test_ath_and_thumbprint_follow_the_rfcs() -> None:
+    digest = hashlib.sha256(TOKEN.encode()).digest()
+    assert access_token_hash(TOKEN) == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    # RFC 7638 section 3.1's example key and thumbprint.
+    example: dict[str, str | list[str]] = {
+        "kty": "RSA",
+        "n": (
+            "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tS"
+            "oc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65"
+            "YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyr"
+            "dkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzK"
+            "nqDKgw"
+        ),
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29",
+    }
+    assert jwk_thumbprint(example) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    rsa = RSAKey.import_key(example)
+    assert jwk_thumbprint(rsa) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256", "PS256"])
+def test_a_proof_has_the_rfc_9449_shape_and_verifies(algorithm: str) -> None:
+    key = DPoPKey.generate(algorithm)  # type: ignore[arg-type]
+    clock = Clock()
+    proof = make_proof(
+        key, method="post", url=URL + "?a=1#frag", access_token=TOKEN, nonce="n-1", clock=clock
+    )
+    head, body, _ = proof.split(".")
+    header, claims = decode(head), decode(body)
+    assert header["typ"] == "dpop+jwt" and header["alg"] == algorithm
+    assert "d" not in header["jwk"] and "p" not in header["jwk"]
+    assert claims["htm"] == "POST" and claims["htu"] == URL
+    assert claims["iat"] == T0 and claims["ath"] == access_token_hash(TOKEN)
+    assert claims["nonce"] == "n-1" and len(claims["jti"]) >= 16
+    verified = check(proof, clock, access_token=TOKEN, jkt=key.thumbprint)
+    assert verified.jkt == key.thumbprint == jwk_thumbprint(header["jwk"])
+    assert verified.nonce == "n-1" and verified.htu == URL
+    assert str(key.key.as_dict(private=True)["d"]) not in repr(key)
+
+
+def test_token_endpoint_proof_has_no_ath(key: DPoPKey) -> None:
+    proof = make_proof(key, method="POST", url=URL)
+    assert "ath" not in decode(proof.split(".")[1])
+
+
+def test_each_proof_has_a_new_jti(key: DPoPKey) -> None:
+    jtis = {decode(make_proof(key, method="POST", url=URL).split(".")[1])["jti"] for _ in range(20)}
+    assert len(jtis) == 20
+
+
+def refusal(proof: str, clock: Clock | None = None, **kwargs: Any) -> TokenError:
+    with pytest.raises(TokenError) as caught:
+        check(proof, clock or Clock(), **kwargs)
+    return caught.value
+
+
+def test_replayed_proof_is_refused(key: DPoPKey) -> None:
+    clock = Clock()
+    replay = ReplayCache(clock=clock)
+    proof = make_proof(key, method="POST", url=URL, clock=clock)
+    check(proof, clock, replay=replay)
+    error = refusal(proof, clock, replay=replay)
+    assert error.error == INVALID_PROOF and "replayed" in error.description
+
+
+def test_proof_for_another_method_or_url(key: DPoPKey) -> None:
+    clock = Clock()
+    proof = make_proof(key, method="GET", url=URL, clock=clock)
+    assert "htm does not match" in refusal(proof, clock).description
+    other = make_proof(key, method="POST", url="https://receiver.example:8443/other", clock=clock)
+    assert "htu does not match" in refusal(other, clock).description
+    port = make_proof(key, method="POST", url="https://receiver.example/webhook", clock=clock)
+    assert "htu does not match" in refusal(port, clock).description
+
+
+def test_query_and_default_port_do_not_matter(key: DPoPKey) -> None:
+    clock = Clock()
+    proof = make_proof(key, method="POST", url="https://r.example:443/w?x=1", clock=clock)
+    check(proof, clock, url="https://R.example/w?y=2")
+
+
+def test_bound_key_ath_and_time(key: DPoPKey) -> None:
+    clock = Clock()
+    proof = make_proof(key, method="POST", url=URL, access_token=TOKEN, clock=clock)
+    other = DPoPKey.generate()
+    assert (
+        "not the key the token is bound to"
+        in refusal(proof, clock, jkt=other.thumbprint).description
+    )
+    assert "ath does not match" in refusal(proof, clock, access_token=TOKEN + "x").description
+    bare = make_proof(key, method="POST", url=URL, clock=clock)
+    assert "no ath" in refusal(bare, clock, access_token=TOKEN).description
+    assert "not ASCII" in refusal(proof, clock, access_token="tökén").description
+    old = make_proof(key, method="POST", url=URL, clock=Clock(T0 - 61))
+    assert "older than 60 s" in refusal(old, clock).description
+    check(make_proof(key, method="POST", url=URL, clock=Clock(T0 - 60)), clock)
+    future = make_proof(key, method="POST", url=URL, clock=Clock(T0 + 6))
+    assert "in the future" in refusal(future, clock).description
+    check(make_proof(key, method="POST", url=URL, clock=Clock(T0 + 5)), clock)
+    wide = ProofPolicy(max_age=300)
+    check(old, clock, policy=wide)
+
+
+def test_nonce_required(key: DPoPKey) -> None:
+    clock = Clock()
+    nonces = NonceSource(clock=clock)
+    bare = make_proof(key, method="POST", url=URL, clock=clock)
+    error = refusal(bare, clock, nonces=nonces)
+    assert error.error == USE_NONCE
+    wrong = make_proof(key, method="POST", url=URL, nonce="guess", clock=clock)
+    assert refusal(wrong, clock, nonces=nonces).error == USE_NONCE
+    good = make_proof(key, method="POST", url=URL, nonce=nonces.current(), clock=clock)
+    assert check(good, clock, nonces=nonces).nonce == nonces.current()
+
+
+def test_a_refused_nonce_does_not_burn_the_jti(key: DPoPKey) -> None:
+    """Only otherwise valid proofs are remembered, so junk cannot fill the replay cache."""
+    clock = Clock()
+    replay = ReplayCache(clock=clock)
+    bare = make_proof(key, method="POST", url=URL, clock=clock)
+    refusal(bare, clock, replay=replay, nonces=NonceSource(clock=clock))
+    assert len(replay) == 0
+
+
+def test_nonce_source_rotates_and_keeps_the_previous() -> None:
+    clock = Clock(0)
+    nonces = NonceSource(100, clock=clock)
+    first = nonces.current()
+    assert nonces.valid(first) and not nonces.valid("x" * len(first))
+    clock.now = 150
+    assert nonces.current() != first and nonces.valid(first)
+    clock.now = 250
+    assert not nonces.valid(first)
+    with pytest.raises(ValueError):
+        NonceSource(0)
+    assert NonceSource(clock=clock).current() != nonces.current()  # per-server secret
+
+
+def sign(header: dict[str, Any], claims: Any, key: Any, alg: str) -> str:
+    payload = claims if isinstance(claims, bytes) else json.dumps(claims).encode()
+    return jws.serialize_compact({"alg": alg, **header}, payload, key, algorithms=[alg])
+
+
+def good_claims(**overrides: Any) -> dict[str, Any]:
+    claims: dict[str, Any] = {"jti": "j", "htm": "POST", "htu": URL, "iat": int(T0)}
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+EC = ECKey.generate_key("P-256")
+EC_PUBLIC = EC.as_dict(private=False)
+
+
+@pytest.mark.parametrize(
+    ("header", "claims", "message"),
+    [
+        ({"typ": "JWT", "jwk": EC_PUBLIC}, good_claims(), "typ is not dpop\\+jwt"),
+        ({"jwk": EC_PUBLIC}, good_claims(), "typ is not dpop\\+jwt"),
+        ({"typ": "dpop+jwt"}, good_claims(), "no jwk header"),
+        ({"typ": "dpop+jwt", "jwk": EC.as_dict(private=True)}, good_claims(), "not a public"),
+        ({"typ": "dpop+jwt", "jwk": {"kty": "oct", "k": "AAAA"}}, good_claims(), "not a public"),
+        ({"typ": "dpop+jwt", "jwk": {"kty": "EC", "crv": "P-256"}}, good_claims(), "unusable"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(htm=None), "htm does not match"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(htu=None), "htu does not match"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(iat=None), "no numeric iat"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(iat="now"), "no numeric iat"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(iat=True), "no numeric iat"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(jti=None), "no valid jti"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(jti=""), "no valid jti"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(jti="j" * 300), "no valid jti"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(nonce=5), "nonce is not a string"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, [1, 2], "not a JSON object"),
+        ({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, b"\xff\xfe", "not JSON"),
+    ],
+)
+def test_refusals(header: dict[str, Any], claims: Any, message: str) -> None:
+    proof = sign(header, claims, EC, "ES256")
+    error = refusal(proof)
+    assert error.error == INVALID_PROOF
+    assert re.search(message, error.description), error.description
+
+
+def test_signature_by_another_key_than_the_jwk() -> None:
+    other = ECKey.generate_key("P-256")
+    proof = sign({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(), other, "ES256")
+    assert "signature does not verify" in refusal(proof).description
+
+
+def test_alg_allow_list_refuses_none_and_hmac() -> None:
+    secret = OctKey.import_key(b"k" * 32)
+    hs = sign({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(), secret, "HS256")
+    assert "algorithm 'HS256' is not allowed" in refusal(hs).description
+    head = (
+        base64.urlsafe_b64encode(
+            json.dumps({"typ": "dpop+jwt", "alg": "none", "jwk": EC_PUBLIC}).encode()
+        )
+        .rstrip(b"=")
+        .decode()
+    )
+    body = base64.urlsafe_b64encode(json.dumps(good_claims()).encode()).rstrip(b"=").decode()
+    assert "algorithm 'none' is not allowed" in refusal(f"{head}.{body}.").description
+    rsa_only = ProofPolicy(algorithms=("RS256",))
+    es = sign({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(), EC, "ES256")
+    assert "not allowed" in refusal(es, policy=rsa_only).description
+    with pytest.raises(ConfigError, match="HS256"):
+        ProofPolicy(algorithms=("HS256",))  # type: ignore[arg-type]
+
+
+def test_jwk_of_the_wrong_type_for_alg() -> None:
+    rsa = RSAKey.generate_key(2048)
+    proof = sign({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(), rsa, "RS256")
+    assert "unusable" in refusal(proof).description
+
+
+@pytest.mark.parametrize(
+    ("proof", "message"),
+    [
+        ("a" * 5000, "too long"),
+        ("abc", "not a signed JWT"),
+        ("a.b.c", "malformed"),
+        ("é.b.c", "malformed"),
+    ],
+)
+def test_malformed(proof: str, message: str) -> None:
+    assert message in refusal(proof).description
+
+
+def test_generate_refuses_unknown_algorithms() -> None:
+    with pytest.raises(ConfigError, match="'HS256' is not one of"):
+        DPoPKey.generate("HS256")  # type: ignore[arg-type]

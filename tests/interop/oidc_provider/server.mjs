@@ -8,6 +8,7 @@
 //   clients             client metadata (RFC 7591), without secrets
 //   resource            the access tokens' audience (RFC 8707 resource; tokens are JWTs),
 //                       by default the resource route's own URL, <issuer>/webhook
+//   auth_methods        the token endpoint's client authentication methods (default: all five)
 //   require_nonce       the token endpoint requires a DPoP nonce
 //   resource_nonce      the resource route requires a DPoP nonce (and rotates it on each success)
 // The environment's CLIENT_SECRETS is a JSON object client_id -> client_secret (secrets never go
@@ -84,7 +85,7 @@ async function configuration(signingJwk) {
     },
     jwks: { keys: [signingJwk] },
     scopes: ['webhook'],
-    clientAuthMethods: [
+    clientAuthMethods: cfg.auth_methods || [
       'client_secret_basic',
       'client_secret_post',
       'private_key_jwt',

@@ -138,6 +138,7 @@ class OidcProviderStack:
         clients: Sequence[Mapping[str, Any]],
         *,
         secrets: Mapping[str, str] | None = None,
+        auth_methods: Sequence[str] | None = None,
         require_nonce: bool = False,
         resource_nonce: bool = False,
     ) -> Iterator[RunningProvider]:
@@ -149,6 +150,7 @@ class OidcProviderStack:
             "key": str(self.files.key),
             "client_ca": str(self.files.client_ca),
             "clients": list(clients),
+            "auth_methods": None if auth_methods is None else list(auth_methods),
             "require_nonce": require_nonce,
             "resource_nonce": resource_nonce,
         }

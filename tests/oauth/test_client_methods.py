@@ -1,0 +1,439 @@
+"""The sender's token client against panva's oidc-provider (OpenID-certified), one client per
+authentication method: a token with each, certificate-bound (``cnf.x5t#S256``) and DPoP-bound
+(``cnf.jkt``) tokens checked against the issuer's keys, DPoP nonces, and what a misconfigured
+client is told."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from joserfc import jws, jwt
+from joserfc.jwk import KeySet
+
+from tests.interop.oidc_provider.clients import Pki, credentials, make_pki, registrations
+from tests.interop.oidc_provider.stack import OidcProviderStack, RunningProvider
+from webhook_kit.delivery import transport
+from webhook_kit.errors import CertificateError, ConfigError, TokenFetchError
+from webhook_kit.oauth.client import (
+    OAuthClient,
+    OAuthSettings,
+    ServerMetadata,
+    check_supported,
+)
+from webhook_kit.oauth.client_auth import ClientCredentials
+from webhook_kit.serving.loop import run
+from webhook_kit.tls import client_context
+
+pytestmark = pytest.mark.slow
+
+METHODS = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+]
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("oidc-pki"))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> OidcProviderStack:
+    return OidcProviderStack(tmp_path_factory.mktemp("oidc-run"), pki.server)
+
+
+@pytest.fixture(scope="module")
+def provider(stack: OidcProviderStack, pki: Pki) -> Iterator[RunningProvider]:
+    clients, secrets = registrations(pki)
+    with stack.start(clients, secrets=secrets) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def nonce_provider(stack: OidcProviderStack, pki: Pki) -> Iterator[RunningProvider]:
+    """A token endpoint that refuses DPoP proofs without its nonce."""
+    clients, secrets = registrations(pki)
+    with stack.start(clients, secrets=secrets, require_nonce=True) as running:
+        yield running
+
+
+Body = Callable[[aiohttp.ClientSession], Awaitable[Any]]
+
+
+def within_session(pki: Pki, body: Body) -> Any:
+    async def main() -> Any:
+        async with transport.make_session(client_context(pki.server.ca)) as session:
+            return await body(session)
+
+    return run(main())
+
+
+def client_for(
+    pki: Pki, provider: RunningProvider, session: aiohttp.ClientSession, **options: Any
+) -> OAuthClient:
+    method = options.pop("method")
+    extra = {k: options.pop(k) for k in ("algorithm", "assertion_audience") if k in options}
+    settings = OAuthSettings(
+        provider.token_url, credentials=credentials(pki, method, **extra), **options
+    )
+    return OAuthClient(settings, session, ca_file=pki.server.ca)
+
+
+async def claims_of(
+    session: aiohttp.ClientSession, provider: RunningProvider, token: str
+) -> dict[str, Any]:
+    """The access token's claims, verified with the issuer's published keys as a receiver does."""
+    async with session.get(provider.jwks_url) as response:
+        keys = KeySet.import_key_set(await response.json())
+    claims = jwt.decode(token, keys, algorithms=["ES256"]).claims
+    assert claims["iss"] == provider.issuer
+    assert claims["aud"] == provider.resource
+    return dict(claims)
+
+
+def failure(provider: RunningProvider) -> str:
+    return f"oidc-provider said:\n{provider.log()}"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_gets_a_token(pki: Pki, provider: RunningProvider, method: str) -> None:
+    async def body(session: aiohttp.ClientSession) -> tuple[OAuthClient, dict[str, Any]]:
+        client = client_for(pki, provider, session, method=method)
+        token = await client.token()
+        return client, await claims_of(session, provider, token)
+
+    try:
+        client, claims = within_session(pki, body)
+    except TokenFetchError as exc:
+        pytest.fail(f"{method}: {exc} ({exc.description})\n{failure(provider)}")
+    assert claims["client_id"] == method
+    assert (client.token_scheme, client.fetches) == ("Bearer", 1)
+    cnf = claims.get("cnf", {})
+    if method == "tls_client_auth":
+        assert cnf == {"x5t#S256": pki.client_thumbprint}
+    elif method == "self_signed_tls_client_auth":
+        assert cnf == {"x5t#S256": pki.self_signed_thumbprint}
+    else:
+        assert cnf == {}
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "PS256", "ES256"])
+@pytest.mark.parametrize("audience", ["token_endpoint", "issuer"])
+def test_private_key_jwt_algorithms_and_audiences(
+    pki: Pki, provider: RunningProvider, algorithm: str, audience: str
+) -> None:
+    """oidc-provider takes the token endpoint or the issuer as the assertion's aud (FAPI 2.0
+    prefers the issuer); the issuer comes from the metadata when not given."""
+
+    async def body(session: aiohttp.ClientSession) -> dict[str, Any]:
+        client = client_for(
+            pki,
+            provider,
+            session,
+            method="private_key_jwt",
+            algorithm=algorithm,
+            assertion_audience=audience,
+        )
+        return await claims_of(session, provider, await client.token())
+
+    assert within_session(pki, body)["client_id"] == "private_key_jwt", failure(provider)
+
+
+def test_each_token_request_signs_a_fresh_assertion(pki: Pki, provider: RunningProvider) -> None:
+    """oidc-provider refuses a replayed assertion jti: two fetches pass only if each signs anew."""
+
+    async def body(session: aiohttp.ClientSession) -> int:
+        client = client_for(pki, provider, session, method="private_key_jwt")
+        await client.token()
+        client.invalidate()
+        await client.token()
+        return client.fetches
+
+    assert within_session(pki, body) == 2, failure(provider)
+
+
+@pytest.mark.parametrize("method", ["private_key_jwt", "client_secret_basic"])
+def test_dpop_bound_token_names_the_clients_key(
+    pki: Pki, provider: RunningProvider, method: str
+) -> None:
+    async def body(session: aiohttp.ClientSession) -> tuple[OAuthClient, dict[str, Any]]:
+        client = client_for(pki, provider, session, method=method, dpop="ES256")
+        return client, await claims_of(session, provider, await client.token())
+
+    client, claims = within_session(pki, body)
+    assert client.token_scheme == "DPoP"
+    assert client.dpop_key is not None
+    assert claims["cnf"] == {"jkt": client.dpop_key.thumbprint}
+
+
+def test_dpop_and_certificate_binding_together_is_refused_with_the_reason(
+    pki: Pki, provider: RunningProvider
+) -> None:
+    """oidc-provider binds a token to one proof of possession only; its reason reaches the
+    user (printable, in ``description``)."""
+
+    async def body(session: aiohttp.ClientSession) -> Any:
+        return await client_for(
+            pki, provider, session, method="tls_client_auth", dpop="ES256"
+        ).token()
+
+    with pytest.raises(TokenFetchError) as caught:
+        within_session(pki, body)
+    assert caught.value.error == "invalid_request"
+    assert "proof-of-posession mechanisms" in (caught.value.description or "")
+
+
+def test_dpop_keys_are_per_client(pki: Pki, provider: RunningProvider) -> None:
+    async def body(session: aiohttp.ClientSession) -> list[str]:
+        clients = [
+            client_for(pki, provider, session, method="private_key_jwt", dpop="ES256")
+            for _ in range(2)
+        ]
+        return [
+            (await claims_of(session, provider, await c.token()))["cnf"]["jkt"] for c in clients
+        ]
+
+    first, second = within_session(pki, body)
+    assert first != second
+
+
+def test_a_client_registered_for_dpop_gets_nothing_without_it(
+    pki: Pki, provider: RunningProvider
+) -> None:
+    async def body(session: aiohttp.ClientSession) -> Any:
+        return await client_for(pki, provider, session, method="dpop_bound").token()
+
+    with pytest.raises(TokenFetchError) as caught:
+        within_session(pki, body)
+    assert caught.value.error == "invalid_grant"
+
+
+@pytest.mark.parametrize("method", ["private_key_jwt", "client_secret_post"])
+def test_token_endpoint_nonce_is_fetched_and_used(
+    pki: Pki, nonce_provider: RunningProvider, method: str
+) -> None:
+    """RFC 9449 section 8: the first request is refused with use_dpop_nonce and a DPoP-Nonce;
+    the client retries once with it (a fresh assertion too, as the first one's jti is spent)."""
+
+    async def body(session: aiohttp.ClientSession) -> tuple[OAuthClient, dict[str, Any], str]:
+        client = client_for(pki, nonce_provider, session, method=method, dpop="ES256")
+        claims = await claims_of(session, nonce_provider, await client.token())
+        return client, claims, client.proof("POST", nonce_provider.token_url)
+
+    try:
+        client, claims, next_proof = within_session(pki, body)
+    except TokenFetchError as exc:
+        pytest.fail(f"{exc} ({exc.description})\n{failure(nonce_provider)}")
+    assert client.dpop_key is not None
+    assert claims["cnf"]["jkt"] == client.dpop_key.thumbprint
+    assert client.fetches == 1
+    # The next proof carries the server's nonce.
+    assert json.loads(jws.extract_compact(next_proof.encode()).payload)["nonce"]
+
+
+def test_a_second_fetch_reuses_the_nonce(pki: Pki, nonce_provider: RunningProvider) -> None:
+    async def body(session: aiohttp.ClientSession) -> int:
+        client = client_for(pki, nonce_provider, session, method="private_key_jwt", dpop="ES256")
+        await client.token()
+        client.invalidate()
+        await client.token()
+        return client.fetches
+
+    assert within_session(pki, body) == 2, failure(nonce_provider)
+
+
+# -- what a misconfigured client is told ---------------------------------------------------------
+
+
+def test_method_the_endpoint_does_not_advertise(stack: OidcProviderStack, pki: Pki) -> None:
+    """The metadata's token_endpoint_auth_methods_supported is read before any token request."""
+    clients, secrets = registrations(pki)
+    with stack.start(
+        clients, secrets=secrets, auth_methods=["client_secret_basic", "client_secret_post"]
+    ) as limited:
+
+        async def body(session: aiohttp.ClientSession) -> OAuthClient:
+            client = client_for(pki, limited, session, method="tls_client_auth")
+            with pytest.raises(TokenFetchError) as caught:
+                await client.token()
+            assert "does not advertise tls_client_auth" in str(caught.value)
+            assert "client_secret_basic, client_secret_post" in str(caught.value)
+            return client
+
+        assert within_session(pki, body).fetches == 0
+
+
+def test_method_check_with_an_explicit_issuer(pki: Pki, provider: RunningProvider) -> None:
+    async def body(session: aiohttp.ClientSession) -> ServerMetadata | None:
+        client = client_for(
+            pki, provider, session, method="client_secret_basic", issuer=provider.issuer
+        )
+        await client.token()
+        return await client.metadata()
+
+    metadata = within_session(pki, body)
+    assert metadata is not None
+    assert metadata.token_endpoint == provider.token_url
+    assert set(METHODS) <= set(metadata.auth_methods or ())
+
+
+def test_check_supported_names_the_methods() -> None:
+    metadata = ServerMetadata("https://as.example", None, ("client_secret_basic",), ("ES256",))
+    settings = OAuthSettings("https://as.example/token", "c", "s3cret")
+    check_supported(settings, metadata)
+    with pytest.raises(ConfigError, match="does not advertise client_secret_post"):
+        check_supported(
+            OAuthSettings("https://as.example/token", "c", "s", auth_method="client_secret_post"),
+            metadata,
+        )
+    with pytest.raises(ConfigError, match="does not take PS256 proofs"):
+        check_supported(OAuthSettings("https://x/t", "c", "s", dpop="PS256"), metadata)
+
+
+def test_unregistered_key_is_refused(pki: Pki, provider: RunningProvider) -> None:
+    stranger = make_pki(Path(str(pki.server.cert.parent) + "-stranger"))
+
+    async def body(session: aiohttp.ClientSession) -> Any:
+        settings = OAuthSettings(
+            provider.token_url, credentials=credentials(stranger, "private_key_jwt")
+        )
+        return await OAuthClient(settings, session).token()
+
+    with pytest.raises(TokenFetchError) as caught:
+        within_session(pki, body)
+    assert caught.value.error == "invalid_client"
+
+
+def test_wrong_secret_never_shows(pki: Pki, provider: RunningProvider) -> None:
+    wrong = pki.secret + "-wrong"
+    creds = ClientCredentials("client_secret_basic", secret=wrong)
+
+    async def body(session: aiohttp.ClientSession) -> Any:
+        return await OAuthClient(
+            OAuthSettings(provider.token_url, credentials=creds), session
+        ).token()
+
+    with pytest.raises(TokenFetchError) as caught:
+        within_session(pki, body)
+    assert caught.value.error == "invalid_client"
+    assert wrong not in f"{caught.value} {caught.value.description} {creds!r}"
+
+
+def test_settings_never_show_a_secret_or_a_key(pki: Pki) -> None:
+    for method in ("client_secret_post", "private_key_jwt"):
+        settings = OAuthSettings("https://as.example/token", credentials=credentials(pki, method))
+        shown = repr(settings)
+        assert pki.secret not in shown
+        assert "PRIVATE KEY" not in shown
+        assert set(settings.secrets) == {pki.secret} if "secret" in method else {pki.ec_pem}
+
+
+def test_legacy_settings_still_read_flat(pki: Pki) -> None:
+    settings = OAuthSettings(
+        "https://as.example/token", "c", "s3cret", auth_method="client_secret_post"
+    )
+    assert settings.credentials is None
+    mirrored = OAuthSettings(
+        "https://as.example/token", credentials=credentials(pki, "client_secret_post")
+    )
+    assert (mirrored.client_id, mirrored.client_secret, mirrored.auth_method) == (
+        "client_secret_post",
+        pki.secret,
+        "client_secret_post",
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda pki: OAuthSettings("https://as/t", "c", auth_method="private_key_jwt"),
+            "credentials: private_key_jwt needs ClientCredentials",
+        ),
+        (
+            lambda pki: OAuthSettings(
+                "https://as/t", "other", credentials=credentials(pki, "private_key_jwt")
+            ),
+            "client_id: given apart from credentials",
+        ),
+        (
+            lambda pki: OAuthSettings("https://as/t", "c", "s", dpop="HS256"),  # type: ignore[arg-type]
+            "dpop: unsupported",
+        ),
+        (
+            lambda pki: ClientCredentials(
+                "c", "private_key_jwt", private_key="-----BEGIN PUBLIC KEY-----\nAAAA\n"
+            ),
+            "private_key: this is a public key",
+        ),
+        (
+            lambda pki: ClientCredentials(
+                "c", "private_key_jwt", private_key=pki.rsa_pem, algorithm="ES256"
+            ),
+            "ES256 needs an EC P-256 private key",
+        ),
+        (
+            lambda pki: ClientCredentials(
+                "c",
+                "private_key_jwt",
+                private_key=pki.ec_pem,
+                algorithm="HS256",  # type: ignore[arg-type]
+            ),
+            "unsupported algorithm 'HS256'",
+        ),
+        (lambda pki: ClientCredentials("c", "tls_client_auth"), "cert_file: tls_client_auth needs"),
+    ],
+)
+def test_bad_settings_are_config_errors(
+    pki: Pki, build: Callable[[Pki], object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(pki)
+
+
+def test_certificate_that_does_not_match_its_key(pki: Pki, provider: RunningProvider) -> None:
+    creds = ClientCredentials(
+        "tls_client_auth",
+        "tls_client_auth",
+        cert_file=pki.client_cert,
+        key_file=pki.self_signed_key,
+    )
+
+    async def body(session: aiohttp.ClientSession) -> None:
+        client = OAuthClient(OAuthSettings(provider.token_url, credentials=creds), session)
+        with pytest.raises(CertificateError, match="does not match the key"):
+            client.prepare()
+        with pytest.raises(TokenFetchError, match="does not match the key"):
+            await client.token()
+        assert client.fetches == 0
+
+    within_session(pki, body)
+
+
+def test_expired_client_certificate(pki: Pki, tmp_path: Path) -> None:
+    from tests.interop.oidc_provider.clients import self_signed
+
+    now = dt.datetime.now(dt.UTC)
+    cert, key, _ = self_signed(
+        tmp_path,
+        "old",
+        not_before=now - dt.timedelta(days=30),
+        not_after=now - dt.timedelta(days=1),
+    )
+    creds = ClientCredentials("c", "self_signed_tls_client_auth", cert_file=cert, key_file=key)
+
+    async def body(session: aiohttp.ClientSession) -> None:
+        client = OAuthClient(OAuthSettings("https://127.0.0.1:9/token", credentials=creds), session)
+        with pytest.raises(CertificateError, match="expired"):
+            client.prepare()
+
+    within_session(pki, body)

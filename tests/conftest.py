@@ -93,3 +93,22 @@ def start_provider(certs_dir: Path) -> Iterator[Callable[..., Any]]:
             return stack.enter_context(running_provider(settings))
 
         yield start
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL database URL with a schema of this test's own, dropped afterwards."""
+    from tests import postgres
+
+    server = postgres.server_url()
+    schema = postgres.new_schema()
+    yield postgres.with_schema(server, schema)
+    postgres.drop_schema(server, schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend in turn: an SQLite file, then a PostgreSQL schema of the test's own."""
+    if request.param == "sqlite":
+        return str(tmp_path / "kit.db")
+    return str(request.getfixturevalue("postgres_url"))

@@ -10,7 +10,10 @@
     ├── TokenError             a bearer token is refused
     │   (attribute ``description`` says why, ``error`` is the RFC 6750 code)
     ├── TokenFetchError        a sender could not get an access token (failure class token_error)
-    ├── StoreError             the durable store could not take a write
+    ├── StoreError             the durable store could not read or take a write
+    │   ├── StoreUnavailable   the database cannot be reached now (try again: 503)
+    │   ├── DuplicateEvent     an event id that is already stored
+    │   └── StaleUpdate        a row changed since it was read (a concurrent change)
     └── DiscoveryError         authorization server metadata could not be found (certify)
 
 Exit codes are decided at the CLI edge only: an error in the flags themselves is a usage error
@@ -78,7 +81,23 @@ class TokenFetchError(WebhookKitError):
 
 
 class StoreError(WebhookKitError):
-    """The durable store could not take a write (the event was not accepted)."""
+    """The durable store could not read or take a write (the event was not accepted)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached now (down, restarting, refusing connections).
+
+    The caller may try again: the provider API answers 503 with ``Retry-After``, a worker
+    backs off and reconnects.
+    """
+
+
+class DuplicateEvent(StoreError):
+    """An event with this ``event_id`` is already stored."""
+
+
+class StaleUpdate(StoreError):
+    """The row changed between its read and this write (another request changed it first)."""
 
 
 class DiscoveryError(WebhookKitError):

@@ -52,6 +52,7 @@ from webhook_kit.delivery.outcome import AttemptResult, Outcome
 from webhook_kit.errors import ConfigError, TokenFetchError
 from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.serving.loop import run
+from webhook_kit.storage.rows import AttemptRow
 
 #: Control characters that must never reach a terminal, a JSON consumer or an XML parser raw.
 RAW_CONTROLS = ("\x1b", "\x00", "\x07")
@@ -1018,16 +1019,9 @@ def test_json_judge(
     assert_consistent([judged], "json")
 
 
-def row(outcome: str, status: int | None = None, ms: float = 4.2) -> dict[str, Any]:
+def row(outcome: str, status: int | None = None, ms: float = 4.2) -> AttemptRow:
     """An attempt as the store returns it."""
-    return {
-        "attempt": 1,
-        "at": 0.0,
-        "duration_ms": ms,
-        "outcome": outcome,
-        "http_status": status,
-        "reason": f"{outcome} reason",
-    }
+    return AttemptRow(1, 0.0, ms, outcome, status, f"{outcome} reason")
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from webhook_kit.delivery.scheduler import Scheduler
+from webhook_kit.storage.scheduler import Scheduler
 
 
 def ids(entries: list) -> list[str]:  # type: ignore[type-arg]

@@ -19,6 +19,7 @@ from webhook_kit.cli.certify import certify as certify_command
 from webhook_kit.cli.emit import emit as emit_command
 from webhook_kit.cli.endpoint import certs, serve
 from webhook_kit.cli.provider import provider as provider_command
+from webhook_kit.cli.provider import worker as worker_command
 from webhook_kit.cli.tools import demo, schemas
 
 EXIT_CRASH = 3
@@ -85,5 +86,14 @@ def main(log_level: str) -> None:
     )
 
 
-for command in (serve, certs, provider_command, emit_command, certify_command, schemas, demo):
+for command in (
+    serve,
+    certs,
+    provider_command,
+    worker_command,
+    emit_command,
+    certify_command,
+    schemas,
+    demo,
+):
     main.add_command(command)

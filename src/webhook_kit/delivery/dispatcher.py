@@ -1,22 +1,23 @@
-"""The dispatcher: stores each event, then delivers it, retrying per the policy.
+"""The dispatcher: claims due events from the store, delivers them, records each attempt.
 
-I/O lives here; the decisions live in :mod:`policy` and :mod:`scheduler`. The clock and the sleep
-are parameters, so a test can run a three-day retry schedule in milliseconds.
+I/O lives here; the decisions live in :mod:`policy`, the queue and its claims in the store
+(:mod:`webhook_kit.storage`). The same loop runs in the provider, in ``emit``, in certify and in
+each ``webhook-kit worker`` process: with PostgreSQL, any number of them share one queue.
 
-Over 400 lines: one class whose insert batching, attempt batching, queue and workers share one
-state (the scheduler, the pending batches, the session). Issue 12 (the storage seam, N worker
-processes) reshapes exactly that state, so it is split then rather than twice.
+One coordinator claims work in batches (a claim is one database round trip for up to
+``concurrency`` events); long-lived worker tasks take claims from a local queue and attempt them.
+The HTTP call happens after the claim is committed, never inside a transaction. The clock and the
+sleep are parameters, so a test can run a three-day retry schedule in milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
-import sqlite3
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,21 +29,27 @@ from webhook_kit.delivery import transport
 from webhook_kit.delivery.guard import AddressPolicy, url_problem
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.delivery.policy import RetryPolicy
-from webhook_kit.delivery.scheduler import Entry, Scheduler
-from webhook_kit.delivery.store import AttemptRecord, Store, encode_body
 from webhook_kit.errors import ConfigError, StoreError
 from webhook_kit.oauth.client import OAuthClient, OAuthSettings
 from webhook_kit.redact import scrub
-from webhook_kit.tls import client_context
+from webhook_kit.storage.base import EventStore, Requeued
+from webhook_kit.storage.rows import AttemptRecord, Claim, EventState, NewEvent
 
 log = logging.getLogger("webhook_kit.dispatcher")
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
-ATTEMPT_FLUSH_SECONDS = 0.01
-ATTEMPT_FLUSH_SIZE = 512
-STORE_RETRY_SECONDS = 1.0
-STATE_FOR_ACTION = {"done": "sent", "retry": "retrying", "fail": "failed", "disable": "pending"}
+STATE_FOR_ACTION: dict[str, EventState] = {
+    "done": "sent",
+    "retry": "retrying",
+    "fail": "failed",
+    "disable": "pending",
+}
+#: How long the coordinator waits for news before it looks at the store again (other processes'
+#: completions and expired leases are not announced).
+POLL_SECONDS = 1.0
+#: The longest wait between attempts to reach a database that went away.
+STORE_BACKOFF_MAX = 30.0
 
 
 @dataclass(frozen=True)
@@ -69,53 +76,65 @@ class DispatcherSettings:
     #: Which addresses targets (and token URLs) may be on (see :mod:`guard`); ``None`` checks
     #: nothing. The CLI's emit and provider use ``local`` unless told otherwise.
     address_policy: AddressPolicy | None = None
+    #: How long a claim is this process's alone. A worker that dies loses its claims after this
+    #: long; it must outlast a token fetch and a POST (each bounded by ``timeout``) and the wait
+    #: in the local queue, hence at least three timeouts.
+    lease: float = 60.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
         if self.timeout <= 0:
             raise ConfigError("timeout must be positive")
+        if self.lease < 3 * self.timeout:
+            raise ConfigError(
+                f"the lease ({self.lease:g} s) must be at least three timeouts "
+                f"({3 * self.timeout:g} s): a token fetch, a POST and the wait before them"
+            )
 
 
 class Dispatcher:
-    """Use as ``async with Dispatcher(store, settings) as d: await d.enqueue(...)``."""
+    """Use as ``async with Dispatcher(events, settings) as d: await d.enqueue(...)``.
+
+    ``deliver=False`` makes one that stores and requeues but claims nothing: the provider's API
+    process when separate workers deliver.
+    """
 
     def __init__(
         self,
-        store: Store,
+        events: EventStore,
         settings: DispatcherSettings | None = None,
         *,
         target: Target | None = None,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
-        on_disable: Callable[[str], None] | None = None,
+        on_disable: Callable[[str], Awaitable[None]] | None = None,
+        deliver: bool = True,
     ) -> None:
-        self.store = store
+        self.events = events
         self.settings = settings or DispatcherSettings()
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._on_disable = on_disable
-        self._scheduler = Scheduler()
-        self._workers: list[asyncio.Task[None]] = []
-        #: Wakes the coordinator: the queue, the due times or the target changed.
+        self._deliver = deliver
+        self._tasks: list[asyncio.Task[None]] = []
+        self._claims: deque[Claim] = deque()
+        self._in_flight = 0
+        #: Wakes the coordinator: a slot freed, the target changed, or stopping.
         self._wake = asyncio.Event()
-        #: Wakes the workers: something is due now.
+        #: Wakes the workers: claims are waiting in the local queue.
         self._work = asyncio.Event()
-        self._idle = asyncio.Event()
+        #: Set after every completion: what :meth:`wait_idle` waits on.
+        self._progress = asyncio.Event()
         self._stopping = False
-        self._runner: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._ssl: ssl.SSLContext = client_context(self.settings.ca_file)
+        self._ssl: ssl.SSLContext | None = None
         self._target: Target | None = None
         self._oauth: OAuthClient | None = None
         self._pending_target = target
-        self._insert_batch: list[tuple[dict[str, Any], str, asyncio.Future[None]]] = []
-        self._attempt_batch: list[AttemptRecord] = []
-        #: The database refused the last attempt records: hold deliveries until it takes them.
-        self._store_failing = False
-        self._retry_flush: asyncio.TimerHandle | None = None
+        self._store_down_since: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -127,42 +146,33 @@ class Dispatcher:
         await self.stop()
 
     async def start(self) -> None:
+        from webhook_kit.tls import client_context
+
+        self._ssl = client_context(self.settings.ca_file)
         self._session = transport.make_session(
             self._ssl, limit=self.settings.concurrency * 2, policy=self.settings.address_policy
         )
         self.set_target(self._pending_target)
-        for row in self.store.unfinished():
-            # The stored text is what is sent again: retries are byte-identical across restarts.
-            body_text = row["body"]
-            self._queue(
-                row["seq"],
-                json.loads(body_text),
-                row["next_attempt_at"],
-                row["attempts"],
-                body_text.encode(),
-            )
-        self._runner = asyncio.ensure_future(self._run())
-        self._workers = [
-            asyncio.ensure_future(self._worker()) for _ in range(self.settings.concurrency)
-        ]
+        if self._deliver:
+            self._tasks = [asyncio.ensure_future(self._coordinate())] + [
+                asyncio.ensure_future(self._worker()) for _ in range(self.settings.concurrency)
+            ]
 
     async def stop(self) -> None:
         self._stopping = True
-        self._nudge()
-        if self._runner is not None:
-            await self._runner
-        for task in self._workers:
+        self._wake.set()
+        self._work.set()
+        coordinator, workers = self._tasks[:1], self._tasks[1:]
+        await asyncio.gather(*coordinator, return_exceptions=True)
+        for task in workers:
             task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        if self._retry_flush is not None:
-            self._retry_flush.cancel()
-        self._flush_attempts()
-        if self._attempt_batch:
-            log.error(
-                "%d attempts could not be written: those events will be delivered again on the "
-                "next start (at-least-once)",
-                len(self._attempt_batch),
-            )
+        await asyncio.gather(*workers, return_exceptions=True)
+        unattempted, self._claims = list(self._claims), deque()
+        if unattempted:
+            try:
+                await self.events.release(unattempted)
+            except StoreError as exc:  # their leases expire instead
+                log.warning("cannot give back %d claims: %s", len(unattempted), exc)
         if self._session is not None:
             await self._session.close()
 
@@ -173,6 +183,7 @@ class Dispatcher:
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
+        assert self._ssl is not None, "the dispatcher is not started"
         return self._ssl
 
     @property
@@ -190,268 +201,161 @@ class Dispatcher:
             if not same_auth or self._oauth is None:
                 self._oauth = OAuthClient(target.oauth, self._session, clock=self._clock)
         self._target = target
-        self._nudge()
+        self._wake.set()
 
     # -- queueing ------------------------------------------------------------------------------
 
     async def enqueue(self, notification: Mapping[str, Any]) -> str:
-        """Store the event durably, then queue it for delivery; returns its ``event_id``.
-
-        It returns once the event is committed. Events enqueued in the same event-loop turn (by
-        concurrent callers) share one transaction: a commit per event was the largest single cost
-        in profiles of the delivery path.
-        """
-        body = dict(notification)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._insert_batch.append((body, encode_body(body), future))
-        if len(self._insert_batch) == 1:
-            asyncio.get_running_loop().call_soon(self._flush_inserts)
-        await future
-        return str(body["event_id"])
+        """Store the event durably (it returns once it is committed); returns its ``event_id``."""
+        event = NewEvent.of(notification)
+        await self.events.insert([event])
+        return event.event_id
 
     async def enqueue_many(self, notifications: Iterable[Mapping[str, Any]]) -> list[str]:
-        """:meth:`enqueue` for a batch: stored in one transaction, then queued in order."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        ids = []
-        for notification in notifications:
-            body = dict(notification)
-            self._insert_batch.append((body, encode_body(body), future))
-            ids.append(str(body["event_id"]))
-        if ids and len(self._insert_batch) == len(ids):
-            loop.call_soon(self._flush_inserts)
-        if ids:
-            await future
-        return ids
+        """:meth:`enqueue` for a batch: stored in one transaction, delivered in order."""
+        events = [NewEvent.of(n) for n in notifications]
+        await self.events.insert(events)
+        return [e.event_id for e in events]
 
-    def _flush_inserts(self) -> None:
-        batch, self._insert_batch = self._insert_batch, []
-        now = self._clock()
-        try:
-            seqs: list[int | BaseException] = list(
-                self.store.insert_encoded([(b, text) for b, text, _ in batch], now)
-            )
-        except sqlite3.IntegrityError:
-            # One bad event (a repeated event_id) must not fail the others: insert one by one.
-            seqs = []
-            for body, text, _ in batch:
-                try:
-                    seqs.extend(self.store.insert_encoded([(body, text)], now))
-                except (sqlite3.Error, StoreError) as exc:
-                    seqs.append(exc)
-        except (sqlite3.Error, StoreError) as exc:
-            seqs = [exc] * len(batch)
-        for (body, text, future), seq in zip(batch, seqs, strict=True):
-            if isinstance(seq, BaseException):
-                if not future.done():
-                    error = seq if isinstance(seq, StoreError) else StoreError(str(seq))
-                    future.set_exception(StoreError(f"cannot store event: {error}"))
-                continue
-            self._queue(seq, body, now, 0, text.encode())
-            if not future.done():
-                future.set_result(None)
-        self._nudge()
-
-    def _record(self, record: AttemptRecord) -> None:
-        # Attempts are written in small timed batches (every ATTEMPT_FLUSH_SECONDS, or sooner
-        # when many pile up): a commit per attempt was the largest cost of the delivery path.
-        # The scheduler already knows the outcome; a crash before the write means those few
-        # events are sent again, which at-least-once allows.
-        self._attempt_batch.append(record)
-        if len(self._attempt_batch) >= ATTEMPT_FLUSH_SIZE:
-            self._flush_attempts()
-        elif len(self._attempt_batch) == 1:
-            asyncio.get_running_loop().call_later(ATTEMPT_FLUSH_SECONDS, self._flush_attempts)
-
-    def flush(self) -> None:
-        """Write the attempts recorded so far now (readers call this before querying)."""
-        self._flush_attempts()
-
-    def _flush_attempts(self) -> None:
-        batch, self._attempt_batch = self._attempt_batch, []
-        if not batch:
-            return
-        try:
-            self.store.record_attempts(batch)
-        except StoreError as exc:
-            self._hold_attempts(batch, str(exc))
-            return
-        except Exception:
-            # One record the store refuses must not take the rest of the batch with it.
-            self._record_one_by_one(batch)
-        if self._store_failing:
-            self._store_failing = False
-            log.warning("the database takes writes again: deliveries resume")
-            self._nudge()
-
-    def _hold_attempts(self, batch: list[AttemptRecord], why: str) -> None:
-        """The database cannot take writes (a full disk): keep the attempts in memory and send
-        nothing more until it can. A delivered event whose completion is not yet written would
-        be sent again after a restart; holding new deliveries bounds those to the ones already
-        in flight. A timer tries the write again every second."""
-        self._attempt_batch[:0] = batch
-        if not self._store_failing:
-            log.error(
-                "cannot record %d attempts: %s; deliveries paused until it can", len(batch), why
-            )
-        self._store_failing = True
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if self._retry_flush is None or self._retry_flush.cancelled():
-            self._retry_flush = loop.call_later(STORE_RETRY_SECONDS, self._retry_attempts)
-
-    def _retry_attempts(self) -> None:
-        self._retry_flush = None
-        self._flush_attempts()
-
-    def _record_one_by_one(self, batch: list[AttemptRecord]) -> None:
-        for record in batch:
-            try:
-                self.store.record_attempts([record])
-            except StoreError as exc:
-                self._hold_attempts([record], str(exc))
-            except Exception as exc:
-                log.error(
-                    "attempt %d of %s not recorded: %s",
-                    record.attempt,
-                    record.event_id,
-                    type(exc).__name__,
-                )
-
-    def queue_stored(self, seq: int, body: Mapping[str, Any]) -> str:
-        """Queue an event the caller already stored (e.g. with its validation, atomically)."""
-        self._queue(seq, dict(body), self._clock(), 0)
-        self._nudge()
-        return str(body["event_id"])
-
-    def _queue(
-        self,
-        seq: int,
-        body: dict[str, Any],
-        due: float,
-        attempts: int,
-        encoded: bytes | None = None,
-    ) -> None:
-        self._idle.clear()
-        self._scheduler.add(
-            seq,
-            str(body["event_id"]),
-            str(body["validation_id"]),
-            due,
-            encoded if encoded is not None else transport.encode(body),
-            attempts,
-        )
-
-    def redeliver(self, event_id: str) -> bool:
-        """Send a sent or failed event again; False if it is still queued or unknown."""
-        self._flush_attempts()
-        if event_id in self._scheduler or not self.store.requeue(event_id, self._clock()):
-            return False
-        row = self.store.event(event_id)
-        assert row is not None
-        self._queue(
-            row["seq"],
-            json.loads(row["body"]),
-            self._clock(),
-            row["attempts"],
-            row["body"].encode(),
-        )
-        self._nudge()
-        return True
-
-    @property
-    def queued(self) -> int:
-        return len(self._scheduler)
+    async def redeliver(self, event_id: str) -> Requeued:
+        """Send a sent or failed event again."""
+        return await self.events.requeue(event_id, self._clock())
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until nothing is queued (all sent or failed); False on timeout."""
-        if len(self._scheduler):
-            try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
-            except TimeoutError:
+        """Wait until nothing is left to deliver (all sent or failed); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while await self.events.outstanding() or self._in_flight:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 return False
-        self._flush_attempts()
+            self._progress.clear()
+            # Other processes' progress is not announced here: look again now and then.
+            wait = POLL_SECONDS / 20 if left is None else min(left, POLL_SECONDS / 20)
+            try:
+                await asyncio.wait_for(self._progress.wait(), wait)
+            except TimeoutError:
+                pass
         return True
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def _nudge(self) -> None:
-        """Work may be due now: wake the workers and the coordinator."""
-        self._work.set()
-        self._wake.set()
+    def _usable(self) -> Target | None:
+        target = self._target
+        return target if target is not None and target.enabled else None
 
-    async def _run(self) -> None:
-        """The coordinator: wakes the workers when work is due, sleeps until the next due time.
+    async def _coordinate(self) -> None:
+        """Claim due work while there is room for it; otherwise sleep until the next due time.
 
-        Only this loop sleeps, so an injected sleep that advances a fake clock is called once
-        per wait, not once per worker.
+        It keeps up to two rounds of claims (``2 × concurrency``) and refills once a round has
+        drained, so that a claim fetches ``concurrency`` events at a time rather than one per
+        completion. Only this loop sleeps, so an injected sleep that advances a fake clock is
+        called once per wait.
         """
+        capacity = 2 * self.settings.concurrency
+        backoff = 0.0
         while not self._stopping:
             self._wake.clear()
-            target = self._target
-            wait_for: float | None = None
-            if target is not None and target.enabled and not self._store_failing:
-                next_due = self._scheduler.next_due()
-                if next_due is not None:
-                    wait_for = next_due - self._clock()
-                    if wait_for <= 0:
-                        self._work.set()
-                        wait_for = None  # the workers have it; wait for the next change
-            if not len(self._scheduler):
-                self._idle.set()
+            wait_for: float | None = POLL_SECONDS
+            try:
+                if self._usable() is not None and self.events.writable:
+                    held = self._in_flight + len(self._claims)
+                    if held <= self.settings.concurrency:
+                        now = self._clock()
+                        claims = await self.events.claim(now, capacity - held, self.settings.lease)
+                        if claims:
+                            self._claims.extend(claims)
+                            self._work.set()
+                            continue
+                        due = await self.events.next_due(now)
+                        if due is not None:
+                            wait_for = min(max(due - self._clock(), 0.0), POLL_SECONDS)
+                    else:
+                        wait_for = None  # a completion wakes us
+                self._store_back()
+                backoff = 0.0
+            except StoreError as exc:
+                backoff = min(max(2 * backoff, 0.5), STORE_BACKOFF_MAX)
+                self._store_down(exc, backoff)
+                wait_for = backoff
+            if wait_for == 0.0:
+                continue
             await self._wait(wait_for)
 
+    def _store_down(self, exc: StoreError, backoff: float) -> None:
+        if self._store_down_since is None:
+            self._store_down_since = self._clock()
+            log.error("the database cannot be used (%s): trying again every few seconds", exc)
+        else:
+            log.debug("the database is still down: next try in %.1f s", backoff)
+
+    def _store_back(self) -> None:
+        if self._store_down_since is not None:
+            log.warning(
+                "the database is back after %.0f s: deliveries resume",
+                self._clock() - self._store_down_since,
+            )
+            self._store_down_since = None
+
     async def _wait(self, seconds: float | None) -> None:
-        if seconds is None:
-            await self._wake.wait()
-            return
-        waker = asyncio.ensure_future(self._wake.wait())
-        sleeper = asyncio.ensure_future(self._sleep(seconds))
-        _, pending = await asyncio.wait({waker, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
+        waiters = {
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self.events.wait_for_work(3600.0)),
+        }
+        if seconds is not None:
+            waiters.add(asyncio.ensure_future(self._sleep(seconds)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waiters:
+                task.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _worker(self) -> None:
-        """Take the next due event, deliver it, repeat; wait when nothing is due.
+        """Take the next claim, deliver it, repeat; wait when there is none.
 
         Long-lived workers instead of a task per attempt: task creation and its callbacks were a
         visible share of the per-delivery cost.
         """
         while not self._stopping:
-            target = self._target
-            entries = (
-                self._scheduler.take_due(self._clock(), 1)
-                if target is not None and target.enabled and not self._store_failing
-                else []
-            )
-            if entries:
-                try:
-                    await self._attempt(entries[0], target)  # type: ignore[arg-type]
-                except Exception:  # a bug must not stop the worker; the event stays queued
-                    log.exception("delivery of %s failed unexpectedly", entries[0].event_id)
-                    self._scheduler.release(entries[0].event_id)
-                if not len(self._scheduler):
-                    self._idle.set()
-                    self._wake.set()
+            if not self._claims:
+                self._work.clear()
+                await self._work.wait()
                 continue
-            self._work.clear()
-            self._wake.set()  # let the coordinator look for the next due time
-            await self._work.wait()
+            claim = self._claims.popleft()
+            target = self._usable()
+            if target is None:  # disabled meanwhile: give it back, due now
+                await self._release(claim)
+                continue
+            self._in_flight += 1
+            try:
+                await self._attempt(claim, target)
+            except Exception:  # a bug must not stop the worker; the claim goes back
+                log.exception("delivery of %s failed unexpectedly", claim.event_id)
+                await self._release(claim)
+            finally:
+                self._in_flight -= 1
+                self._progress.set()
+                if self._in_flight + len(self._claims) <= self.settings.concurrency:
+                    self._wake.set()
 
-    async def _attempt(self, entry: Entry, target: Target) -> None:
-        event_id = entry.event_id
+    async def _release(self, claim: Claim) -> None:
+        try:
+            await self.events.release([claim])
+        except StoreError as exc:  # its lease expires instead
+            log.warning("cannot give back the claim of %s: %s", claim.event_id, exc)
+
+    async def _attempt(self, claim: Claim, target: Target) -> None:
+        event_id = claim.event_id
         oauth = self._oauth
         assert oauth is not None
-        attempt = entry.attempts + 1
+        attempt = claim.attempts + 1
         at = self._clock()
         try:
             result = await transport.deliver(
                 self.session,
                 oauth,
                 target.url,
-                entry.body,
+                claim.body,
                 event_id=event_id,
                 timeout=self.settings.timeout,
             )
@@ -471,32 +375,23 @@ class Dispatcher:
         decision = self.settings.policy.decide(
             attempt, result, now=self._clock(), rand=self._rng.random()
         )
-        state = STATE_FOR_ACTION[decision.action]
         if decision.action == "disable":
             result = AttemptResult(
                 result.outcome, decision.reason, result.duration_ms, result.http_status
             )
-        next_at = decision.next_attempt_at if decision.action == "retry" else None
-        if decision.action == "disable":
-            next_at = self._clock()
-        self._record(AttemptRecord(entry.seq, event_id, attempt, at, result, state, next_at))
-        entry.attempts = attempt
-        if decision.action in ("done", "fail"):
-            self._scheduler.finish(event_id)
-            self._work.set()  # the validation's next event may now go
-        elif decision.action == "retry":
-            assert next_at is not None
-            self._scheduler.reschedule(event_id, next_at)
-            self._wake.set()  # the coordinator sleeps until the earliest retry
+            next_at: float | None = self._clock()
         else:
-            self._scheduler.reschedule(event_id, self._clock())
-            self._disable(decision.reason)
+            next_at = decision.next_attempt_at if decision.action == "retry" else None
+        state = STATE_FOR_ACTION[decision.action]
+        self.events.complete(AttemptRecord(claim, attempt, at, result, state, next_at))
+        if decision.action == "disable":
+            await self._disable(decision.reason)
 
-    def _disable(self, reason: str) -> None:
+    async def _disable(self, reason: str) -> None:
         if self._target is not None:
             self.set_target(Target(self._target.url, self._target.oauth, enabled=False))
         if self._on_disable is not None:
-            self._on_disable(reason)
+            await self._on_disable(reason)
 
 
 def _scrubbed(result: AttemptResult, target: Target) -> AttemptResult:

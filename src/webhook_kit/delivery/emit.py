@@ -10,10 +10,10 @@ from webhook_kit.contract import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.guard import AddressPolicy
 from webhook_kit.delivery.policy import RetryPolicy
-from webhook_kit.delivery.store import Store
 from webhook_kit.display import visible
 from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthSettings
+from webhook_kit.storage.url import open_storage
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ async def emit(
     An outcome's ``reason`` may quote the receiver (a redirect's Location); it is made visible
     (escape sequences shown, never acted on) where it is worded, in the transport.
     """
-    store = Store(db)
+    storage = await open_storage(db)
     settings = DispatcherSettings(
         concurrency=4,
         timeout=timeout,
@@ -64,7 +64,7 @@ async def emit(
     )
     validation_id = new_id()
     try:
-        async with Dispatcher(store, settings, target=Target(url, oauth)) as dispatcher:
+        async with Dispatcher(storage.events, settings, target=Target(url, oauth)) as dispatcher:
             bodies = list(notifications.lifecycle(tuple(statuses), validation_id=validation_id))
             event_ids = await dispatcher.enqueue_many(bodies)
             ids = [
@@ -72,22 +72,23 @@ async def emit(
             ]
             await dispatcher.wait_idle()
         outcomes = []
+        every = await storage.events.attempts_of([event_id for _, event_id in ids])
         for status, event_id in ids:
-            row = store.event(event_id)
-            attempts = store.attempts(event_id)
+            row = await storage.events.event(event_id)
+            attempts = every[event_id]
             assert row is not None
             last = attempts[-1] if attempts else None
             outcome = EmitOutcome(
                 status=status,
                 event_id=event_id,
-                state=row["state"],
+                state=row.state,
                 attempts=len(attempts),
-                reason=visible(last["reason"]) if last else "not attempted",
-                duration_ms=last["duration_ms"] if last else 0.0,
+                reason=visible(last.reason) if last else "not attempted",
+                duration_ms=last.duration_ms if last else 0.0,
             )
             outcomes.append(outcome)
             if echo is not None:
                 echo(outcome)
         return outcomes
     finally:
-        store.close()
+        await storage.close()

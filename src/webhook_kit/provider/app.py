@@ -13,7 +13,6 @@ import hmac
 import json
 import logging
 import random
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
@@ -23,38 +22,40 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from webhook_kit.delivery.dispatcher import Dispatcher
-from webhook_kit.delivery.store import Store
-from webhook_kit.errors import StoreError
+from webhook_kit.errors import StaleUpdate, StoreError, StoreUnavailable
 from webhook_kit.provider.events_api import EventsApi
 from webhook_kit.provider.lifecycle import LifecycleError
 from webhook_kit.provider.openapi import build_openapi
 from webhook_kit.provider.settings_api import SettingsApi
 from webhook_kit.provider.validations_api import CHANGE_ROUTES, ValidationsApi
 from webhook_kit.serving.http import EXCEPTION_HANDLERS, HttpError, JSONResponse, error_response
+from webhook_kit.storage.base import RecordStore
 
 log = logging.getLogger("webhook_kit.provider")
 
 BASE_PATH = "/validas/v1"
+#: Seconds a client is asked to wait when the database cannot be used (503).
+RETRY_AFTER = 5
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ProviderApi:
-    """The three resources over one store and dispatcher, behind one apikey."""
+    """The three resources over one database and dispatcher, behind one apikey."""
 
     def __init__(
         self,
         *,
-        store: Store,
+        records: RecordStore,
         dispatcher: Dispatcher,
         apikey: str,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
         self.apikey = apikey
-        self.settings = SettingsApi(store, dispatcher, clock)
-        self.events = EventsApi(store, dispatcher)
-        self.validations = ValidationsApi(store, dispatcher, clock, rng or random.Random())
+        self.settings = SettingsApi(records, dispatcher, clock)
+        self.events = EventsApi(records, dispatcher)
+        self.validations = ValidationsApi(records, dispatcher, clock, rng or random.Random())
 
     def guarded(self, handler: Handler) -> Handler:
         """Check the ``apikey`` header, then turn a refusal into its JSON answer."""
@@ -69,15 +70,37 @@ class ProviderApi:
                 return exc.response()
             except LifecycleError as exc:
                 return error_response(409, exc.error_type, exc.message)
-            except (StoreError, sqlite3.Error) as exc:
+            except StaleUpdate:
+                return error_response(
+                    409,
+                    "concurrent_change",
+                    "another request changed this object meanwhile; nothing was changed, "
+                    "read it again and retry",
+                )
+            except StoreUnavailable as exc:
+                # The database blinked (restarting, unreachable): the client may try again soon.
+                log.error(
+                    "database unavailable on %s %s: %s", request.method, request.url.path, exc
+                )
+                response = error_response(
+                    503,
+                    "storage_unavailable",
+                    "the provider's database cannot be reached now; nothing was changed, "
+                    f"try again in {RETRY_AFTER} s",
+                )
+                response.headers["Retry-After"] = str(RETRY_AFTER)
+                return response
+            except StoreError as exc:
                 # A full disk or an I/O error: the client may try again later; no traceback.
                 log.error("storage error on %s %s: %s", request.method, request.url.path, exc)
-                return error_response(
+                response = error_response(
                     503,
                     "storage_unavailable",
                     "the provider's database cannot take the change now "
                     "(is its disk full?); nothing was changed, try again later",
                 )
+                response.headers["Retry-After"] = str(RETRY_AFTER)
+                return response
 
         return endpoint
 

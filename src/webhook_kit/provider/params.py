@@ -11,10 +11,10 @@ from typing import Any
 from starlette.requests import Request
 
 from webhook_kit.contract.statuses import STATUSES
-from webhook_kit.delivery.store import EventFilter
 from webhook_kit.parsing import yes_no
 from webhook_kit.provider import views
 from webhook_kit.serving.http import HttpError, read_json
+from webhook_kit.storage.rows import EventFilter
 
 MAX_BODY = 1024 * 1024
 #: ``limit`` when the query leaves it out, and its largest value.

@@ -12,13 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings
-from webhook_kit.delivery.store import Store
+from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.errors import ConfigError, StoreError
-from webhook_kit.provider import webhook_settings
+from webhook_kit.provider import webhook_settings, workers
 from webhook_kit.provider.app import BASE_PATH, ProviderApi, create_provider_app
 from webhook_kit.serving import servers
 from webhook_kit.serving.servers import ServerName
+from webhook_kit.storage.base import RecordStore, Storage
+from webhook_kit.storage.url import DatabaseUrl, open_storage
 from webhook_kit.tls import CertFiles, ensure_dev_certs, server_context
 
 log = logging.getLogger("webhook_kit.provider")
@@ -28,6 +29,7 @@ log = logging.getLogger("webhook_kit.provider")
 class ProviderSettings:
     host: str = "127.0.0.1"
     port: int = 8444
+    #: A file path, ``sqlite:///path`` or ``postgresql://user@host:port/dbname``.
     db: str = "webhook-kit-provider.db"
     apikey: str | None = field(default=None, repr=False)
     server: ServerName = "uvicorn"
@@ -39,8 +41,18 @@ class ProviderSettings:
     delivery: DispatcherSettings = field(
         default_factory=lambda: DispatcherSettings(address_policy="local")
     )
+    #: Separate ``webhook-kit worker`` processes to deliver (PostgreSQL only); 0 delivers in
+    #: the API's own process.
+    workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError("--workers must be 0 or more")
+        if self.workers and not DatabaseUrl.parse(self.db).multi_process:
+            raise ConfigError(
+                "--workers needs a PostgreSQL database (--db postgresql://...): one process at "
+                "a time may use an SQLite file"
+            )
         if (self.certfile is None) != (self.keyfile is None):
             raise ConfigError("--certfile and --keyfile go together")
         if self.apikey is not None and not self.apikey.strip():
@@ -67,9 +79,9 @@ class Provider:
             self.files, _ = ensure_dev_certs(settings.certs_dir)
         server_context(self.files)
         self.apikey = settings.apikey or secrets.token_urlsafe(24)
-        db = settings.db
-        self.db = db if db == ":memory:" else str(Path(db).resolve())
-        self.store = Store(self.db)
+        self.db_url = DatabaseUrl.parse(settings.db)
+        self.db = self.db_url.display
+        self.storage: Storage | None = None
         self.sock = servers.bind(settings.host, settings.port)
         port = self.sock.getsockname()[1]
         self.base_url = f"https://{servers.url_host(self.sock)}:{port}{BASE_PATH}"
@@ -80,34 +92,27 @@ class Provider:
         ca = self.files.ca_file
         return ProviderInfo(self.base_url, self.apikey, self.db, str(ca) if ca else None)
 
-    def _on_disable(self, reason: str) -> None:
-        try:
-            current = self.store.settings()
-            if current is not None:
-                current.update(enabled=False, disabled_reason=reason)
-                self.store.put_settings(current, time.time())
-        except StoreError as exc:  # the dispatcher holds the webhook disabled anyway
-            log.error("cannot save the disabled webhook: %s", exc)
-
     async def run(self, ready: Callable[[], None], shutdown: asyncio.Event) -> None:
         s = self.settings
-        stored = self.store.settings()
-        target = None
-        if stored is not None:
-            try:
-                target = webhook_settings.to_target(stored, s.delivery.timeout)
-            except ConfigError as exc:  # saved by an earlier version that checked less
-                log.warning("the stored webhook settings cannot be used (%s): save them again", exc)
-        dispatcher = Dispatcher(
-            self.store,
-            s.delivery,
-            target=target,
-            on_disable=self._on_disable,
-        )
         try:
-            async with dispatcher:
+            self.storage = storage = await open_storage(self.db_url)
+        except BaseException:
+            self.sock.close()
+            raise
+        try:
+            target = await stored_target(storage.records, s.delivery.timeout)
+            dispatcher = Dispatcher(
+                storage.events,
+                s.delivery,
+                target=target,
+                on_disable=lambda reason: save_disabled(storage.records, reason),
+                deliver=s.workers == 0,
+            )
+            async with dispatcher, workers.running(s.workers, self.db_url, s.delivery):
                 self.dispatcher = dispatcher
-                api = ProviderApi(store=self.store, dispatcher=dispatcher, apikey=self.apikey)
+                api = ProviderApi(
+                    records=storage.records, dispatcher=dispatcher, apikey=self.apikey
+                )
                 await servers.serve(
                     create_provider_app(api),
                     sock=self.sock,
@@ -118,7 +123,30 @@ class Provider:
                 )
         finally:
             self.sock.close()
-            self.store.close()
+            await storage.close()
+
+
+async def stored_target(records: RecordStore, timeout: float) -> Target | None:
+    """The saved webhook settings as a delivery target (``None``: none saved, or unusable)."""
+    stored = await records.settings()
+    if stored is None:
+        return None
+    try:
+        return webhook_settings.to_target(stored, timeout)
+    except ConfigError as exc:  # saved by an earlier version that checked less
+        log.warning("the stored webhook settings cannot be used (%s): save them again", exc)
+        return None
+
+
+async def save_disabled(records: RecordStore, reason: str) -> None:
+    """A 410 disabled the webhook: keep it disabled, with the reason, across restarts."""
+    try:
+        current = await records.settings()
+        if current is not None:
+            current.update(enabled=False, disabled_reason=reason)
+            await records.put_settings(current, time.time())
+    except StoreError as exc:  # the dispatcher holds the webhook disabled anyway
+        log.error("cannot save the disabled webhook: %s", exc)
 
 
 @contextlib.contextmanager

@@ -14,35 +14,37 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from webhook_kit.delivery.dispatcher import Dispatcher
-from webhook_kit.delivery.store import Store
 from webhook_kit.errors import ConfigError
 from webhook_kit.provider import views, webhook_settings
 from webhook_kit.provider.params import json_body
 from webhook_kit.provider.probe import run_test
 from webhook_kit.serving.http import HttpError, JSONResponse
+from webhook_kit.storage.base import RecordStore
 
 log = logging.getLogger("webhook_kit.provider")
 
 
 class SettingsApi:
-    def __init__(self, store: Store, dispatcher: Dispatcher, clock: Callable[[], float]) -> None:
-        self.store = store
+    def __init__(
+        self, records: RecordStore, dispatcher: Dispatcher, clock: Callable[[], float]
+    ) -> None:
+        self.records = records
         self.dispatcher = dispatcher
         self.clock = clock
 
     async def create(self, request: Request) -> Response:
         settings = _validated(await json_body(request))
-        self._save(settings)
+        await self._save(settings)
         return JSONResponse({"data": webhook_settings.masked(settings)}, status_code=201)
 
     async def read(self, request: Request) -> Response:
-        settings = self.store.settings()
+        settings = await self.records.settings()
         if settings is None:
             raise HttpError(404, "webhook_not_configured", "no webhook settings yet")
         return JSONResponse({"data": webhook_settings.masked(settings)})
 
     async def update(self, request: Request) -> Response:
-        current = self.store.settings()
+        current = await self.records.settings()
         if current is None:
             raise HttpError(404, "webhook_not_configured", "no webhook settings to update")
         document = await json_body(request)
@@ -53,17 +55,17 @@ class SettingsApi:
         except webhook_settings.SettingsInvalid as exc:
             raise _invalid(exc) from exc
         settings = _validated(document)
-        self._save(settings)
+        await self._save(settings)
         return JSONResponse({"data": webhook_settings.masked(settings)})
 
     async def delete(self, request: Request) -> Response:
-        if not self.store.delete_settings():
+        if not await self.records.delete_settings():
             raise HttpError(404, "webhook_not_configured", "no webhook settings to delete")
         self._apply(None)
         return Response(status_code=204)
 
     async def test(self, request: Request) -> Response:
-        settings = self.store.settings()
+        settings = await self.records.settings()
         if settings is None:
             raise HttpError(409, "webhook_not_configured", "create the webhook settings first")
         try:
@@ -76,11 +78,11 @@ class SettingsApi:
             ) from exc
         trace = await run_test(self.dispatcher, target)
         settings["last_test"] = {"ok": trace["ok"], "at": views.iso(self.clock())}
-        self.store.put_settings(settings, self.clock())
+        await self.records.put_settings(settings, self.clock())
         return JSONResponse({"data": trace})
 
-    def _save(self, settings: dict[str, Any]) -> None:
-        self.store.put_settings(settings, self.clock())
+    async def _save(self, settings: dict[str, Any]) -> None:
+        await self.records.put_settings(settings, self.clock())
         self._apply(settings)
 
     def _apply(self, settings: dict[str, Any] | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import replace
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
@@ -18,12 +18,13 @@ from starlette.responses import Response
 
 from webhook_kit.contract import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher
-from webhook_kit.delivery.store import Store
 from webhook_kit.ids import new_id
 from webhook_kit.provider import views
 from webhook_kit.provider.lifecycle import Change, State, apply
 from webhook_kit.provider.params import json_body
 from webhook_kit.serving.http import HttpError, JSONResponse, limited, media_type
+from webhook_kit.storage.base import RecordStore
+from webhook_kit.storage.rows import NewEvent, ValidationRow
 
 MAX_UPLOAD = 20 * 1024 * 1024
 #: A whole multipart body: one file of MAX_UPLOAD plus the other fields and the framing.
@@ -49,12 +50,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 class ValidationsApi:
     def __init__(
         self,
-        store: Store,
+        records: RecordStore,
         dispatcher: Dispatcher,
         clock: Callable[[], float],
         rng: random.Random,
     ) -> None:
-        self.store = store
+        self.records = records
         self.dispatcher = dispatcher
         self.clock = clock
         self.rng = rng
@@ -65,39 +66,41 @@ class ValidationsApi:
         body = notifications.build(
             "on-course", validation_id=validation_id, previous_status=None, rng=self.rng
         )
-        seq = self.store.save_validation(validation_id, "on-course", 0, self.clock(), body)
-        self.dispatcher.queue_stored(seq, body)
+        now = self.clock()
+        row = ValidationRow(validation_id, "on-course", 0, now, now)
+        await self.records.save_validation(row, NewEvent.of(body), expected=None)
         return JSONResponse(
             {"data": {"id": validation_id, "status": "on-course", "event_id": body["event_id"]}},
             status_code=201,
         )
 
     async def get(self, request: Request) -> Response:
-        return JSONResponse({"data": views.validation_view(self._row(request))})
+        return JSONResponse({"data": views.validation_view(await self._row(request))})
 
     def change(self, change: Change) -> Handler:
         async def handler(request: Request) -> Response:
-            self._row(request)  # 404 before reading an upload
+            await self._row(request)  # 404 before reading an upload
             if change in UPLOAD_FIELDS:
                 await _check_upload(request, UPLOAD_FIELDS[change])
-            row = self._row(request)
-            state = apply(State(row["status"], row["documents"]), change)
+            row = await self._row(request)
+            state = apply(State(row.status, row.documents), change)
             body = notifications.build(
-                state.status, validation_id=row["id"], previous_status=row["status"], rng=self.rng
+                state.status, validation_id=row.id, previous_status=row.status, rng=self.rng
             )
-            seq = self.store.save_validation(
-                row["id"], state.status, state.documents, self.clock(), body
+            changed = replace(
+                row, status=state.status, documents=state.documents, updated_at=self.clock()
             )
-            self.dispatcher.queue_stored(seq, body)
+            # Fails (409) rather than overwrite if another request changed it since the read.
+            await self.records.save_validation(changed, NewEvent.of(body), expected=row)
             return JSONResponse(
-                {"data": {"id": row["id"], "status": state.status, "event_id": body["event_id"]}}
+                {"data": {"id": row.id, "status": state.status, "event_id": body["event_id"]}}
             )
 
         return handler
 
-    def _row(self, request: Request) -> Any:
+    async def _row(self, request: Request) -> ValidationRow:
         validation_id = request.path_params["validation_id"]
-        row = self.store.validation(validation_id)
+        row = await self.records.validation(validation_id)
         if row is None:
             raise HttpError(404, "validation_not_found", f"no validation {validation_id!r}")
         return row

@@ -1,14 +1,13 @@
-"""How stored rows are shown by the provider API: no I/O, but typed on the store's rows
-(``sqlite3.Row``) until the storage seam gives them types of their own."""
+"""How stored rows are shown by the provider API: no I/O."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from typing import Any
 
 from webhook_kit.contract.notifications import iso_now
+from webhook_kit.storage.rows import AttemptRow, EventRow, ValidationRow
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -26,38 +25,38 @@ def parse_time(text: str) -> float:
     return moment.timestamp()
 
 
-def attempt_view(row: sqlite3.Row) -> dict[str, Any]:
+def attempt_view(row: AttemptRow) -> dict[str, Any]:
     return {
-        "attempt": row["attempt"],
-        "at": iso(row["at"]),
-        "duration_ms": row["duration_ms"],
-        "outcome": row["outcome"],
-        "http_status": row["http_status"],
-        "reason": row["reason"],
+        "attempt": row.attempt,
+        "at": iso(row.at),
+        "duration_ms": row.duration_ms,
+        "outcome": row.outcome,
+        "http_status": row.http_status,
+        "reason": row.reason,
     }
 
 
-def event_view(row: sqlite3.Row, attempts: list[sqlite3.Row]) -> dict[str, Any]:
+def event_view(row: EventRow, attempts: list[AttemptRow]) -> dict[str, Any]:
     return {
-        "event_id": row["event_id"],
-        "validation_id": row["validation_id"],
-        "status": row["status"],
-        "state": row["state"],
-        "created_at": iso(row["created_at"]),
-        "sent_at": iso(row["sent_at"]),
-        "next_attempt_at": iso(row["next_attempt_at"]) if row["state"] != "sent" else None,
-        "notification": json.loads(row["body"]),
+        "event_id": row.event_id,
+        "validation_id": row.validation_id,
+        "status": row.status,
+        "state": row.state,
+        "created_at": iso(row.created_at),
+        "sent_at": iso(row.sent_at),
+        "next_attempt_at": iso(row.next_attempt_at) if row.state != "sent" else None,
+        "notification": json.loads(row.body),
         "attempts": [attempt_view(a) for a in attempts],
     }
 
 
-def validation_view(row: sqlite3.Row) -> dict[str, Any]:
+def validation_view(row: ValidationRow) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "status": row["status"],
-        "documents": row["documents"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
+        "id": row.id,
+        "status": row.status,
+        "documents": row.documents,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
     }
 
 

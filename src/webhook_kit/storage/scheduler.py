@@ -1,6 +1,7 @@
 """Which events may be attempted now: per-validation order, due times, in-flight tracking.
 
-Pure, in-memory, sans-IO. The store is the durable record; this is rebuilt from it on start.
+Pure, in-memory, sans-IO: the SQLite backend's claims (one process per file). The database is
+the durable record; this is rebuilt from it on start.
 Events of one validation form a queue: only its head may be in flight, so a slow or retrying
 event holds back its own validation and no other.
 """
@@ -121,6 +122,11 @@ class Scheduler:
         entry.due = due
         self._in_flight.discard(entry.validation_id)
         heapq.heappush(self._heap, (due, entry.seq, entry.validation_id))
+
+    def set_attempts(self, event_id: str, attempts: int) -> None:
+        entry = self._entries.get(event_id)
+        if entry is not None:
+            entry.attempts = attempts
 
     def release(self, event_id: str) -> None:
         """Stop an in-flight attempt without a verdict (the event stays queued, due now)."""

@@ -1,0 +1,164 @@
+"""The storage seam: what the dispatcher and the provider may ask of a database.
+
+Two interfaces over one database: :class:`EventStore`, the delivery queue (events, attempts, and
+which validation's head is due), and :class:`RecordStore`, the provider's own records (the
+webhook settings and the validations). :class:`Storage` holds both. Backends: ``sqlite`` (the
+embedded default, one process per file) and ``postgres`` (any number of worker processes).
+
+Rules every backend keeps, checked by ``tests/storage/test_contract.py`` over each of them:
+
+- An event is committed before :meth:`EventStore.insert` returns (at-least-once).
+- Events of one validation are claimed in order, one at a time: a validation's next event is not
+  claimed while its head is claimed or waiting for a retry.
+- A claim is a lease: a process that dies loses it when it expires, and another takes the work.
+- Attempt records are written in small timed batches by the store itself; every read of this
+  process sees its own completions (readers never flush anything).
+- Errors are :class:`~webhook_kit.errors.StoreError` and its subclasses, never a driver's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+from webhook_kit.storage.rows import (
+    AttemptRecord,
+    AttemptRow,
+    Claim,
+    EventFilter,
+    EventRow,
+    NewEvent,
+    ValidationRow,
+    ValidationSummary,
+)
+
+#: What :meth:`EventStore.requeue` did: queued again, still queued (nothing to do), or unknown.
+Requeued = Literal["requeued", "queued", "unknown"]
+
+
+class EventStore(Protocol):
+    """The delivery queue."""
+
+    async def insert(self, events: Sequence[NewEvent]) -> None:
+        """Store new events as ``pending``, due now, committed when this returns.
+
+        Concurrent callers in one event-loop turn share a transaction. A repeated ``event_id``
+        raises :class:`~webhook_kit.errors.DuplicateEvent` for that call alone.
+        """
+        ...
+
+    async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
+        """Up to ``limit`` due validation heads, leased to this process for ``lease`` seconds."""
+        ...
+
+    def complete(self, record: AttemptRecord) -> None:
+        """Record an attempt and move its event (and its validation's head) on.
+
+        Buffered: written within a few milliseconds, in a batch; a crash before the write means
+        the event is delivered again, which at-least-once allows.
+        """
+        ...
+
+    async def release(self, claims: Sequence[Claim]) -> None:
+        """Give claims back unattempted (stopping, or the webhook was disabled)."""
+        ...
+
+    async def next_due(self, now: float) -> float | None:
+        """When the earliest unclaimed head is due (at most ``now`` if one is due already)."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work may be due (an insert or requeue anywhere), or after ``timeout``."""
+        ...
+
+    async def requeue(self, event_id: str, now: float) -> Requeued:
+        """Make a sent or failed event pending again (redelivery)."""
+        ...
+
+    async def event(self, event_id: str) -> EventRow | None: ...
+
+    async def attempts(self, event_id: str) -> list[AttemptRow]: ...
+
+    async def attempts_of(self, event_ids: Sequence[str]) -> dict[str, list[AttemptRow]]:
+        """The attempts of several events in one query."""
+        ...
+
+    async def events(
+        self, where: EventFilter, *, after_seq: int = 0, limit: int = 100
+    ) -> list[EventRow]: ...
+
+    async def validations_by_sent(
+        self, sent: bool, *, after: str = "", limit: int = 100
+    ) -> list[ValidationSummary]:
+        """Validations whose events were all sent (``sent``) or not all sent (not ``sent``)."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """Events by state."""
+        ...
+
+    async def outstanding(self) -> int:
+        """Events still to deliver (claimed or not)."""
+        ...
+
+    @property
+    def writable(self) -> bool:
+        """False while completions cannot be written: claim nothing more until they can."""
+        ...
+
+
+class RecordStore(Protocol):
+    """The provider's own records: the webhook settings and the validations."""
+
+    async def settings(self) -> dict[str, Any] | None: ...
+
+    async def put_settings(self, document: Mapping[str, Any], now: float) -> None: ...
+
+    async def delete_settings(self) -> bool: ...
+
+    async def settings_version(self) -> float | None:
+        """When the settings last changed (``None``: there are none); cheap, for polling."""
+        ...
+
+    async def validation(self, validation_id: str) -> ValidationRow | None: ...
+
+    async def save_validation(
+        self,
+        row: ValidationRow,
+        notification: NewEvent,
+        *,
+        expected: ValidationRow | None,
+    ) -> None:
+        """Create (``expected`` is ``None``) or change a validation and store its event, in one
+        transaction. A change whose ``expected`` row is no longer current raises
+        :class:`~webhook_kit.errors.StaleUpdate` and stores nothing."""
+        ...
+
+
+class Storage(Protocol):
+    """One open database: both interfaces, and how it is shown to a user."""
+
+    @property
+    def events(self) -> EventStore: ...
+
+    @property
+    def records(self) -> RecordStore: ...
+
+    @property
+    def display(self) -> str:
+        """The database as a user may see it (a path, or a URL without its password)."""
+        ...
+
+    async def close(self) -> None:
+        """Write what is buffered, give back this process's claims, close."""
+        ...
+
+
+__all__ = [
+    "AttemptRecord",
+    "Claim",
+    "EventStore",
+    "RecordStore",
+    "Requeued",
+    "Storage",
+]

@@ -1,0 +1,86 @@
+"""The PostgreSQL backend: one queue shared by the provider and any number of worker processes.
+
+Driver: asyncpg, chosen by measurement (``benchmarks/bench_pg_driver.py``). A small pool per
+process, plus one connection that LISTENs for new work. Opening applies the migrations
+(:mod:`migrations`). Connection settings come from the URL (libpq's form); a schema of its own
+(``schema=``) lets tests and several installations share one database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from webhook_kit.storage.postgres.errors import translated
+from webhook_kit.storage.postgres.events import PostgresEvents
+from webhook_kit.storage.postgres.migrations import migrate, quote
+from webhook_kit.storage.postgres.records import PostgresRecords
+
+if TYPE_CHECKING:
+    from webhook_kit.storage.url import DatabaseUrl
+
+#: Seconds to wait for a connection, and for any one statement: a database that went away must
+#: not freeze a worker or an API call.
+CONNECT_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 30.0
+POOL_SIZE = 4
+
+
+class PostgresStorage:
+    def __init__(
+        self, pool: asyncpg.Pool, events: PostgresEvents, records: PostgresRecords, display: str
+    ) -> None:
+        self._pool = pool
+        self._events = events
+        self._records = records
+        self._display = display
+
+    @classmethod
+    async def open(
+        cls,
+        url: DatabaseUrl,
+        *,
+        schema: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> PostgresStorage:
+        name = schema or url.schema
+        quote(name)
+        where = url.display
+        connect: dict[str, Any] = {
+            "timeout": CONNECT_TIMEOUT,
+            "command_timeout": COMMAND_TIMEOUT,
+            "server_settings": {"search_path": name, "application_name": "webhook-kit"},
+        }
+        async with translated(f"cannot open database {where}"):
+            conn = await asyncpg.connect(url.connect_target, **connect)
+            try:
+                await migrate(conn, name, where)
+            finally:
+                await conn.close()
+            pool = await asyncpg.create_pool(url.connect_target, min_size=1, max_size=POOL_SIZE, **connect)
+        assert pool is not None
+        channel = f"webhook_kit_work_{name}"
+        events = PostgresEvents(pool, channel, clock)
+        await events.listen(lambda: asyncpg.connect(url.connect_target, **connect))
+        return cls(pool, events, PostgresRecords(pool, events), where)
+
+    @property
+    def events(self) -> PostgresEvents:
+        return self._events
+
+    @property
+    def records(self) -> PostgresRecords:
+        return self._records
+
+    @property
+    def display(self) -> str:
+        return self._display
+
+    async def close(self) -> None:
+        try:
+            await self._events.shutdown()
+        finally:
+            await self._pool.close()

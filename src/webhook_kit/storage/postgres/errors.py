@@ -1,0 +1,52 @@
+"""asyncpg's exceptions turned into the store's own, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from webhook_kit.errors import ConfigError, DuplicateEvent, StoreError, StoreUnavailable
+
+#: The server is gone, going, or not there yet: try again later.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+#: Settings that will not work however often they are tried.
+REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InsufficientPrivilegeError,
+)
+
+
+def describe(exc: BaseException) -> str:
+    """The driver's message on one line (it never holds the password)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+@asynccontextmanager
+async def translated(what: str) -> AsyncIterator[None]:
+    """Run a database call; its failure becomes a :class:`StoreError` naming ``what``."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateEvent(f"{what}: {describe(exc)}") from exc
+    except REFUSED as exc:
+        raise ConfigError(f"{what}: {describe(exc)}") from exc
+    except UNAVAILABLE as exc:
+        raise StoreUnavailable(f"{what}: the database cannot be reached ({describe(exc)})") from exc
+    except asyncpg.PostgresError as exc:
+        raise StoreError(f"{what}: {describe(exc)}") from exc

@@ -1,0 +1,484 @@
+"""The delivery queue on PostgreSQL, shared by any number of worker processes.
+
+Every operation on the delivery path is one statement over arrays (``unnest``), so a batch costs
+one round trip: inserts are batched per event-loop turn, claims fetch up to a round of heads,
+completions are written every few milliseconds. Idle workers are woken by ``NOTIFY``, sent after
+the insert commits (never inside it, so a slow listener cannot hold the insert's locks).
+Heads are always locked in ``validation_id`` order, so two batches never deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import Any
+
+import asyncpg
+
+from webhook_kit.errors import DuplicateEvent, StoreError
+from webhook_kit.storage.base import Requeued
+from webhook_kit.storage.postgres.errors import translated
+from webhook_kit.storage.rows import (
+    AttemptRecord,
+    AttemptRow,
+    Claim,
+    EventFilter,
+    EventRow,
+    NewEvent,
+    ValidationSummary,
+    storable,
+)
+
+log = logging.getLogger("webhook_kit.storage")
+
+Clock = Callable[[], float]
+FLUSH_SECONDS = 0.01
+FLUSH_SIZE = 512
+RETRY_MAX = 30.0
+
+EVENT_COLUMNS = (
+    "seq, event_id, validation_id, status, body, state, created_at, next_attempt_at, sent_at, "
+    "attempts"
+)
+
+INSERT = """
+WITH new AS (
+    INSERT INTO events (event_id, validation_id, status, body, state, created_at, next_attempt_at)
+    SELECT e, v, s, b, 'pending', $5, $5
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(e, v, s, b, n)
+    ORDER BY n
+    RETURNING validation_id
+)
+INSERT INTO heads AS h (validation_id, pending, due)
+SELECT validation_id, count(*), $5 FROM new GROUP BY validation_id ORDER BY validation_id
+ON CONFLICT (validation_id) DO UPDATE
+SET pending = h.pending + excluded.pending,
+    due = CASE WHEN h.pending = 0 THEN excluded.due ELSE h.due END
+"""
+
+CLAIM = """
+WITH picked AS (
+    SELECT validation_id FROM heads
+    WHERE pending > 0 AND due <= $1 AND lease_until <= $1
+    ORDER BY due LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), leased AS (
+    UPDATE heads AS h SET lease_until = $1 + $3, lease_token = $4
+    FROM picked WHERE h.validation_id = picked.validation_id
+    RETURNING h.validation_id
+)
+SELECT l.validation_id, e.seq, e.event_id, e.body, e.attempts
+FROM leased AS l LEFT JOIN LATERAL (
+    SELECT seq, event_id, body, attempts FROM events
+    WHERE validation_id = l.validation_id AND state IN ('pending', 'retrying')
+    ORDER BY seq LIMIT 1
+) AS e ON true
+"""
+
+# A completion moves the event and its head on only while the head is still leased to the
+# claim (the fencing token): a worker whose lease expired records its attempt, nothing more.
+COMPLETE = """
+WITH input AS (
+    SELECT * FROM unnest(
+        $1::bigint[], $2::text[], $3::text[], $4::int[], $5::float8[], $6::float8[],
+        $7::text[], $8::int[], $9::text[], $10::text[], $11::float8[]
+    ) AS t(seq, validation_id, token, attempt, at, duration_ms, outcome, http_status, reason,
+           state, next_at)
+), recorded AS (
+    INSERT INTO attempts (seq, attempt, at, duration_ms, outcome, http_status, reason)
+    SELECT seq, attempt, at, duration_ms, outcome, http_status, reason FROM input
+), owned AS (
+    SELECT i.* FROM input AS i
+    JOIN heads AS h ON h.validation_id = i.validation_id AND h.lease_token = i.token
+), moved AS (
+    UPDATE events AS e
+    SET state = o.state, attempts = o.attempt, next_attempt_at = o.next_at,
+        sent_at = CASE WHEN o.state = 'sent' THEN o.at ELSE e.sent_at END
+    FROM owned AS o WHERE e.seq = o.seq
+)
+UPDATE heads AS h
+SET pending = h.pending - CASE WHEN o.state IN ('sent', 'failed') THEN 1 ELSE 0 END,
+    due = CASE WHEN o.state IN ('sent', 'failed') THEN o.at ELSE o.next_at END,
+    lease_until = 0, lease_token = NULL
+FROM (SELECT * FROM owned ORDER BY validation_id) AS o
+WHERE h.validation_id = o.validation_id AND h.lease_token = o.token
+"""
+
+RELEASE = """
+UPDATE heads SET lease_until = 0, lease_token = NULL
+WHERE validation_id = ANY($1::text[]) AND lease_token = ANY($2::text[])
+"""
+
+REQUEUE = """
+WITH again AS (
+    UPDATE events SET state = 'pending', next_attempt_at = $2
+    WHERE event_id = $1 AND state IN ('sent', 'failed')
+    RETURNING validation_id
+)
+INSERT INTO heads AS h (validation_id, pending, due)
+SELECT validation_id, 1, $2 FROM again
+ON CONFLICT (validation_id) DO UPDATE
+SET pending = h.pending + 1, due = CASE WHEN h.pending = 0 THEN excluded.due ELSE h.due END
+RETURNING validation_id
+"""
+
+
+class PostgresEvents:
+    """See :class:`~webhook_kit.storage.base.EventStore`."""
+
+    def __init__(self, pool: asyncpg.Pool, channel: str, clock: Clock) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._clock = clock
+        self._inserts: list[tuple[Sequence[NewEvent], asyncio.Future[None]]] = []
+        self._completions: list[AttemptRecord] = []
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
+        self._failing = False
+        self._wake = asyncio.Event()
+        self._listener: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- wake-ups ------------------------------------------------------------------------------
+
+    async def listen(self, connect: Callable[[], Any]) -> None:
+        """Hold a connection that LISTENs for new work (best effort: polling covers a gap)."""
+        try:
+            self._listener = await connect()
+            await self._listener.add_listener(self._channel, self._notified)
+        except Exception as exc:  # the dispatcher polls meanwhile
+            log.warning("cannot listen for new work (%s): polling instead", exc)
+            self._listener = None
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
+
+    async def notify(self) -> None:
+        with suppress(StoreError):
+            async with translated("cannot announce new work"):
+                await self._pool.execute("SELECT pg_notify($1, '')", self._channel)
+
+    async def wait_for_work(self, timeout: float) -> None:
+        if self._listener is not None and self._listener.is_closed():
+            self._listener = None  # gone with the server: polling until a reopen
+        if not self._wake.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    # -- inserts -------------------------------------------------------------------------------
+
+    async def insert(self, events: Sequence[NewEvent]) -> None:
+        if not events:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._inserts.append((events, future))
+        if len(self._inserts) == 1:
+            loop.call_soon(self._spawn, self._flush_inserts())
+        await future
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush_inserts(self) -> None:
+        batch, self._inserts = self._inserts, []
+        now = self._clock()
+        try:
+            await self._insert_rows([e for events, _ in batch for e in events], now)
+            outcomes: list[BaseException | None] = [None] * len(batch)
+        except DuplicateEvent:
+            # One call's repeated event id must not fail the others: each call on its own.
+            outcomes = []
+            for events, _ in batch:
+                try:
+                    await self._insert_rows(events, now)
+                    outcomes.append(None)
+                except StoreError as exc:
+                    outcomes.append(exc)
+        except StoreError as exc:
+            outcomes = [exc] * len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if outcome is None:
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
+        if any(outcome is None for outcome in outcomes):
+            self._wake.set()
+            await self.notify()
+
+    async def _insert_rows(self, events: Sequence[NewEvent], now: float) -> None:
+        async with translated("cannot store the events"):
+            await self._pool.execute(
+                INSERT,
+                [e.event_id for e in events],
+                [e.validation_id for e in events],
+                [e.status for e in events],
+                [e.body for e in events],
+                now,
+            )
+
+    async def insert_in(self, conn: Any, event: NewEvent, now: float) -> None:
+        """Insert one event inside the caller's transaction (the provider's records)."""
+        await conn.execute(
+            INSERT, [event.event_id], [event.validation_id], [event.status], [event.body], now
+        )
+
+    async def inserted(self) -> None:
+        """The caller's transaction that ran :meth:`insert_in` committed: wake the workers."""
+        self._wake.set()
+        await self.notify()
+
+    # -- claims and completions ----------------------------------------------------------------
+
+    async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
+        await self.flush()  # a completion frees its validation's next event: see it
+        if self._failing:
+            return []
+        token = secrets.token_hex(8)
+        async with translated("cannot claim work"):
+            rows = await self._pool.fetch(CLAIM, now, limit, lease, token)
+        claims = [
+            Claim(
+                r["seq"],
+                r["event_id"],
+                r["validation_id"],
+                r["body"].encode(),
+                r["attempts"],
+                token,
+            )
+            for r in rows
+            if r["seq"] is not None
+        ]
+        if len(claims) < len(rows):
+            # A head without a pending event (cannot happen through this module): mark it empty.
+            empty = [r["validation_id"] for r in rows if r["seq"] is None]
+            async with translated("cannot repair a head"):
+                await self._pool.execute(
+                    "UPDATE heads SET pending = 0, lease_until = 0, lease_token = NULL"
+                    " WHERE validation_id = ANY($1::text[]) AND lease_token = $2",
+                    empty,
+                    token,
+                )
+        return claims
+
+    def complete(self, record: AttemptRecord) -> None:
+        self._completions.append(record)
+        if len(self._completions) >= FLUSH_SIZE:
+            self._start_flush()
+        elif self._flush_timer is None and not self._failing:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                FLUSH_SECONDS, self._start_flush
+            )
+
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        """Write completions until none are left; while the database is down, keep them and
+        claim nothing more (:attr:`writable`), trying again with a growing pause."""
+        pause = 0.25
+        while self._completions:
+            batch, self._completions = self._completions, []
+            try:
+                await self._write(batch)
+            except StoreError as exc:
+                self._completions[:0] = batch
+                if not self._failing:
+                    log.error(
+                        "cannot record %d attempts (%s): deliveries paused until it can",
+                        len(batch),
+                        exc,
+                    )
+                self._failing = True
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX)
+                continue
+            if self._failing:
+                self._failing = False
+                log.warning("the database takes writes again: deliveries resume")
+                self._wake.set()
+
+    async def _write(self, records: Sequence[AttemptRecord]) -> None:
+        async with translated("cannot record attempts"):
+            await self._pool.execute(
+                COMPLETE,
+                [r.claim.seq for r in records],
+                [r.claim.validation_id for r in records],
+                [r.claim.token for r in records],
+                [r.attempt for r in records],
+                [r.at for r in records],
+                [r.result.duration_ms for r in records],
+                [r.result.outcome for r in records],
+                [r.result.http_status for r in records],
+                [storable(r.result.reason[:500]) for r in records],
+                [r.state for r in records],
+                [r.next_attempt_at for r in records],
+            )
+
+    async def flush(self) -> None:
+        """Write buffered completions now (before a read: this process reads its own writes)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._completions and not self._failing:
+            self._start_flush()
+        if self._flushing is not None and not self._failing:
+            await asyncio.shield(self._flushing)
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except (TimeoutError, StoreError):
+            pass
+        if self._flushing is not None and not self._flushing.done():
+            self._flushing.cancel()
+            with suppress(BaseException):
+                await self._flushing
+        if self._completions:
+            log.error(
+                "%d attempts could not be written: those events will be delivered again when "
+                "their leases expire (at-least-once)",
+                len(self._completions),
+            )
+            self._completions = []
+        for task in list(self._tasks):
+            with suppress(BaseException):
+                await task
+        if self._listener is not None:
+            with suppress(Exception):
+                await self._listener.close()
+
+    @property
+    def writable(self) -> bool:
+        return not self._failing
+
+    async def release(self, claims: Sequence[Claim]) -> None:
+        if not claims:
+            return
+        async with translated("cannot give back claims"):
+            await self._pool.execute(
+                RELEASE,
+                sorted({c.validation_id for c in claims}),
+                sorted({c.token for c in claims}),
+            )
+        self._wake.set()
+
+    async def next_due(self, now: float) -> float | None:
+        await self.flush()
+        async with translated("cannot read the queue"):
+            due = await self._pool.fetchval(
+                "SELECT min(greatest(due, lease_until)) FROM heads WHERE pending > 0"
+            )
+        return None if due is None else float(due)
+
+    async def requeue(self, event_id: str, now: float) -> Requeued:
+        await self.flush()
+        async with translated("cannot queue the event again"):
+            again = await self._pool.fetchval(REQUEUE, event_id, now)
+            if again is not None:
+                self._wake.set()
+                await self.notify()
+                return "requeued"
+            known = await self._pool.fetchval("SELECT 1 FROM events WHERE event_id = $1", event_id)
+        return "queued" if known else "unknown"
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def event(self, event_id: str) -> EventRow | None:
+        await self.flush()
+        async with translated("cannot read the event"):
+            row = await self._pool.fetchrow(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1", event_id
+            )
+        return None if row is None else EventRow(*row)
+
+    async def attempts(self, event_id: str) -> list[AttemptRow]:
+        return (await self.attempts_of([event_id]))[event_id]
+
+    async def attempts_of(self, event_ids: Sequence[str]) -> dict[str, list[AttemptRow]]:
+        await self.flush()
+        found: dict[str, list[AttemptRow]] = {event_id: [] for event_id in event_ids}
+        async with translated("cannot read the attempts"):
+            rows = await self._pool.fetch(
+                "SELECT e.event_id, a.attempt, a.at, a.duration_ms, a.outcome, a.http_status,"
+                " a.reason FROM attempts AS a JOIN events AS e ON e.seq = a.seq"
+                " WHERE e.event_id = ANY($1::text[]) ORDER BY a.seq, a.attempt, a.id",
+                list(event_ids),
+            )
+        for event_id, *row in rows:
+            found[event_id].append(AttemptRow(*row))
+        return found
+
+    async def events(
+        self, where: EventFilter, *, after_seq: int = 0, limit: int = 100
+    ) -> list[EventRow]:
+        await self.flush()
+        clauses: list[str] = ["seq > $1"]
+        params: list[object] = [after_seq]
+
+        def add(clause: str, value: object) -> None:
+            params.append(value)
+            clauses.append(clause.replace("?", f"${len(params)}"))
+
+        if where.sent is True:
+            clauses.append("state = 'sent'")
+        elif where.sent is False:
+            clauses.append("state <> 'sent'")
+        for column, value in (
+            ("status", where.status),
+            ("validation_id", where.validation_id),
+            ("state", where.state),
+        ):
+            if value is not None:
+                add(f"{column} = ?", value)
+        if where.since is not None:
+            add("created_at >= ?", where.since)
+        if where.until is not None:
+            add("created_at < ?", where.until)
+        params.append(limit)
+        async with translated("cannot read the events"):
+            rows = await self._pool.fetch(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
+                f" ORDER BY seq LIMIT ${len(params)}",
+                *params,
+            )
+        return [EventRow(*row) for row in rows]
+
+    async def validations_by_sent(
+        self, sent: bool, *, after: str = "", limit: int = 100
+    ) -> list[ValidationSummary]:
+        await self.flush()
+        having = "count(*) FILTER (WHERE state <> 'sent') " + ("= 0" if sent else "> 0")
+        async with translated("cannot read the validations"):
+            rows = await self._pool.fetch(
+                "SELECT validation_id, count(*), count(*) FILTER (WHERE state = 'sent'),"
+                " count(*) FILTER (WHERE state <> 'sent') FROM events WHERE validation_id > $1"
+                f" GROUP BY validation_id HAVING {having} ORDER BY validation_id LIMIT $2",
+                after,
+                limit,
+            )
+        return [ValidationSummary(*row) for row in rows]
+
+    async def counts(self) -> dict[str, int]:
+        await self.flush()
+        async with translated("cannot count the events"):
+            rows = await self._pool.fetch("SELECT state, count(*) FROM events GROUP BY state")
+        return {state: count for state, count in rows}
+
+    async def outstanding(self) -> int:
+        await self.flush()
+        async with translated("cannot read the queue"):
+            count = await self._pool.fetchval(
+                "SELECT coalesce(sum(pending), 0) FROM heads WHERE pending > 0"
+            )
+        return int(count)

@@ -1,0 +1,134 @@
+"""The typed values that cross the storage seam: what goes in, what comes out.
+
+Every backend returns these, never a driver's row type, so nothing above the store knows which
+database it runs on. Named tuples where one is made per event or attempt on the delivery path
+(cheaper to build than frozen dataclasses, and as immutable).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import orjson
+
+from webhook_kit.delivery.outcome import AttemptResult
+
+#: The four states of an event (the contract's delivery profile).
+EventState = Literal["pending", "retrying", "sent", "failed"]
+EVENT_STATES: tuple[EventState, ...] = ("pending", "retrying", "sent", "failed")
+
+
+class NewEvent(NamedTuple):
+    """An event to store: the notification and its body encoded once, as it will be sent."""
+
+    event_id: str
+    validation_id: str
+    status: str
+    body: str
+
+    @classmethod
+    def of(cls, notification: Mapping[str, Any]) -> NewEvent:
+        return cls(
+            str(notification["event_id"]),
+            str(notification["validation_id"]),
+            str(notification["status"]),
+            encode_body(notification),
+        )
+
+
+class Claim(NamedTuple):
+    """A validation's head event, claimed by this process for one attempt.
+
+    ``token`` fences the claim: a completion whose claim has since expired and been taken by
+    another worker records its attempt but does not move the event on.
+    """
+
+    seq: int
+    event_id: str
+    validation_id: str
+    body: bytes
+    attempts: int
+    token: str
+
+
+class AttemptRecord(NamedTuple):
+    """One attempt and the state it leaves its event in."""
+
+    claim: Claim
+    attempt: int
+    at: float
+    result: AttemptResult
+    state: EventState
+    next_attempt_at: float | None
+
+
+class EventRow(NamedTuple):
+    seq: int
+    event_id: str
+    validation_id: str
+    status: str
+    body: str
+    state: EventState
+    created_at: float
+    next_attempt_at: float | None
+    sent_at: float | None
+    attempts: int
+
+
+class AttemptRow(NamedTuple):
+    attempt: int
+    at: float
+    duration_ms: float
+    outcome: str
+    http_status: int | None
+    reason: str
+
+
+class ValidationSummary(NamedTuple):
+    """A validation's events: how many, how many sent, how many not (yet) sent."""
+
+    validation_id: str
+    events: int
+    sent: int
+    not_sent: int
+
+
+@dataclass(frozen=True)
+class ValidationRow:
+    id: str
+    status: str
+    documents: int
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    sent: bool | None = None
+    status: str | None = None
+    validation_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+    state: EventState | None = None
+
+
+def encode_body(notification: Mapping[str, Any]) -> str:
+    """The notification as sent: compact UTF-8 JSON (the same text is stored and delivered)."""
+    try:
+        return orjson.dumps(notification).decode()
+    except TypeError:  # orjson refuses integers beyond 64 bits, non-string keys, surrogates
+        text = json.dumps(notification, separators=(",", ":"), ensure_ascii=False)
+        return text if storable(text) == text else json.dumps(notification, separators=(",", ":"))
+
+
+def storable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (from bytes that were not UTF-8)
+    becomes a visible ``\\udcff`` instead of failing the whole write it is part of."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

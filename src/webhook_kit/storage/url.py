@@ -1,0 +1,104 @@
+"""``--db``: which database a command uses, and how to open it.
+
+A path, or ``sqlite:///path``, is an SQLite file (the default: nothing to install or run);
+``postgresql://user@host:port/dbname`` (or ``postgres://``) is a PostgreSQL server; its
+``?schema=NAME`` keeps the kit's tables in a schema of their own (default ``public``), so that
+several installations, or tests, can share one database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from webhook_kit.errors import ConfigError
+from webhook_kit.storage.base import Storage
+
+Backend = Literal["sqlite", "postgresql"]
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    backend: Backend
+    #: The file path (SQLite) or the full connection URL (PostgreSQL; may hold a password).
+    target: str
+
+    @classmethod
+    def parse(cls, text: str) -> DatabaseUrl:
+        text = text.strip()
+        if not text:
+            raise ConfigError("--db: give a file path or a postgresql:// URL")
+        scheme = text.split(":", 1)[0].lower() if "://" in text else ""
+        if scheme in ("postgresql", "postgres"):
+            parts = urlsplit(text)
+            if not parts.path.strip("/"):
+                raise ConfigError("--db: the PostgreSQL URL needs a database name (…/dbname)")
+            return cls("postgresql", text)
+        if scheme == "sqlite":
+            path = text[len("sqlite://") :]
+            if not path.startswith("/"):
+                raise ConfigError("--db: write an SQLite URL as sqlite:///path/to/file.db")
+            path = path[1:] if path.startswith("//") else path
+            if path == "/:memory:":
+                return cls("sqlite", ":memory:")
+            return cls("sqlite", path)
+        if scheme:
+            raise ConfigError(
+                f"--db: unknown database scheme {scheme!r}: use a path, sqlite:///path "
+                "or postgresql://user@host:port/dbname"
+            )
+        if text == ":memory:":
+            return cls("sqlite", text)
+        return cls("sqlite", str(Path(text).expanduser().resolve()))
+
+    @property
+    def display(self) -> str:
+        """Safe to print and log: a PostgreSQL URL loses its password."""
+        if self.backend == "sqlite":
+            return self.target
+        parts = urlsplit(self.target)
+        if parts.password is None:
+            return self.target
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema the tables live in."""
+        query = dict(parse_qsl(urlsplit(self.target).query))
+        return query.get("schema", "public")
+
+    @property
+    def connect_target(self) -> str:
+        """The URL as the driver takes it (without the kit's own ``schema`` parameter)."""
+        parts = urlsplit(self.target)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "schema"]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    @property
+    def multi_process(self) -> bool:
+        """Whether several processes (workers) may share it."""
+        return self.backend == "postgresql"
+
+
+async def open_storage(
+    url: DatabaseUrl | str, *, schema: str | None = None, clock: Callable[[], float] = time.time
+) -> Storage:
+    """Open (creating or migrating as needed) the database ``url`` names.
+
+    ``schema`` (PostgreSQL only) keeps the tables in a schema of their own, so that tests and
+    several installations can share one database.
+    """
+    db = url if isinstance(url, DatabaseUrl) else DatabaseUrl.parse(url)
+    if db.backend == "sqlite":
+        from webhook_kit.storage.sqlite import SqliteStorage
+
+        return SqliteStorage.open(db.target, clock)
+    from webhook_kit.storage.postgres import PostgresStorage
+
+    return await PostgresStorage.open(db, schema=schema, clock=clock)

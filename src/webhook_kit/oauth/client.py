@@ -73,7 +73,8 @@ class OAuthSettings:
 
     token_url: str
     client_id: str = ""
-    client_secret: str | None = field(default=None, repr=False)
+    #: Empty for the methods without a secret.
+    client_secret: str = field(default="", repr=False)
     scope: str | None = None
     audience: str | None = None
     auth_method: AuthMethod = DEFAULT_METHOD
@@ -101,7 +102,7 @@ class OAuthSettings:
         else:
             given = {
                 "client_id": (self.client_id, "", c.client_id),
-                "client_secret": (self.client_secret, None, c.secret),
+                "client_secret": (self.client_secret, "", c.secret or ""),
                 "auth_method": (self.auth_method, DEFAULT_METHOD, c.method),
             }
             for name, (value, default, actual) in given.items():
@@ -350,7 +351,7 @@ class OAuthClient:
 
     def _secret_auth(self, headers: dict[str, str], body: str) -> tuple[str, dict[str, str], str]:
         s = self.settings
-        secret = s.client_secret or ""
+        secret = s.client_secret
         if s.auth_method == "client_secret_basic":
             # RFC 6749 section 2.3.1: form-encode both before Basic; Authlib does not, so a
             # secret with '+', '%' or ':' would fail against a server that follows the RFC.

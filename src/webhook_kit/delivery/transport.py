@@ -23,10 +23,10 @@ import aiohttp
 from webhook_kit._version import __version__
 from webhook_kit.delivery.guard import AddressPolicy, ForbiddenAddress, socket_factory
 from webhook_kit.delivery.outcome import AttemptResult, Outcome
-from webhook_kit.delivery.store import encode_body
 from webhook_kit.display import visible
 from webhook_kit.errors import TokenFetchError
 from webhook_kit.oauth.client import OAuthClient
+from webhook_kit.storage.rows import encode_body
 from webhook_kit.timing import elapsed_ms
 
 log = logging.getLogger("webhook_kit.transport")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from webhook_kit.cli.options import (
+    FiniteFloat,
     address_policy,
     address_policy_options,
     announce_ready,
@@ -40,6 +41,14 @@ delivery_options = option_group(
         help="Deliveries in flight at once (per process).",
     ),
     timeout_option("Seconds per delivery attempt."),
+    click.option(
+        "--lease",
+        type=FiniteFloat(min=1, max=86400),
+        default=60.0,
+        show_default=True,
+        help="Seconds a claimed event is this process's alone; a process that dies loses its "
+        "claims after this long (at least three --timeout).",
+    ),
     address_policy_options,
 )
 
@@ -57,6 +66,7 @@ def delivery_settings(options: dict[str, Any]) -> DispatcherSettings:
             timeout=options.pop("timeout"),
             ca_file=options.pop("ca_file"),
             address_policy=policy,
+            lease=options.pop("lease"),
         )
 
 

@@ -38,6 +38,8 @@ def command(db: DatabaseUrl, delivery: DispatcherSettings) -> list[str]:
         str(delivery.concurrency),
         "--timeout",
         repr(delivery.timeout),
+        "--lease",
+        repr(delivery.lease),
     ]
     if delivery.ca_file is not None:
         args += ["--ca", str(delivery.ca_file)]

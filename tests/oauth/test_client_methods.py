@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,8 @@ from joserfc import jws, jwt
 from joserfc.jwk import KeySet
 
 from tests.interop.oidc_provider.clients import Pki, credentials, make_pki, registrations
+from tests.interop.oidc_provider.kit import client_for, failure, within_session
 from tests.interop.oidc_provider.stack import OidcProviderStack, RunningProvider
-from webhook_kit.delivery import transport
 from webhook_kit.errors import CertificateError, ConfigError, TokenFetchError
 from webhook_kit.oauth.client import (
     OAuthClient,
@@ -27,10 +27,10 @@ from webhook_kit.oauth.client import (
     check_supported,
 )
 from webhook_kit.oauth.client_auth import ClientCredentials
-from webhook_kit.serving.loop import run
-from webhook_kit.tls import client_context
 
 pytestmark = pytest.mark.slow
+#: pki, stack, provider, nonce_provider.
+pytest_plugins = ["tests.interop.oidc_provider.fixtures"]
 
 METHODS = [
     "client_secret_basic",
@@ -39,53 +39,6 @@ METHODS = [
     "tls_client_auth",
     "self_signed_tls_client_auth",
 ]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("oidc-pki"))
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> OidcProviderStack:
-    return OidcProviderStack(tmp_path_factory.mktemp("oidc-run"), pki.server)
-
-
-@pytest.fixture(scope="module")
-def provider(stack: OidcProviderStack, pki: Pki) -> Iterator[RunningProvider]:
-    clients, secrets = registrations(pki)
-    with stack.start(clients, secrets=secrets) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def nonce_provider(stack: OidcProviderStack, pki: Pki) -> Iterator[RunningProvider]:
-    """A token endpoint that refuses DPoP proofs without its nonce."""
-    clients, secrets = registrations(pki)
-    with stack.start(clients, secrets=secrets, require_nonce=True) as running:
-        yield running
-
-
-Body = Callable[[aiohttp.ClientSession], Awaitable[Any]]
-
-
-def within_session(pki: Pki, body: Body) -> Any:
-    async def main() -> Any:
-        async with transport.make_session(client_context(pki.server.ca)) as session:
-            return await body(session)
-
-    return run(main())
-
-
-def client_for(
-    pki: Pki, provider: RunningProvider, session: aiohttp.ClientSession, **options: Any
-) -> OAuthClient:
-    method = options.pop("method")
-    extra = {k: options.pop(k) for k in ("algorithm", "assertion_audience") if k in options}
-    settings = OAuthSettings(
-        provider.token_url, credentials=credentials(pki, method, **extra), **options
-    )
-    return OAuthClient(settings, session, ca_file=pki.server.ca)
 
 
 async def claims_of(
@@ -98,10 +51,6 @@ async def claims_of(
     assert claims["iss"] == provider.issuer
     assert claims["aud"] == provider.resource
     return dict(claims)
-
-
-def failure(provider: RunningProvider) -> str:
-    return f"oidc-provider said:\n{provider.log()}"
 
 
 @pytest.mark.parametrize("method", METHODS)

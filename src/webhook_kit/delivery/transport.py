@@ -1,9 +1,15 @@
-"""One delivery attempt over HTTPS: token, POST, classification. No retries here.
+"""One delivery attempt over HTTPS: token, POST, classification. No retries here (beyond the
+one-time answers to a 401: a fresh token, or a receiver's DPoP nonce).
 
 aiohttp, not httpx: on this machine aiohttp sustained ~7.7k TLS POSTs/s with 16 connections where
 httpx 0.28's pool collapsed under concurrency (0.43k/s at 16 connections, a p99 over 2 s at 64;
 encode/httpx#3215). Redirects are never followed and TLS is always verified (the session's
-connector carries the SSL context).
+connector carries the SSL context; a client with a certificate brings its own, per target, which
+trusts the same CAs).
+
+A DPoP-bound token goes as ``Authorization: DPoP`` with a proof per request (RFC 9449 section 7:
+``htm``, ``htu``, ``ath`` and the receiver's latest nonce); a receiver's ``use_dpop_nonce`` 401 is
+answered once with a proof carrying the nonce it sent.
 """
 
 from __future__ import annotations
@@ -11,11 +17,12 @@ from __future__ import annotations
 import email.utils
 import functools
 import logging
+import re
 import socket
 import ssl
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -25,7 +32,8 @@ from webhook_kit.delivery.guard import AddressPolicy, ForbiddenAddress, socket_f
 from webhook_kit.delivery.outcome import AttemptResult, Outcome
 from webhook_kit.display import visible
 from webhook_kit.errors import TokenFetchError
-from webhook_kit.oauth.client import OAuthClient
+from webhook_kit.oauth.client import OAuthClient, error_code
+from webhook_kit.oauth.dpop import USE_NONCE
 from webhook_kit.storage.rows import encode_body
 from webhook_kit.timing import elapsed_ms
 
@@ -85,18 +93,60 @@ async def post_once(
     timeout: float,
     content_type: str = "application/json",
     extra_headers: Mapping[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AttemptResult:
-    """One POST; ``token=None`` sends no Authorization header (certify's negative checks)."""
+    """One POST; ``token=None`` sends no Authorization header (certify's negative checks).
+
+    ``extra_headers`` may replace the ``Authorization`` header (a DPoP-bound token's, from
+    :meth:`OAuthClient.resource_headers`); ``ssl_context`` presents a client certificate.
+    """
+    auth = None if token is None else {"Authorization": f"Bearer {token}"}
+    sent = await _post(
+        session,
+        url,
+        body,
+        auth=auth,
+        event_id=event_id,
+        timeout=timeout,
+        content_type=content_type,
+        extra_headers=extra_headers,
+        ssl_context=ssl_context,
+    )
+    return sent.result
+
+
+class _Sent(NamedTuple):
+    result: AttemptResult
+    #: The receiver's ``DPoP-Nonce`` header, whatever the status.
+    nonce: str | None = None
+    #: The ``error`` of a 401's ``WWW-Authenticate`` (``use_dpop_nonce``, ``invalid_token``...).
+    challenge: str | None = None
+
+
+async def _post(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    *,
+    auth: Mapping[str, str] | None,
+    event_id: str,
+    timeout: float,
+    content_type: str = "application/json",
+    extra_headers: Mapping[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> _Sent:
     headers = {
         "Content-Type": content_type,
         "User-Agent": USER_AGENT,
         "Webhook-Id": event_id,
         "Webhook-Timestamp": str(int(time.time())),
     }
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
+    if auth:
+        headers.update(auth)
     if extra_headers:
         headers.update(extra_headers)
+    # ssl= per request: a client certificate goes only to its own target's connections.
+    options: dict[str, Any] = {} if ssl_context is None else {"ssl": ssl_context}
     started = time.perf_counter()
     try:
         async with session.post(
@@ -105,30 +155,90 @@ async def post_once(
             headers=headers,
             allow_redirects=False,
             timeout=deadline(timeout),
+            **options,
         ) as response:
             status = response.status
             await response.content.read(MAX_RESPONSE_BYTES)
     except TimeoutError:
-        return AttemptResult(
-            "timeout", f"no complete answer within {timeout:g}s", elapsed_ms(started)
+        return _Sent(
+            AttemptResult("timeout", f"no complete answer within {timeout:g}s", elapsed_ms(started))
         )
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         outcome, reason = network_failure(exc, url)
-        return AttemptResult(outcome, reason, elapsed_ms(started))
+        return _Sent(AttemptResult(outcome, reason, elapsed_ms(started)))
     duration = elapsed_ms(started)
+    nonce = response.headers.get("DPoP-Nonce")
     if 200 <= status < 300:
-        return AttemptResult("success", str(status), duration, status)
+        return _Sent(AttemptResult("success", str(status), duration, status), nonce)
     # Headers stay readable after the response is released; only failures need them.
     if 300 <= status < 400:
         # Remote text: escape sequences, lone surrogates (from a Location that is not UTF-8)
         # and newlines are shown, never acted on, stored or printed as they came.
         location = response.headers.get("Location")
         where = f" to {visible(location[:200])}" if location else ""
-        return AttemptResult("redirect", f"{status} redirect{where} not followed", duration, status)
+        return _Sent(
+            AttemptResult("redirect", f"{status} redirect{where} not followed", duration, status)
+        )
     if status == 401:
-        return AttemptResult("unauthorized", "401 token refused by the receiver", duration, status)
+        challenge = _challenge_error(response.headers.getall("WWW-Authenticate", ()))
+        # A DPoP refusal says which check failed; a bearer one keeps its one wording.
+        shown = f" ({challenge})" if challenge and "DPoP" in headers else ""
+        reason = f"401 token refused by the receiver{shown}"
+        return _Sent(AttemptResult("unauthorized", reason, duration, status), nonce, challenge)
     wait = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
-    return AttemptResult("http_error", f"HTTP {status}", duration, status, retry_after=wait)
+    return _Sent(AttemptResult("http_error", f"HTTP {status}", duration, status, retry_after=wait))
+
+
+_ERROR_PARAM = re.compile(r'(?:^|[\s,])error\s*=\s*"?([^",\s]{1,64})', re.IGNORECASE)
+
+
+def _challenge_error(values: Iterable[str]) -> str | None:
+    """The ``error`` parameter of a ``WWW-Authenticate`` challenge, if it is a valid code."""
+    for value in values:
+        match = _ERROR_PARAM.search(value[:2000])
+        if match:
+            return error_code(match.group(1))
+    return None
+
+
+async def _authorized_post(
+    session: aiohttp.ClientSession,
+    oauth: OAuthClient,
+    url: str,
+    body: bytes,
+    token: str,
+    *,
+    event_id: str,
+    timeout: float,
+) -> AttemptResult:
+    """POST with ``token`` as the client presents it (Bearer, or DPoP with a proof) through its
+    own TLS context; a ``use_dpop_nonce`` refusal is answered once with the nonce it brought."""
+    tls = oauth.tls_context
+    sent = await _post(
+        session,
+        url,
+        body,
+        auth=oauth.resource_headers(token, "POST", url),
+        event_id=event_id,
+        timeout=timeout,
+        ssl_context=tls,
+    )
+    if oauth.token_scheme != "DPoP":
+        return sent.result
+    fresh = oauth.note_nonce(url, sent.nonce)
+    if sent.challenge != USE_NONCE or not fresh:
+        return sent.result
+    retried = await _post(
+        session,
+        url,
+        body,
+        auth=oauth.resource_headers(token, "POST", url),
+        event_id=event_id,
+        timeout=timeout,
+        ssl_context=tls,
+    )
+    oauth.note_nonce(url, retried.nonce)
+    return retried.result
 
 
 async def deliver(
@@ -144,7 +254,8 @@ async def deliver(
 
     Token errors arrive already scrubbed of the secret (``OAuthClient`` scrubs where it words them).
 
-    ``body`` is the notification as encoded once by the caller (see :func:`encode`).
+    ``body`` is the notification as encoded once by the caller (see :func:`encode`). The client's
+    certificate (if any) and DPoP key (if any) come with ``oauth``.
     """
     started = time.perf_counter()
     try:
@@ -153,7 +264,9 @@ async def deliver(
         return AttemptResult("token_error", token_failure(exc, oauth), elapsed_ms(started))
     except ValueError as exc:  # e.g. a secret client_secret_basic cannot encode (not Latin-1)
         return AttemptResult("token_error", _unsendable(exc), elapsed_ms(started))
-    result = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
+    result = await _authorized_post(
+        session, oauth, url, body, token, event_id=event_id, timeout=timeout
+    )
     if result.outcome != "unauthorized":
         return result
     oauth.invalidate(token)
@@ -163,7 +276,9 @@ async def deliver(
         return AttemptResult("token_error", token_failure(exc, oauth), elapsed_ms(started))
     except ValueError as exc:  # e.g. a secret client_secret_basic cannot encode (not Latin-1)
         return AttemptResult("token_error", _unsendable(exc), elapsed_ms(started))
-    retried = await post_once(session, url, body, token=token, event_id=event_id, timeout=timeout)
+    retried = await _authorized_post(
+        session, oauth, url, body, token, event_id=event_id, timeout=timeout
+    )
     return AttemptResult(
         retried.outcome,
         retried.reason + ("" if retried.ok else " (after a token refresh)"),

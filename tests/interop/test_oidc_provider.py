@@ -1,0 +1,147 @@
+"""Deliveries with sender-constrained tokens from oidc-provider to a receiver that checks them
+with panva's jose (``server.mjs``'s ``/webhook``): the kit's transport presents a DPoP-bound
+token with a proof per POST (``ath``, the receiver's nonce) and an mTLS-bound token through the
+client's own certificate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.interop.oidc_provider.clients import Pki
+from tests.interop.oidc_provider.kit import client_for, failure, within_session
+from tests.interop.oidc_provider.stack import RunningProvider
+from webhook_kit.delivery import transport
+from webhook_kit.delivery.outcome import AttemptResult
+from webhook_kit.oauth.client import OAuthClient
+
+pytestmark = pytest.mark.slow
+#: pki, stack, provider, nonce_provider.
+pytest_plugins = ["tests.interop.oidc_provider.fixtures"]
+
+BODY = transport.encode({"event_id": "e-1", "status": "on-course"})
+
+
+async def stats(session: aiohttp.ClientSession, provider: RunningProvider) -> dict[str, int]:
+    async with session.get(provider.stats_url) as response:
+        value: dict[str, int] = await response.json()
+        return value
+
+
+async def deliver(
+    session: aiohttp.ClientSession, client: OAuthClient, provider: RunningProvider, n: int = 1
+) -> list[AttemptResult]:
+    return [
+        await transport.deliver(
+            session, client, provider.resource, BODY, event_id=f"e-{i}", timeout=10
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("private_key_jwt", {}),
+        ("private_key_jwt", {"dpop": "ES256"}),
+        ("client_secret_basic", {"dpop": "PS256"}),
+        ("tls_client_auth", {}),
+        ("self_signed_tls_client_auth", {}),
+    ],
+)
+def test_bound_and_bearer_tokens_are_delivered(
+    pki: Pki, provider: RunningProvider, method: str, options: dict[str, Any]
+) -> None:
+    async def body(session: aiohttp.ClientSession) -> tuple[list[AttemptResult], dict[str, int]]:
+        before = await stats(session, provider)
+        client = client_for(pki, provider, session, method=method, **options)
+        results = await deliver(session, client, provider, 3)
+        after = await stats(session, provider)
+        return results, {k: after[k] - before[k] for k in after}
+
+    results, delta = within_session(pki, body)
+    assert [r.outcome for r in results] == ["success"] * 3, (results, failure(provider))
+    assert not any(r.token_refreshed for r in results)
+    assert delta == {"accepted": 3, "nonce_challenges": 0, "refused": 0}
+
+
+def test_receiver_nonce_is_fetched_once_then_followed(
+    pki: Pki, nonce_provider: RunningProvider
+) -> None:
+    """The receiver refuses the first proof with use_dpop_nonce; the retry carries its nonce, and
+    each success hands out the next one (RFC 9449 section 8.2), which the next POST uses."""
+
+    async def body(session: aiohttp.ClientSession) -> tuple[list[AttemptResult], dict[str, int]]:
+        client = client_for(pki, nonce_provider, session, method="private_key_jwt", dpop="ES256")
+        results = await deliver(session, client, nonce_provider, 3)
+        return results, await stats(session, nonce_provider)
+
+    results, counts = within_session(pki, body)
+    assert [r.outcome for r in results] == ["success"] * 3, (results, failure(nonce_provider))
+    assert counts == {"accepted": 3, "nonce_challenges": 1, "refused": 1}
+
+
+def test_the_receiver_really_checks_the_binding(pki: Pki, provider: RunningProvider) -> None:
+    """Without these refusals the deliveries above would prove nothing: a DPoP-bound token sent
+    as a bare bearer token, and an mTLS-bound token sent without its certificate, are refused."""
+
+    async def body(session: aiohttp.ClientSession) -> list[AttemptResult]:
+        dpop = client_for(pki, provider, session, method="private_key_jwt", dpop="ES256")
+        mtls = client_for(pki, provider, session, method="tls_client_auth")
+        bare = await transport.post_once(
+            session, provider.resource, BODY, token=await dpop.token(), event_id="x", timeout=10
+        )
+        no_cert = await transport.post_once(
+            session, provider.resource, BODY, token=await mtls.token(), event_id="y", timeout=10
+        )
+        with_cert = await transport.post_once(
+            session,
+            provider.resource,
+            BODY,
+            token=await mtls.token(),
+            event_id="z",
+            timeout=10,
+            ssl_context=mtls.tls_context,
+        )
+        return [bare, no_cert, with_cert]
+
+    bare, no_cert, with_cert = within_session(pki, body)
+    assert (bare.outcome, no_cert.outcome) == ("unauthorized", "unauthorized")
+    assert with_cert.outcome == "success"
+
+
+def test_a_refused_proof_names_the_receivers_reason(pki: Pki, provider: RunningProvider) -> None:
+    """A proof for another URL (htu) is refused, and the attempt's reason carries the receiver's
+    error code (invalid_dpop_proof), not a guess."""
+
+    async def body(session: aiohttp.ClientSession) -> AttemptResult:
+        client = client_for(pki, provider, session, method="private_key_jwt", dpop="ES256")
+        token = await client.token()
+        headers = client.resource_headers(token, "POST", provider.issuer + "/elsewhere")
+        return await transport.post_once(
+            session,
+            provider.resource,
+            BODY,
+            token=token,
+            event_id="h",
+            timeout=10,
+            extra_headers=headers,
+        )
+
+    result = within_session(pki, body)
+    assert result.outcome == "unauthorized"
+    assert result.reason == "401 token refused by the receiver (invalid_dpop_proof)"
+
+
+def test_each_client_has_its_own_tls_context(pki: Pki, provider: RunningProvider) -> None:
+    async def body(session: aiohttp.ClientSession) -> list[Any]:
+        a = client_for(pki, provider, session, method="tls_client_auth")
+        b = client_for(pki, provider, session, method="tls_client_auth")
+        c = client_for(pki, provider, session, method="private_key_jwt")
+        return [a.tls_context, b.tls_context, c.tls_context]
+
+    a, b, c = within_session(pki, body)
+    assert a is not None and b is not None and a is not b
+    assert c is None  # the session's own context

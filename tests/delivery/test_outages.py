@@ -16,10 +16,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.certify.receivers import receiver
+from tests.delivery.test_dispatcher import drive
 from webhook_kit.contract import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
-from webhook_kit.delivery.store import EventFilter, Store
 from webhook_kit.delivery.transport import MAX_RESPONSE_BYTES
 from webhook_kit.endpoint.service import running_endpoint
 from webhook_kit.endpoint.settings import EndpointSettings
@@ -27,7 +27,8 @@ from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.oauth.credentials import ClientCredentials
 from webhook_kit.oauth.issuer import IssuerSettings, TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier
-from webhook_kit.serving.loop import run
+from webhook_kit.storage.base import EventStore, Storage
+from webhook_kit.storage.rows import AttemptRow, EventFilter
 from webhook_kit.testing import serve_app
 
 # Outages: each test waits for deadlines and retries to play out.
@@ -43,10 +44,15 @@ def free_port() -> int:
         return port
 
 
-def outcomes(store: Store) -> list[str]:
-    return [
-        a["outcome"] for r in store.events(EventFilter()) for a in store.attempts(r["event_id"])
-    ]
+async def attempts(events: EventStore) -> list[AttemptRow]:
+    """Every attempt, in the order of the events."""
+    rows = await events.events(EventFilter())
+    found = await events.attempts_of([r.event_id for r in rows])
+    return [a for r in rows for a in found[r.event_id]]
+
+
+async def outcomes(events: EventStore) -> list[str]:
+    return [a.outcome for a in await attempts(events)]
 
 
 def test_endpoint_down_mid_run_then_everything_is_delivered(certs_dir: Path) -> None:
@@ -54,32 +60,31 @@ def test_endpoint_down_mid_run_then_everything_is_delivered(certs_dir: Path) -> 
     settings = EndpointSettings(
         port=port, certs_dir=certs_dir, client_id="c", client_secret="s3cret-value"
     )
-    store = Store()
     delivered: list[str] = []
 
-    async def scenario() -> None:
+    async def scenario(storage: Storage) -> None:
         target = Target(
             f"https://127.0.0.1:{port}/webhook",
             OAuthSettings(f"https://127.0.0.1:{port}/oauth/token", "c", "s3cret-value"),
         )
         dispatch = DispatcherSettings(ca_file=certs_dir / "ca.pem", policy=QUICK, timeout=2)
-        async with Dispatcher(store, dispatch, target=target) as d:
+        async with Dispatcher(storage.events, dispatch, target=target) as d:
             with running_endpoint(settings) as sink:
                 await d.enqueue_many(notifications.lifecycle(validation_id="before"))
                 assert await d.wait_idle(30)
                 delivered.extend(r["status"] for r in sink.recorder.query(accepted=True))
             # The endpoint is down: these are stored and retried.
             await d.enqueue_many(notifications.lifecycle(validation_id="during"))
-            while "connect_error" not in outcomes(store):
+            while "connect_error" not in await outcomes(storage.events):
                 await asyncio.sleep(0.02)
             with running_endpoint(settings) as sink:  # back, with a new signing key
                 assert await d.wait_idle(30)
                 delivered.extend(r["status"] for r in sink.recorder.query(accepted=True))
+        assert await storage.events.counts() == {"sent": 18}
+        assert "connect_error" in await outcomes(storage.events)
 
-    run(scenario())
+    drive(scenario)
     assert len(delivered) == 18
-    assert store.counts() == {"sent": 18}
-    assert "connect_error" in outcomes(store)
 
 
 def test_token_endpoint_down_is_token_error_then_delivery_resumes(certs_dir: Path) -> None:
@@ -91,31 +96,28 @@ def test_token_endpoint_down_is_token_error_then_delivery_resumes(certs_dir: Pat
     )
     auth_app = Starlette(routes=[Route("/oauth/token", issuer.token_endpoint, methods=["POST"])])
     auth_port = free_port()
-    store = Store()
 
-    async def scenario() -> None:
+    async def scenario(storage: Storage) -> list[AttemptRow]:
         with serve_app(receiver(verifier), certs_dir=certs_dir) as endpoint:
             target = Target(
                 endpoint.url("/webhook"),
                 OAuthSettings(f"https://127.0.0.1:{auth_port}/oauth/token", "c", "s3cret-value"),
             )
             dispatch = DispatcherSettings(ca_file=certs_dir / "ca.pem", policy=QUICK, timeout=2)
-            async with Dispatcher(store, dispatch, target=target) as d:
+            async with Dispatcher(storage.events, dispatch, target=target) as d:
                 await d.enqueue(
                     notifications.build("on-course", validation_id="v", previous_status=None)
                 )
-                while outcomes(store).count("token_error") < 2:
+                while (await outcomes(storage.events)).count("token_error") < 2:
                     await asyncio.sleep(0.02)
                 with serve_app(auth_app, certs_dir=certs_dir, port=auth_port):
                     assert await d.wait_idle(30)
+        return await attempts(storage.events)
 
-    run(scenario())
-    seen = outcomes(store)
-    assert seen[:2] == ["token_error", "token_error"] and seen[-1] == "success"
-    reasons = [
-        a["reason"] for r in store.events(EventFilter()) for a in store.attempts(r["event_id"])
-    ]
-    assert "token URL unreachable" in reasons[0]
+    seen = drive(scenario)
+    assert [a.outcome for a in seen][:2] == ["token_error", "token_error"]
+    assert seen[-1].outcome == "success"
+    assert "token URL unreachable" in seen[0].reason
 
 
 def slow_app(mode: str, sent: list[int]) -> Starlette:
@@ -144,9 +146,7 @@ def slow_app(mode: str, sent: list[int]) -> Starlette:
 
 
 def attempt_against(app: Any, certs_dir: Path, timeout: float) -> dict[str, Any]:
-    store = Store()
-
-    async def scenario() -> None:
+    async def scenario(storage: Storage) -> list[AttemptRow]:
         with (
             running_endpoint(EndpointSettings(port=0, certs_dir=certs_dir)) as auth,
             serve_app(app, certs_dir=certs_dir) as endpoint,
@@ -159,16 +159,15 @@ def attempt_against(app: Any, certs_dir: Path, timeout: float) -> dict[str, Any]
             dispatch = DispatcherSettings(
                 ca_file=certs_dir / "ca.pem", policy=RetryPolicy(schedule=()), timeout=timeout
             )
-            async with Dispatcher(store, dispatch, target=target) as d:
+            async with Dispatcher(storage.events, dispatch, target=target) as d:
                 await d.enqueue(
                     notifications.build("on-course", validation_id="v", previous_status=None)
                 )
                 assert await d.wait_idle(30)
+        return await attempts(storage.events)
 
-    run(scenario())
-    (row,) = store.events(EventFilter())
-    (attempt,) = store.attempts(row["event_id"])
-    return dict(attempt)
+    (attempt,) = drive(scenario)
+    return attempt._asdict()
 
 
 def test_slow_endpoint_hits_the_deadline(certs_dir: Path) -> None:
@@ -208,9 +207,7 @@ def test_trickling_headers_hit_the_total_deadline(certs_dir: Path) -> None:
         await shutdown.wait()
         server.close()
 
-    store = Store()
-
-    async def scenario() -> None:
+    async def scenario(storage: Storage) -> list[AttemptRow]:
         with running_endpoint(EndpointSettings(port=0, certs_dir=certs_dir)) as auth:
             info = auth.info
             target = Target(
@@ -220,18 +217,17 @@ def test_trickling_headers_hit_the_total_deadline(certs_dir: Path) -> None:
             dispatch = DispatcherSettings(
                 ca_file=certs_dir / "ca.pem", policy=RetryPolicy(schedule=()), timeout=0.5
             )
-            async with Dispatcher(store, dispatch, target=target) as d:
+            async with Dispatcher(storage.events, dispatch, target=target) as d:
                 await d.enqueue(
                     notifications.build("on-course", validation_id="v", previous_status=None)
                 )
                 assert await d.wait_idle(30)
+        return await attempts(storage.events)
 
     with servers.ThreadedServer(runner).running():
-        run(scenario())
-    (row,) = store.events(EventFilter())
-    (attempt,) = store.attempts(row["event_id"])
-    assert attempt["outcome"] == "timeout"
-    assert attempt["duration_ms"] < 1500 and sent[0] < 40  # gave up long before the 4 s answer
+        (attempt,) = drive(scenario)
+    assert attempt.outcome == "timeout"
+    assert attempt.duration_ms < 1500 and sent[0] < 40  # gave up long before the 4 s answer
 
 
 def test_huge_answer_is_read_only_up_to_the_cap(certs_dir: Path) -> None:

@@ -29,7 +29,8 @@ from webhook_kit.endpoint.inspector.live import Inspector
 from webhook_kit.endpoint.recorder import Recorder, encode_many, mask_headers
 from webhook_kit.errors import SchemaError, TokenError
 from webhook_kit.oauth.issuer import TokenIssuer
-from webhook_kit.oauth.verifier import BearerVerifier, bearer_token, www_authenticate
+from webhook_kit.oauth.mtls import peer_thumbprint
+from webhook_kit.oauth.verifier import BearerVerifier, Scheme, SenderConstraint, access_token
 from webhook_kit.parsing import yes_no
 from webhook_kit.serving.http import (
     EXCEPTION_HANDLERS,
@@ -95,8 +96,10 @@ class WebhookRoute:
         recorder: Recorder,
         faults: FaultInjector,
         max_body: int,
+        constraint: SenderConstraint | None = None,
     ) -> None:
         self.verifier = verifier
+        self.constraint = constraint or SenderConstraint()
         self.validator = validator
         self.recorder = recorder
         self.faults = faults
@@ -133,16 +136,28 @@ class WebhookRoute:
 
     async def _handle(self, request: Request, record: dict[str, Any]) -> Response:
         headers = request.headers
+        scheme: Scheme | None = None
         try:
-            token = bearer_token(headers.get("authorization"), request.scope["query_string"])
-            self.verifier.verify(token)
+            scheme, token = access_token(
+                headers.get("authorization"), request.scope["query_string"]
+            )
+            claims = self.verifier.verify(token)
+            self.constraint.check(
+                scheme,
+                token,
+                claims,
+                method=request.method,
+                url=str(request.url),
+                proofs=headers.getlist("dpop"),
+                peer_thumbprint=peer_thumbprint(request.scope),
+            )
         except TokenError as exc:
             await self._keep_body_for_display(request, record)
             raise HttpError(
                 401,
                 exc.error or "invalid_token",
                 exc.description,
-                headers={"WWW-Authenticate": www_authenticate(exc)},
+                headers=self.constraint.challenge(exc, scheme),
             ) from exc
 
         media_type, _, params = headers.get("content-type", "").partition(";")

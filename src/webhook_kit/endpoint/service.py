@@ -13,9 +13,9 @@ from webhook_kit.endpoint.app import Urls, WebhookRoute, create_app
 from webhook_kit.endpoint.faults import FaultInjector
 from webhook_kit.endpoint.recorder import Recorder
 from webhook_kit.endpoint.settings import EndpointSettings
-from webhook_kit.oauth.credentials import ClientCredentials
+from webhook_kit.oauth.credentials import ClientRegistration
 from webhook_kit.oauth.issuer import IssuerSettings, TokenIssuer
-from webhook_kit.oauth.verifier import BearerVerifier
+from webhook_kit.oauth.verifier import BearerVerifier, SenderConstraint
 from webhook_kit.serving import servers
 from webhook_kit.tls import CertFiles, ensure_dev_certs, server_context
 
@@ -29,7 +29,8 @@ class EndpointInfo:
     jwks_url: str
     inspect_url: str
     client_id: str
-    client_secret: str = field(repr=False)
+    #: ``None`` when the client authenticates by a key or a certificate.
+    client_secret: str | None = field(repr=False)
     ca_file: str | None
 
     def as_json(self) -> dict[str, Any]:
@@ -43,24 +44,32 @@ class Endpoint:
         self.settings = settings
         self.files = self._cert_files()
         server_context(self.files)  # fails early, with one clear line, on unusable files
-        if settings.client_id is not None and settings.client_secret is not None:
-            self.credentials = ClientCredentials(settings.client_id, settings.client_secret)
+        if settings.client is not None:
+            self.credentials = settings.client
+        elif settings.client_id is not None and settings.client_secret is not None:
+            self.credentials = ClientRegistration(settings.client_id, secret=settings.client_secret)
         else:
-            self.credentials = ClientCredentials.generate()
+            self.credentials = ClientRegistration.generate()
         self.recorder = Recorder(keep=settings.keep, path=settings.record_file)
         self.sock = servers.bind(settings.host, settings.port)
         port = self.sock.getsockname()[1]
         self.urls = Urls(f"https://{servers.url_host(self.sock)}:{port}", settings.path)
         self.issuer = TokenIssuer(
             IssuerSettings(
-                issuer=self.urls.base, credentials=self.credentials, tokens=settings.tokens
-            )
+                issuer=self.urls.base,
+                credentials=self.credentials,
+                tokens=settings.tokens,
+                client_certificates=self.credentials.client_trust_file is not None,
+                dpop_nonce=settings.dpop_nonce,
+            ),
+            token_endpoint=self.urls.token,
         )
         self.verifier = BearerVerifier(
             key=self.issuer.public_key, issuer=self.urls.base, audience=settings.tokens.audience
         )
         self.receiver = WebhookRoute(
             verifier=self.verifier,
+            constraint=SenderConstraint(settings.token_binding, nonces=self.issuer.nonces),
             validator=notification_validator(legacy=settings.legacy_statuses),
             recorder=self.recorder,
             faults=FaultInjector(settings.faults),
@@ -83,7 +92,7 @@ class Endpoint:
             jwks_url=self.urls.jwks,
             inspect_url=self.urls.inspect,
             client_id=self.credentials.client_id,
-            client_secret=self.credentials.client_secret,
+            client_secret=self.credentials.secret,
             ca_file=str(self.files.ca_file) if self.files.ca_file else None,
         )
 
@@ -98,6 +107,7 @@ class Endpoint:
                 ready=ready,
                 header_timeout=self.settings.header_timeout,
                 body_timeout=self.settings.body_timeout,
+                client_ca=self.credentials.client_trust_file,
             )
         finally:
             self.close()

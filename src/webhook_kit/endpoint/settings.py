@@ -8,7 +8,10 @@ from typing import Literal
 
 from webhook_kit.contract.statuses import LEGACY_ALIASES, STATUSES
 from webhook_kit.errors import ConfigError
+from webhook_kit.oauth.client_auth import TLS_METHODS
+from webhook_kit.oauth.credentials import ClientRegistration
 from webhook_kit.oauth.issuer import TokenSettings
+from webhook_kit.oauth.verifier import BINDINGS, Binding
 
 ServerName = Literal["uvicorn", "hypercorn"]
 #: Requests kept in memory at most; memory is bounded in bytes too (see ``recorder``).
@@ -71,6 +74,12 @@ class EndpointSettings:
     server: ServerName = "uvicorn"
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
+    #: The sender client, registered for any method (instead of client_id/client_secret).
+    client: ClientRegistration | None = None
+    #: What /webhook requires of tokens: bound to the client certificate, to a DPoP key, or not.
+    token_binding: Binding = "none"
+    #: Require server-issued nonces in DPoP proofs (RFC 9449 section 8).
+    dpop_nonce: bool = False
     #: The tokens its issuer grants: composed, and handed to the issuer as they are.
     tokens: TokenSettings = TokenSettings()
     max_body: int = 1024 * 1024
@@ -96,9 +105,33 @@ class EndpointSettings:
             raise ConfigError("--certfile and --keyfile go together")
         if (self.client_id is None) != (self.client_secret is None):
             raise ConfigError("--client-id and --client-secret go together")
+        self._check_client()
         if self.max_body < 1:
             raise ConfigError("body limit must be positive")
         if not (0 < self.header_timeout < 3600 and 0 < self.body_timeout < 3600):
             raise ConfigError("header and body timeouts must be between 0 and 3600 seconds")
         if not 1 <= self.keep <= MAX_KEEP:
             raise ConfigError(f"--keep must be between 1 and {MAX_KEEP}")
+
+    def _check_client(self) -> None:
+        if self.client is not None and self.client_id is not None:
+            raise ConfigError("register the client once: --client-id/--client-secret, or a method")
+        if self.token_binding not in BINDINGS:
+            raise ConfigError(
+                f"token binding must be one of {', '.join(BINDINGS)}, got {self.token_binding!r}"
+            )
+        client = self.client
+        trust = client.client_trust_file if client is not None else None
+        if self.token_binding == "mtls" and trust is None:
+            raise ConfigError(
+                "--token-binding mtls needs the client's CA (--client-ca) "
+                "or its self-signed certificate (--client-cert)"
+            )
+        uses_certificates = trust is not None or (
+            client is not None and client.method in TLS_METHODS
+        )
+        if uses_certificates and self.server != "uvicorn":
+            raise ConfigError(
+                "client certificates need --server uvicorn "
+                "(hypercorn does not show the client certificate to the app)"
+            )

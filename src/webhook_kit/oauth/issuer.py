@@ -9,12 +9,17 @@ Failed client authentications are limited per client address (:class:`FailureLim
 the oldest failure leaves the window. Without it the endpoint took about 5,400 guesses a second.
 Successful requests never count, so a client with the right secret is never slowed by its own
 traffic.
+
+The client authenticates by the method it is registered with (:mod:`webhook_kit.oauth.credentials`);
+a token is bound to the client's certificate (``cnf.x5t#S256``, RFC 8705) when it presented one,
+and to its DPoP key (``cnf.jkt``, RFC 9449) when the request carries a DPoP proof.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import json
 import math
 import secrets
 import time
@@ -24,13 +29,26 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import KeySet, RSAKey
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from webhook_kit.errors import ConfigError
-from webhook_kit.oauth.credentials import ClientCredentials
+from webhook_kit.errors import ConfigError, DiscoveryError, TokenError
+from webhook_kit.oauth import dpop
+from webhook_kit.oauth.assertion import ASSERTION_TYPE, ReplayCache, verify_client_assertion
+from webhook_kit.oauth.client_auth import ALGORITHMS as ASSERTION_ALGORITHMS
+from webhook_kit.oauth.client_auth import SECRET_METHODS
+from webhook_kit.oauth.credentials import (
+    ClientCredentials,
+    ClientRegistration,
+    JwksSource,
+    https_fetcher,
+    load_public_keys,
+)
+from webhook_kit.oauth.mtls import certificate_thumbprint, peer_certificate, subject_alt_names
 from webhook_kit.redact import scrub
 from webhook_kit.serving.http import HttpError, read_body
 
@@ -55,8 +73,13 @@ class TokenSettings:
 @dataclass(frozen=True)
 class IssuerSettings:
     issuer: str
-    credentials: ClientCredentials
+    #: The one client: a secret pair, or a registration for any method.
+    credentials: ClientCredentials | ClientRegistration
     tokens: TokenSettings = TokenSettings()
+    #: Whether the server asks clients for certificates (so tokens can be certificate-bound).
+    client_certificates: bool = False
+    #: Require a server nonce in DPoP proofs (RFC 9449 section 8).
+    dpop_nonce: bool = False
 
 
 class OAuthError(Exception):
@@ -130,7 +153,7 @@ def generate_signing_key() -> RSAKey:
 
 
 class TokenIssuer:
-    """Issues access tokens to one configured client."""
+    """Issues access tokens to one registered client."""
 
     def __init__(
         self,
@@ -139,12 +162,28 @@ class TokenIssuer:
         key: RSAKey | None = None,
         clock: Callable[[], float] = time.time,
         limiter: FailureLimiter | None = None,
+        jwks: JwksSource | None = None,
+        token_endpoint: str | None = None,
     ) -> None:
         self.settings = settings
+        self.client = ClientRegistration.of(settings.credentials)
+        self.token_endpoint_url = token_endpoint or settings.issuer + "/oauth/token"
         self.key = key or generate_signing_key()
         self._clock = clock
         self.limiter = limiter or FailureLimiter()
         self.issued = 0
+        client = self.client
+        self._keys: KeySet | None = None
+        if client.public_key_file is not None:
+            self._keys = load_public_keys(client.public_key_file)
+        self._jwks = jwks
+        if self._jwks is None and client.jwks_url is not None:
+            self._jwks = JwksSource(client.jwks_url, https_fetcher(client.jwks_ca_file))
+        self._thumbprint = client.registered_thumbprint()
+        #: ``jti`` of client assertions and of DPoP proofs seen at the token endpoint.
+        self.assertions = ReplayCache(clock=clock)
+        self.proofs = ReplayCache(clock=clock)
+        self.nonces = dpop.NonceSource(clock=clock) if settings.dpop_nonce else None
 
     def rotate_key(self) -> RSAKey:
         """Sign with a new key from now on; returns the new public key."""
@@ -160,42 +199,67 @@ class TokenIssuer:
         public.update({"use": "sig", "alg": ALGORITHM})
         return {"keys": [public]}
 
+    @property
+    def auth_methods(self) -> list[str]:
+        """The methods this token endpoint accepts from its client (both secret methods for a
+        secret client, as most servers do; otherwise exactly the registered one)."""
+        if self.client.method in SECRET_METHODS:
+            return sorted(SECRET_METHODS)
+        return [self.client.method]
+
     def metadata(self, token_endpoint: str, jwks_uri: str) -> dict[str, Any]:
-        """RFC 8414 authorization server metadata."""
-        return {
+        """RFC 8414 authorization server metadata (with RFC 8705 and RFC 9449 members)."""
+        document: dict[str, Any] = {
             "issuer": self.settings.issuer,
             "token_endpoint": token_endpoint,
             "jwks_uri": jwks_uri,
             "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "token_endpoint_auth_methods_supported": self.auth_methods,
             "response_types_supported": [],
             "scopes_supported": list(self.settings.tokens.scopes),
             "access_token_signing_alg_values_supported": [ALGORITHM],
+            "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),
+            "tls_client_certificate_bound_access_tokens": self.settings.client_certificates,
         }
+        if self.client.method == "private_key_jwt":
+            document["token_endpoint_auth_signing_alg_values_supported"] = list(
+                ASSERTION_ALGORITHMS
+            )
+        return document
 
-    def issue(self, *, scope: str | None, audience: str | None) -> dict[str, Any]:
-        """Sign a token for the configured client; raises :class:`OAuthError` on bad parameters."""
+    def issue(
+        self,
+        *,
+        scope: str | None,
+        audience: str | None,
+        cnf: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Sign a token for the client; raises :class:`OAuthError` on bad parameters.
+
+        ``cnf`` binds it (RFC 7800): ``x5t#S256`` to a certificate, ``jkt`` to a DPoP key."""
         granted = self._granted_scope(scope)
         if audience is not None and audience != self.settings.tokens.audience:
             raise OAuthError("invalid_target", f"unknown audience {audience!r}")
         now = int(self._clock())
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.settings.issuer,
             "aud": self.settings.tokens.audience,
-            "sub": self.settings.credentials.client_id,
-            "client_id": self.settings.credentials.client_id,
+            "sub": self.client.client_id,
+            "client_id": self.client.client_id,
             "iat": now,
             "nbf": now,
             "exp": now + self.settings.tokens.ttl,
             "jti": secrets.token_urlsafe(16),
             "scope": granted,
         }
+        if cnf:
+            claims["cnf"] = dict(cnf)
         header = {"alg": ALGORITHM, "typ": "at+jwt", "kid": self.key.kid}
         token = jwt.encode(header, claims, self.key, algorithms=[ALGORITHM])
         self.issued += 1
         return {
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if cnf and "jkt" in cnf else "Bearer",
             "expires_in": self.settings.tokens.ttl,
             "scope": granted,
         }
@@ -209,23 +273,150 @@ class TokenIssuer:
             raise OAuthError("invalid_scope", f"scope not allowed: {' '.join(unknown)}")
         return " ".join(wanted)
 
-    def authenticate_client(self, authorization: str | None, form: Mapping[str, str]) -> None:
-        """Check ``client_secret_basic`` or ``client_secret_post``; exactly one may be used."""
-        posted = "client_secret" in form
-        if authorization and posted:
+    async def authenticate(
+        self,
+        authorization: str | None,
+        form: Mapping[str, str],
+        peer: x509.Certificate | None = None,
+    ) -> None:
+        """Authenticate the client by its registered method; :class:`OAuthError` if not."""
+        keys = self._keys
+        if self._jwks is not None and "client_assertion" in form:
+            try:
+                keys = await self._jwks.keys(_unverified_kid(form["client_assertion"]))
+            except DiscoveryError as exc:
+                raise OAuthError(
+                    "invalid_client", f"the client's keys cannot be had: {exc}", 401
+                ) from exc
+        self.authenticate_client(authorization, form, peer, keys=keys)
+
+    def authenticate_client(
+        self,
+        authorization: str | None,
+        form: Mapping[str, str],
+        peer: x509.Certificate | None = None,
+        *,
+        keys: KeySet | None = None,
+    ) -> None:
+        """The synchronous part of :meth:`authenticate` (``keys``: the client's public keys)."""
+        presented = [
+            name
+            for name, used in (
+                ("Authorization", bool(authorization)),
+                ("client_secret", "client_secret" in form),
+                ("client_assertion", "client_assertion" in form),
+            )
+            if used
+        ]
+        if len(presented) > 1:
             raise OAuthError("invalid_request", "use one client authentication method, not two")
+        method = self.client.method
+        claimed = form.get("client_id")
+        if claimed is not None and not hmac.compare_digest(
+            claimed.encode(), self.client.client_id.encode()
+        ):
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+        if method in SECRET_METHODS:
+            self._check_secret(authorization, form)
+        elif presented and not (method == "private_key_jwt" and presented == ["client_assertion"]):
+            raise OAuthError("invalid_client", f"this client authenticates with {method}", 401)
+        elif method == "private_key_jwt":
+            self._check_assertion(form, keys or self._keys)
+        else:
+            self._check_certificate(form, peer)
+
+    def _check_secret(self, authorization: str | None, form: Mapping[str, str]) -> None:
         if authorization:
             client_id, client_secret = _parse_basic(authorization)
-        elif posted:
+        elif "client_secret" in form:
             client_id, client_secret = form.get("client_id", ""), form["client_secret"]
+        elif "client_assertion" in form:
+            raise OAuthError(
+                "invalid_client", f"this client authenticates with {self.client.method}", 401
+            )
         else:
             raise OAuthError("invalid_client", "client authentication required", 401)
-        expected = self.settings.credentials
+        expected_id = self.client.client_id.encode()
+        expected_secret = (self.client.secret or "").encode()
         # Both comparisons always run, so timing does not tell which of the two was wrong.
-        id_ok = hmac.compare_digest(client_id.encode(), expected.client_id.encode())
-        secret_ok = hmac.compare_digest(client_secret.encode(), expected.client_secret.encode())
+        id_ok = hmac.compare_digest(client_id.encode(), expected_id)
+        secret_ok = hmac.compare_digest(client_secret.encode(), expected_secret)
         if not (id_ok and secret_ok):
             raise OAuthError("invalid_client", "client authentication failed", 401)
+
+    def _check_assertion(self, form: Mapping[str, str], keys: KeySet | None) -> None:
+        assertion = form.get("client_assertion")
+        if assertion is None:
+            raise OAuthError(
+                "invalid_client", "client authentication required (private_key_jwt)", 401
+            )
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise OAuthError("invalid_request", f"client_assertion_type must be {ASSERTION_TYPE}")
+        if keys is None:  # pragma: no cover - a registration always has keys or a URL
+            raise OAuthError("invalid_client", "no keys registered for the client", 401)
+        try:
+            verify_client_assertion(
+                assertion,
+                client_id=self.client.client_id,
+                keys=keys,
+                audiences={self.settings.issuer, self.token_endpoint_url},
+                replay=self.assertions,
+                clock=self._clock,
+            )
+        except TokenError as exc:
+            if exc.error == "temporarily_unavailable":
+                raise OAuthError(exc.error, exc.description, 503) from exc
+            raise OAuthError("invalid_client", exc.description, 401) from exc
+
+    def _check_certificate(self, form: Mapping[str, str], peer: x509.Certificate | None) -> None:
+        method = self.client.method
+        if "client_id" not in form:
+            raise OAuthError("invalid_request", f"client_id is required with {method}")
+        if peer is None:
+            raise OAuthError("invalid_client", f"a client certificate is required ({method})", 401)
+        if method == "self_signed_tls_client_auth":
+            thumbprint = certificate_thumbprint(peer.public_bytes(Encoding.DER))
+            if self._thumbprint is None or not hmac.compare_digest(thumbprint, self._thumbprint):
+                raise OAuthError(
+                    "invalid_client", "the client certificate is not the registered one", 401
+                )
+            return
+        if self.client.subject_dn is not None:
+            if _same_name(peer.subject, self.client.subject_dn):
+                return
+            raise OAuthError(
+                "invalid_client",
+                f"the client certificate's subject {peer.subject.rfc4514_string()!r} "
+                "is not the registered one",
+                401,
+            )
+        if self.client.san not in subject_alt_names(peer):
+            raise OAuthError(
+                "invalid_client", "the client certificate lacks the registered SAN value", 401
+            )
+
+    def _bind(self, request: Request, peer: x509.Certificate | None) -> dict[str, str]:
+        """``cnf`` for the token: the certificate presented, the DPoP key of the proof."""
+        cnf: dict[str, str] = {}
+        if peer is not None:
+            cnf["x5t#S256"] = certificate_thumbprint(peer.public_bytes(Encoding.DER))
+        proofs = request.headers.getlist("dpop")
+        if len(proofs) > 1:
+            raise OAuthError(dpop.INVALID_PROOF, "more than one DPoP header")
+        if proofs:
+            try:
+                proof = dpop.verify_proof(
+                    proofs[0],
+                    method=request.method,
+                    url=str(request.url),
+                    replay=self.proofs,
+                    nonces=self.nonces,
+                    clock=self._clock,
+                )
+            except TokenError as exc:
+                raise OAuthError(exc.error or dpop.INVALID_PROOF, exc.description) from exc
+            cnf["jkt"] = proof.jkt
+        return cnf
 
     async def token_endpoint(self, request: Request) -> Response:
         """``POST /oauth/token`` (RFC 6749 sections 4.4 and 5)."""
@@ -245,10 +436,14 @@ class TokenIssuer:
                 status_code=429,
                 headers={**_NO_STORE, "Retry-After": str(seconds)},
             )
+        headers = dict(_NO_STORE)
+        if self.nonces is not None:
+            headers["DPoP-Nonce"] = self.nonces.current()
         try:
             form = await _read_form(request)
+            peer = peer_certificate(request.scope)
             try:
-                self.authenticate_client(authorization, form)
+                await self.authenticate(authorization, form, peer)
             except OAuthError as exc:
                 if exc.error == "invalid_client":
                     self.limiter.failed(address)
@@ -260,19 +455,42 @@ class TokenIssuer:
                 raise OAuthError(
                     "unsupported_grant_type", f"grant_type {grant_type!r} is not supported"
                 )
-            body = self.issue(scope=form.get("scope"), audience=form.get("audience"))
+            cnf = self._bind(request, peer)
+            body = self.issue(scope=form.get("scope"), audience=form.get("audience"), cnf=cnf)
         except OAuthError as exc:
-            headers = dict(_NO_STORE)
-            if exc.status == 401:
+            if exc.status == 401 and self.client.method in SECRET_METHODS:
                 headers["WWW-Authenticate"] = 'Basic realm="webhook-kit"'
             # Descriptions may quote what the client sent; never echo the secret back.
-            description = scrub(exc.description, [self.settings.credentials.client_secret])
+            description = scrub(exc.description, [self.client.secret] if self.client.secret else [])
             return JSONResponse(
                 {"error": exc.error, "error_description": description},
                 status_code=exc.status,
                 headers=headers,
             )
-        return JSONResponse(body, headers=_NO_STORE)
+        return JSONResponse(body, headers=headers)
+
+
+def _same_name(subject: x509.Name, registered: str) -> bool:
+    """RFC 8705 section 2.1.2: the subject DN as registered (RFC 4514; attribute order and
+    the case of attribute types do not matter to the comparison)."""
+    try:
+        expected = x509.Name.from_rfc4514_string(registered)
+    except ValueError:
+        return False
+    return sorted(a.rfc4514_string() for a in subject) == sorted(
+        a.rfc4514_string() for a in expected
+    )
+
+
+def _unverified_kid(assertion: str) -> str | None:
+    """The ``kid`` an assertion names, to pick a key; nothing here is trusted."""
+    try:
+        head = assertion.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
 
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

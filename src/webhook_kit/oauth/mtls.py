@@ -11,8 +11,10 @@ import base64
 import datetime as dt
 import hashlib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -145,3 +147,24 @@ def load_client_identity(
         )
     check_validity(cert, now, name=f"{cert_field} {cert_file}")
     return ClientIdentity(Path(cert_file), Path(key_file), cert)
+
+
+def peer_certificate(scope: Mapping[str, Any]) -> x509.Certificate | None:
+    """The client certificate of an ASGI request, from the ASGI TLS extension
+    (``client_cert_chain[0]``, verified during the handshake), or ``None``."""
+    extensions = scope.get("extensions") or {}
+    tls = extensions.get("tls") if isinstance(extensions, Mapping) else None
+    chain = tls.get("client_cert_chain") if isinstance(tls, Mapping) else None
+    if not chain:
+        return None
+    leaf = chain[0]
+    try:
+        return x509.load_pem_x509_certificate(leaf.encode() if isinstance(leaf, str) else leaf)
+    except (ValueError, TypeError):
+        return None
+
+
+def peer_thumbprint(scope: Mapping[str, Any]) -> str | None:
+    """``x5t#S256`` of the request's client certificate, or ``None`` without one."""
+    cert = peer_certificate(scope)
+    return None if cert is None else certificate_thumbprint(cert.public_bytes(Encoding.DER))

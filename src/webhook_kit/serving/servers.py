@@ -25,8 +25,10 @@ import logging
 import os
 import resource
 import socket
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from webhook_kit.errors import ServerError
@@ -126,18 +128,22 @@ async def serve(
     ready: Callable[[], None] | None = None,
     header_timeout: float = HEADER_TIMEOUT,
     body_timeout: float = BODY_TIMEOUT,
+    client_ca: Path | None = None,
 ) -> None:
     """Serve ``app`` on ``sock`` until ``shutdown`` is set; ``ready()`` once it answers.
 
     ``header_timeout`` and ``body_timeout`` bound slow clients under uvicorn (see above).
+    ``client_ca`` asks clients for a certificate issued by it (optional: a client without one
+    still connects); under uvicorn the app finds a verified one in the ASGI TLS extension,
+    ``scope["extensions"]["tls"]["client_cert_chain"]``.
     """
     quiet_header_loggers()
     raise_fd_limit()
     if server == "uvicorn":
-        protocol = _deadline_protocol(header_timeout, body_timeout)
-        task, stop = _start_uvicorn(app, sock, files, protocol)
+        protocol = _deadline_protocol(header_timeout, body_timeout, tls_extension=bool(client_ca))
+        task, stop = _start_uvicorn(app, sock, files, protocol, client_ca)
     elif server == "hypercorn":
-        task, stop = _start_hypercorn(app, sock, files, shutdown)
+        task, stop = _start_hypercorn(app, sock, files, shutdown, client_ca)
     else:
         raise ServerError(f"unknown server {server!r}")
     host, port = url_host(sock), sock.getsockname()[1]
@@ -213,7 +219,31 @@ def raise_fd_limit() -> int:
     return soft
 
 
-def _deadline_protocol(header_timeout: float, body_timeout: float) -> type[asyncio.Protocol]:
+def _tls_extension(app: Any, ssl_object: ssl.SSLObject) -> Any:
+    """``app`` with the ASGI TLS extension's client certificate in each scope of a connection
+    (uvicorn does not fill it); the certificate was verified in the handshake."""
+    der = ssl_object.getpeercert(binary_form=True)
+    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    tls = {
+        "server_cert": None,
+        "client_cert_chain": chain,
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": None,
+        "cipher_suite": None,
+    }
+
+    async def with_tls(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope.setdefault("extensions", {}).setdefault("tls", tls)
+        await app(scope, receive, send)
+
+    return with_tls
+
+
+def _deadline_protocol(
+    header_timeout: float, body_timeout: float, *, tls_extension: bool = False
+) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol with header and body deadlines (it has neither).
 
     One timer per connection. It is armed when the connection opens and after each response;
@@ -229,6 +259,7 @@ def _deadline_protocol(header_timeout: float, body_timeout: float) -> type[async
         from uvicorn.protocols.http.h11_impl import H11Protocol as base
 
     class DeadlineProtocol(base):  # type: ignore[misc]
+        app: Any
         _kit_timer: asyncio.TimerHandle | None = None
         _kit_body_cycle: object = None
         _kit_received = 0
@@ -240,6 +271,10 @@ def _deadline_protocol(header_timeout: float, body_timeout: float) -> type[async
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            if tls_extension:
+                ssl_object = transport.get_extra_info("ssl_object")
+                if ssl_object is not None:
+                    self.app = _tls_extension(self.app, ssl_object)
             self._kit_arm(header_timeout)
 
         def on_response_complete(self) -> None:
@@ -280,7 +315,11 @@ def _deadline_protocol(header_timeout: float, body_timeout: float) -> type[async
 
 
 def _start_uvicorn(
-    app: Any, sock: socket.socket, files: CertFiles, protocol: type[asyncio.Protocol]
+    app: Any,
+    sock: socket.socket,
+    files: CertFiles,
+    protocol: type[asyncio.Protocol],
+    client_ca: Path | None = None,
 ) -> tuple[asyncio.Task[None], Callable[[], None]]:
     import uvicorn
 
@@ -288,6 +327,8 @@ def _start_uvicorn(
         app,
         ssl_certfile=str(files.cert_file),
         ssl_keyfile=str(files.key_file),
+        ssl_cert_reqs=ssl.CERT_OPTIONAL if client_ca else ssl.CERT_NONE,
+        ssl_ca_certs=str(client_ca) if client_ca else None,
         log_level="warning",
         # No handlers of uvicorn's own: its records go to the root logger, whose output the
         # caller controls (``serve`` writes it without ever blocking; see endpoint/console.py).
@@ -310,7 +351,11 @@ def _start_uvicorn(
 
 
 def _start_hypercorn(
-    app: Any, sock: socket.socket, files: CertFiles, shutdown: asyncio.Event
+    app: Any,
+    sock: socket.socket,
+    files: CertFiles,
+    shutdown: asyncio.Event,
+    client_ca: Path | None = None,
 ) -> tuple[asyncio.Task[None], Callable[[], None]]:
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
@@ -320,6 +365,10 @@ def _start_hypercorn(
     config.bind = [f"fd://{os.dup(sock.fileno())}"]
     config.certfile = str(files.cert_file)
     config.keyfile = str(files.key_file)
+    if client_ca:
+        # Requested and verified, but hypercorn does not show the certificate to the app.
+        config.ca_certs = str(client_ca)
+        config.verify_mode = ssl.CERT_OPTIONAL
     config.alpn_protocols = ["h2", "http/1.1"]
     config.accesslog = None
     config.errorlog = logging.getLogger("webhook_kit.hypercorn")

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -294,7 +295,7 @@ class JwksSource:
 
 def https_fetcher(
     ca_file: Path | None = None, *, timeout: float = 5.0
-) -> Callable[[str], Awaitable[bytes]]:
+) -> Callable[[str], Coroutine[Any, Any, bytes]]:
     """Fetch a small document over verified HTTPS (system store plus ``ca_file``), following
     no redirects and reading at most :data:`MAX_JWKS_BYTES`."""
     from webhook_kit.tls import client_context

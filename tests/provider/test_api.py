@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.provider.helpers import ProviderClient
+from tests.provider.helpers import ProviderClient, stored_settings
 from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.provider.openapi import build_openapi
@@ -58,7 +58,8 @@ def test_settings_lifecycle_with_masked_secret(setup: tuple[Endpoint, ProviderCl
     updated = api.call("PUT", "/webhook/settings", json=update)
     assert updated.status_code == 200 and updated.json()["data"]["enabled"] is False
     # The secret was kept, not replaced by the mask.
-    assert api.provider.store.settings()["auth"]["client_secret"] == sink.info.client_secret  # type: ignore[index]
+    stored = stored_settings(api.provider)
+    assert stored is not None and stored["auth"]["client_secret"] == sink.info.client_secret
 
     assert api.call("DELETE", "/webhook/settings").status_code == 204
     assert api.call("DELETE", "/webhook/settings").status_code == 404

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.delivery.hostile import NON_UTF8_LOCATION, closed_port, raw_server, redirect
-from tests.provider.helpers import ProviderClient
+from tests.provider.helpers import ProviderClient, sqlite_of, stored_settings
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.provider.validations_api import MAX_FORM
 
@@ -72,7 +72,8 @@ def test_a_second_provider_on_the_same_database_is_refused(tmp_path: Path, certs
         message = second.stderr.strip()
         assert message == (
             f"Error: database {db} is in use by another webhook-kit "
-            f"process (pid {first.pid}); one process at a time may use a database file"
+            f"process (pid {first.pid}); one process at a time may use an SQLite file "
+            "(use PostgreSQL, --db postgresql://..., for several)"
         )
     finally:
         first.send_signal(signal.SIGTERM)
@@ -113,7 +114,7 @@ def test_changing_the_url_or_token_url_requires_the_secret(
                 "(the stored secret never follows a new host)",
             }
         ]
-    stored = api.provider.store.settings()
+    stored = stored_settings(api.provider)
     assert stored is not None
     assert stored["url"] == sink.info.url and stored["auth"]["token_url"] == sink.info.token_url
     # Same hosts: the secret may still be left out; a new host with the secret is fine.
@@ -121,7 +122,7 @@ def test_changing_the_url_or_token_url_requires_the_secret(
     assert same.status_code == 200
     moved = {"url": "https://127.0.0.1:1/new", "auth": {**auth, "client_secret": "new-secret"}}
     assert api.call("PUT", "/webhook/settings", json=moved).status_code == 200
-    assert (api.provider.store.settings() or {})["auth"]["client_secret"] == "new-secret"
+    assert (stored_settings(api.provider) or {})["auth"]["client_secret"] == "new-secret"
 
 
 # -- finding 7: the upload limit bounds file parts, while streaming ----------------------------
@@ -409,12 +410,12 @@ def test_a_surrogate_stored_by_an_earlier_version_does_not_break_reads(
 ) -> None:
     sink, api = setup
     assert api.configure(sink).status_code == 201
-    store = api.provider.store
-    document = store._db.execute("SELECT document FROM settings").fetchone()[0]
+    db = sqlite_of(api.provider)._db
+    document = db.execute("SELECT document FROM settings").fetchone()[0]
     client_id = json.dumps(sink.info.client_id)
     broken = document.replace(client_id, client_id[:-1] + '\\ud800"')
     assert broken != document
-    store._db.execute("UPDATE settings SET document = ?", (broken,))
+    db.execute("UPDATE settings SET document = ?", (broken,))
     read = api.call("GET", "/webhook/settings")
     assert read.status_code == 200, read.text
     assert read.json()["data"]["auth"]["client_id"] == sink.info.client_id + "\ufffd"
@@ -426,9 +427,9 @@ def test_a_full_database_is_503_json_without_a_traceback(
     sink = start_endpoint()
     api = ProviderClient(start_provider(db=str(tmp_path / "full.db")))
     assert api.configure(sink).status_code == 201
-    store = api.provider.store
-    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
-    store._db.execute(f"PRAGMA max_page_count = {pages}")
+    db = sqlite_of(api.provider)._db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")
     for _ in range(500):
         response = api.call("POST", "/validation")
         if response.status_code != 201:

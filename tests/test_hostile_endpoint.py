@@ -28,9 +28,10 @@ from tests.provider.helpers import ProviderClient
 from webhook_kit.contract import notifications
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.policy import RetryPolicy
-from webhook_kit.delivery.store import Store
 from webhook_kit.ids import new_id
 from webhook_kit.oauth.client import OAuthSettings
+from webhook_kit.storage.rows import AttemptRow, EventRow
+from webhook_kit.storage.url import open_storage
 
 pytestmark = pytest.mark.slow
 
@@ -112,8 +113,12 @@ def assert_finished(
 # -- the dispatcher -------------------------------------------------------------------------------
 
 
-async def _dispatch(hostile: HostileEndpoint, name: str) -> tuple[list[str], Store]:
-    store = Store(":memory:")
+Recorded = list[tuple[str, EventRow | None, list[AttemptRow]]]
+
+
+async def _dispatch(hostile: HostileEndpoint, name: str) -> Recorded:
+    """Each event's id, its row and its attempts once the dispatcher is idle."""
+    storage = await open_storage(":memory:")
     settings = DispatcherSettings(
         concurrency=2, timeout=TIMEOUT, ca_file=hostile.ca_file, policy=RetryPolicy(schedule=())
     )
@@ -126,10 +131,20 @@ async def _dispatch(hostile: HostileEndpoint, name: str) -> tuple[list[str], Sto
             ("on-course", "document-uploaded", "deleted"), validation_id=new_id()
         )
     )
-    async with Dispatcher(store, settings, target=target) as dispatcher:
-        ids = await dispatcher.enqueue_many(bodies)
-        assert await dispatcher.wait_idle(timeout=HUNG), "the dispatcher never went idle"
-    return ids, store
+    try:
+        async with Dispatcher(storage.events, settings, target=target) as dispatcher:
+            ids = await dispatcher.enqueue_many(bodies)
+            assert await dispatcher.wait_idle(timeout=HUNG), "the dispatcher never went idle"
+        return [
+            (
+                event_id,
+                await storage.events.event(event_id),
+                await storage.events.attempts(event_id),
+            )
+            for event_id in ids
+        ]
+    finally:
+        await storage.close()
 
 
 # aiohttp closes a TLS connection cut off mid-body asynchronously; when asyncio.run ends the loop
@@ -139,26 +154,22 @@ async def _dispatch(hostile: HostileEndpoint, name: str) -> tuple[list[str], Sto
 @short_failure
 def test_dispatcher_records_every_attempt(hostile: HostileEndpoint, name: str) -> None:
     """Each event ends sent or failed with its attempt on record, whatever the endpoint did."""
-    ids, store = asyncio.run(_dispatch(hostile, name))
+    recorded = asyncio.run(_dispatch(hostile, name))
     # Collected here, under this test's filter, rather than as a warning in whichever test the
     # garbage collector happens to run next.
     gc.collect()
-    try:
-        for event_id in ids:
-            row = store.event(event_id)
-            assert row is not None
-            assert row["state"] in ("sent", "failed"), dict(row)
-            attempts = store.attempts(event_id)
-            assert len(attempts) == 1, f"{event_id}: {len(attempts)} attempts on record"
-            reason = attempts[0]["reason"]
-            assert isinstance(reason, str) and reason
-            # The dispatcher's catch-all for its own bugs; hostile input deserves a real reason.
-            assert not reason.startswith("internal error"), reason
-            # The provider API serves it as UTF-8 JSON: a lone surrogate (a non-UTF-8 header
-            # decoded with surrogateescape) would make every answer that lists it a 500.
-            reason.encode("utf-8")
-    finally:
-        store.close()
+    assert len(recorded) == 3
+    for event_id, row, attempts in recorded:
+        assert row is not None
+        assert row.state in ("sent", "failed"), row
+        assert len(attempts) == 1, f"{event_id}: {len(attempts)} attempts on record"
+        reason = attempts[0].reason
+        assert isinstance(reason, str) and reason
+        # The dispatcher's catch-all for its own bugs; hostile input deserves a real reason.
+        assert not reason.startswith("internal error"), reason
+        # The provider API serves it as UTF-8 JSON: a lone surrogate (a non-UTF-8 header
+        # decoded with surrogateescape) would make every answer that lists it a 500.
+        reason.encode("utf-8")
 
 
 # -- the provider, delivering through its dispatcher ---------------------------------------------

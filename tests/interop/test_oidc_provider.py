@@ -49,6 +49,7 @@ async def deliver(
         ("client_secret_basic", {"dpop": "PS256"}),
         ("tls_client_auth", {}),
         ("self_signed_tls_client_auth", {}),
+        ("secret_and_certificate", {}),
     ],
 )
 def test_bound_and_bearer_tokens_are_delivered(

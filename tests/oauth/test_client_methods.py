@@ -124,6 +124,19 @@ def test_dpop_bound_token_names_the_clients_key(
     assert claims["cnf"] == {"jkt": client.dpop_key.thumbprint}
 
 
+def test_a_secret_client_with_a_certificate_gets_a_certificate_bound_token(
+    pki: Pki, provider: RunningProvider
+) -> None:
+    """A certificate is not only for the TLS methods: with a secret, it binds the token."""
+
+    async def body(session: aiohttp.ClientSession) -> dict[str, Any]:
+        client = client_for(pki, provider, session, method="secret_and_certificate")
+        return await claims_of(session, provider, await client.token())
+
+    claims = within_session(pki, body)
+    assert claims["cnf"] == {"x5t#S256": pki.client_thumbprint}
+
+
 def test_dpop_and_certificate_binding_together_is_refused_with_the_reason(
     pki: Pki, provider: RunningProvider
 ) -> None:

@@ -316,7 +316,9 @@ class OAuthClient:
                 raise self._error(str(exc)) from exc
         self.fetches += 1
         answer = await self._post()
-        if answer.status == 400 and self.dpop_key is not None and answer.nonce is not None:
+        # RFC 9449 section 8 says 400; some servers answer 401 (as a resource server would).
+        nonce_refusal = answer.status in (400, 401) and answer.nonce is not None
+        if nonce_refusal and self.dpop_key is not None:
             payload = _json_object(answer.raw)
             if payload and payload.get("error") == dpop.USE_NONCE:
                 # RFC 9449 section 8: once, with the server's nonce (and a fresh assertion).

@@ -159,6 +159,13 @@ def registrations(pki: Pki) -> tuple[list[dict[str, Any]], dict[str, str]]:
             **bound,
         },
         {
+            # A secret for the token, and a certificate the token is bound to (a bank that
+            # wants mTLS on the webhook URL itself).
+            "client_id": "secret_and_certificate",
+            "token_endpoint_auth_method": "client_secret_basic",
+            **bound,
+        },
+        {
             # Refuses any token that is not DPoP-bound.
             "client_id": "dpop_bound",
             "token_endpoint_auth_method": "private_key_jwt",
@@ -166,7 +173,11 @@ def registrations(pki: Pki) -> tuple[list[dict[str, Any]], dict[str, str]]:
             "dpop_bound_access_tokens": True,
         },
     ]
-    secrets_by_id = {"client_secret_basic": pki.secret, "client_secret_post": pki.secret}
+    secrets_by_id = {
+        "client_secret_basic": pki.secret,
+        "client_secret_post": pki.secret,
+        "secret_and_certificate": pki.secret,
+    }
     return clients, secrets_by_id
 
 
@@ -174,6 +185,14 @@ def credentials(pki: Pki, method: str, **options: Any) -> ClientCredentials:
     """The kit's credentials for the client registered as ``method``."""
     if method in ("client_secret_basic", "client_secret_post"):
         return ClientCredentials(method, method, secret=pki.secret, **options)  # type: ignore[arg-type]
+    if method == "secret_and_certificate":
+        return ClientCredentials(
+            method,
+            secret=pki.secret,
+            cert_file=pki.client_cert,
+            key_file=pki.client_key,
+            **options,
+        )
     if method in ("private_key_jwt", "dpop_bound"):
         algorithm = options.pop("algorithm", "ES256")
         pem, kid = (pki.ec_pem, "ec-1") if algorithm == "ES256" else (pki.rsa_pem, "rsa-1")

@@ -31,9 +31,9 @@ from webhook_kit.contract import notifications  # noqa: E402
 from webhook_kit.contract.statuses import STATUSES  # noqa: E402
 from webhook_kit.delivery import transport  # noqa: E402
 from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target  # noqa: E402
-from webhook_kit.delivery.store import Store  # noqa: E402
 from webhook_kit.oauth.client import OAuthSettings  # noqa: E402
 from webhook_kit.serving.loop import run  # noqa: E402
+from webhook_kit.storage.url import open_storage  # noqa: E402
 from webhook_kit.tls import client_context  # noqa: E402
 
 
@@ -47,13 +47,13 @@ def bodies(count: int) -> list[dict[str, object]]:
 async def dispatcher_run(
     info: dict[str, str], db: Path, events: int, concurrency: int
 ) -> tuple[float, int]:
-    store = Store(db)
+    storage = await open_storage(str(db))
     target = Target(
         info["url"], OAuthSettings(info["token_url"], info["client_id"], info["client_secret"])
     )
     settings = DispatcherSettings(concurrency=concurrency, ca_file=Path(info["ca_file"]))
     payloads = bodies(events)
-    async with Dispatcher(store, settings, target=target) as d:
+    async with Dispatcher(storage.events, settings, target=target) as d:
         started = time.perf_counter()
         # Stored in batches of 100 (one commit each), as a busy provider's requests share commits.
         for start in range(0, len(payloads), 100):
@@ -61,8 +61,8 @@ async def dispatcher_run(
         assert await d.wait_idle(600), "deliveries did not finish"
         elapsed = time.perf_counter() - started
         fetches = d.oauth.fetches if d.oauth else 0
-    counts = store.counts()
-    store.close()
+    counts = await storage.events.counts()
+    await storage.close()
     assert counts == {"sent": events}, counts
     return events / elapsed, fetches
 

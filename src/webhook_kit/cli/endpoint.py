@@ -16,16 +16,38 @@ from webhook_kit.cli.options import (
     echo_json,
     errors_to_exit,
     json_option,
+    option_group,
     server_options,
     settings_errors_are_usage,
 )
+from webhook_kit.oauth.client_auth import METHODS
 
 if TYPE_CHECKING:
     from webhook_kit.endpoint.service import Endpoint
     from webhook_kit.endpoint.settings import EndpointSettings, FaultRule
+    from webhook_kit.oauth.credentials import ClientRegistration
 
 #: The options that become the endpoint's ``FaultSettings``.
 FAULT_OPTIONS = ("respond", "fail_rate", "fail_code", "delay", "retry_after", "seed")
+#: The options that register the sender client (a ``ClientRegistration``), by field.
+CLIENT_OPTIONS = {
+    "client_auth_method": "method",
+    "client_public_key": "public_key_file",
+    "client_jwks_url": "jwks_url",
+    "client_jwks_ca": "jwks_ca_file",
+    "client_ca": "client_ca_file",
+    "client_subject_dn": "subject_dn",
+    "client_san": "san",
+    "client_cert": "client_cert_file",
+}
+#: A registration's field as the flag that sets it, for usage errors.
+FIELD_FLAGS = {
+    "client_id": "--client-id",
+    "secret": "--client-secret",
+    "method": "--client-auth-method",
+    "client_auth_method": "--client-auth-method",
+    **{field: "--" + option.replace("_", "-") for option, field in CLIENT_OPTIONS.items()},
+}
 
 
 def _parse_rules(
@@ -40,11 +62,68 @@ def _parse_rules(
         raise click.BadParameter(str(exc)) from exc
 
 
+client_options = option_group(
+    click.option(
+        "--client-auth-method",
+        type=click.Choice(METHODS),
+        help="How the sender authenticates (default client_secret_basic).",
+    ),
+    click.option(
+        "--client-public-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="private_key_jwt: the sender's public key, certificate or JWKS file.",
+    ),
+    click.option(
+        "--client-jwks-url",
+        metavar="URL",
+        help="private_key_jwt: the HTTPS URL where the sender publishes its JWKS.",
+    ),
+    click.option(
+        "--client-jwks-ca",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="An extra CA to trust when fetching --client-jwks-url.",
+    ),
+    click.option(
+        "--client-ca",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="The CA of the sender's client certificates (tls_client_auth, --token-binding mtls).",
+    ),
+    click.option(
+        "--client-subject-dn",
+        metavar="DN",
+        help="tls_client_auth: the certificate's subject, e.g. 'CN=sender,O=Bank'.",
+    ),
+    click.option(
+        "--client-san",
+        metavar="NAME",
+        help="tls_client_auth: a DNS name, URI, IP or e-mail the certificate's SAN must hold.",
+    ),
+    click.option(
+        "--client-cert",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="self_signed_tls_client_auth: the sender's self-signed certificate.",
+    ),
+    click.option(
+        "--token-binding",
+        # Spelled here, not imported from the verifier (joserfc) to keep start-up cheap;
+        # a test holds it equal to verifier.BINDINGS.
+        type=click.Choice(["none", "mtls", "dpop"]),
+        default="none",
+        show_default=True,
+        help="What /webhook requires: a certificate-bound (mtls) or DPoP-bound token.",
+    ),
+    click.option(
+        "--dpop-nonce", is_flag=True, help="Require server nonces in DPoP proofs (RFC 9449 §8)."
+    ),
+)
+
+
 @click.command()
 @server_options
 @click.option("--path", default="/webhook", show_default=True, help="Path of the webhook route.")
 @click.option("--client-id", help="OAuth client id the endpoint accepts (default: generated).")
 @click.option("--client-secret", help="OAuth client secret (default: generated).")
+@client_options
 @click.option(
     "--audience", default="webhook-kit", show_default=True, help="The 'aud' tokens must carry."
 )
@@ -125,15 +204,47 @@ def serve(as_json: bool, **options: Any) -> None:
     from webhook_kit.oauth.issuer import TokenSettings
 
     faults = {name: options.pop(name) for name in FAULT_OPTIONS}
+    client = {field: options.pop(name) for name, field in CLIENT_OPTIONS.items()}
     with settings_errors_are_usage():
         tokens = TokenSettings(
             audience=options.pop("audience"),
             scopes=tuple(options.pop("scopes")),
             ttl=options.pop("token_ttl"),
         )
-        settings = EndpointSettings(faults=FaultSettings(**faults), tokens=tokens, **options)
+        registration = _registration(client, options)
+        settings = EndpointSettings(
+            faults=FaultSettings(**faults), tokens=tokens, client=registration, **options
+        )
     with errors_to_exit():
         _run_endpoint(settings, as_json)
+
+
+def _registration(fields: dict[str, Any], options: dict[str, Any]) -> ClientRegistration | None:
+    """The sender's registration from the ``--client-*`` flags; ``None`` leaves the plain
+    ``--client-id``/``--client-secret`` pair (or a generated one) to the settings. Errors name
+    the flag, and every file is read and checked now (exit 2 rather than a failed start)."""
+    from webhook_kit.errors import ConfigError
+    from webhook_kit.oauth.credentials import ClientCredentials, ClientRegistration
+
+    given = {k: v for k, v in fields.items() if v is not None}
+    if not given or given == {"method": "client_secret_basic"}:
+        return None
+    method = given.setdefault("method", "client_secret_basic")
+    client_id = options.pop("client_id") or ClientCredentials.generate().client_id
+    secret = options.pop("client_secret")
+    if secret is None and method in ("client_secret_basic", "client_secret_post"):
+        secret = ClientCredentials.generate().client_secret
+    try:
+        registration = ClientRegistration(client_id, secret=secret, **given)
+        registration.check_files()
+    except ConfigError as exc:
+        field, sep, rest = str(exc).partition(":")
+        name, _, path = field.partition(" ")
+        if sep and name in FIELD_FLAGS:
+            flag = FIELD_FLAGS[name]
+            raise type(exc)(f"{flag}{' ' + path if path else ''}:{rest}") from exc
+        raise
+    return registration
 
 
 def _run_endpoint(settings: EndpointSettings, as_json: bool) -> None:

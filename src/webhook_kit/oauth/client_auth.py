@@ -23,14 +23,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Final, Literal, get_args
-
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from webhook_kit.errors import ConfigError
-from webhook_kit.oauth.mtls import ClientIdentity, load_client_identity
+
+if TYPE_CHECKING:
+    from webhook_kit.oauth.mtls import ClientIdentity
 
 AuthMethod = Literal[
     "client_secret_basic",
@@ -142,6 +140,11 @@ def describe_methods() -> str:
 def check_private_key(pem: str | bytes, algorithm: SigningAlgorithm, *, name: str) -> None:
     """Raise :class:`ConfigError` naming ``name`` unless ``pem`` is a private key for
     ``algorithm``: RSA of at least 2048 bits for RS256/PS256, EC P-256 for ES256."""
+    # Imported here: the CLI reads METHODS at start-up, which must stay cheap.
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     data = pem.encode() if isinstance(pem, str) else pem
     if b"-----BEGIN" not in data:
         raise ConfigError(f"{name}: not a PEM private key (expected '-----BEGIN PRIVATE KEY-----')")
@@ -234,6 +237,8 @@ class ClientCredentials:
     def client_identity(self, *, now: dt.datetime | None = None) -> ClientIdentity | None:
         """The checked client certificate, or ``None`` when there is none; raises
         :class:`~webhook_kit.errors.CertificateError` naming ``cert_file`` or ``key_file``."""
+        from webhook_kit.oauth.mtls import load_client_identity
+
         if self.cert_file is None or self.key_file is None:
             return None
         return load_client_identity(self.cert_file, self.key_file, now=now)

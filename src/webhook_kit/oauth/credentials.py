@@ -12,6 +12,7 @@ A customer registers the sender as an authorization server would:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import secrets
 import time
@@ -36,7 +37,7 @@ from webhook_kit.oauth.client_auth import (
     needs,
     parse_method,
 )
-from webhook_kit.oauth.mtls import certificate_thumbprint, load_certificate
+from webhook_kit.oauth.mtls import certificate_thumbprint, check_validity, load_certificate
 
 #: A JWKS document larger than this is refused (a handful of keys is a few KiB).
 MAX_JWKS_BYTES = 64 * 1024
@@ -162,6 +163,22 @@ class ClientRegistration:
         """What the server trusts for client certificates: the client CA, or the registered
         self-signed certificate itself (its own trust anchor); ``None`` for other methods."""
         return self.client_ca_file or self.client_cert_file
+
+    def check_files(self, *, now: dt.datetime | None = None) -> None:
+        """Read every file the registration names and check it can be used (a key in the
+        right format, a certificate still valid); :class:`ConfigError` naming the field."""
+        if self.public_key_file is not None:
+            load_public_keys(self.public_key_file)
+        for name in ("client_ca_file", "jwks_ca_file", "client_cert_file"):
+            path: Path | None = getattr(self, name)
+            if path is None:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise CertificateError(f"{name}: cannot read {path}: {exc.strerror}") from exc
+            cert = load_certificate(data, name=f"{name} {path}")
+            check_validity(cert, now or dt.datetime.now(dt.UTC), name=f"{name} {path}")
 
     def registered_thumbprint(self) -> str | None:
         """``x5t#S256`` of the registered self-signed certificate; :class:`CertificateError`."""

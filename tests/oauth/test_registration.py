@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -149,15 +149,18 @@ class TestRegistration:
 
 class TestPublicKeys:
     def test_pem_key_certificate_and_jwks(self, pki: ClientPki, tmp_path: Path) -> None:
-        assert isinstance(load_public_keys(pki.public_key_file).keys[0], ECKey)
+        # A PEM key comes alone, without a kid: it matches whatever kid the client sends.
+        pem_key = load_public_keys(pki.public_key_file)
+        assert isinstance(pem_key, ECKey) and pem_key.kid is None
         rsa_file = tmp_path / "rsa.pem"
         rsa_file.write_text(public_pem(rsa_key()))
-        assert isinstance(load_public_keys(rsa_file).keys[0], RSAKey)
-        assert isinstance(load_public_keys(pki.cert[0]).keys[0], ECKey)
+        assert isinstance(load_public_keys(rsa_file), RSAKey)
+        assert isinstance(load_public_keys(pki.cert[0]), ECKey)
         jwks_file = tmp_path / "jwks.json"
         key = ECKey.generate_key("P-256", parameters={"kid": "k1"})
         jwks_file.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
-        assert load_public_keys(jwks_file).keys[0].kid == "k1"
+        jwks = load_public_keys(jwks_file)
+        assert isinstance(jwks, KeySet) and jwks.keys[0].kid == "k1"
 
     def test_refusals(self, pki: ClientPki, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="^public_key_file: cannot read"):

@@ -194,8 +194,11 @@ class ClientRegistration:
         return certificate_thumbprint(cert.public_bytes(Encoding.DER))
 
 
-def load_public_keys(path: Path, *, name: str = "public_key_file") -> KeySet:
+def load_public_keys(path: Path, *, name: str = "public_key_file") -> RSAKey | ECKey | KeySet:
     """The verification keys in ``path``: a PEM public key, a PEM certificate, or a JWKS.
+
+    A PEM key is returned alone, not in a set: registered without an id, it is the client's
+    only key whatever ``kid`` its assertions carry (a set would give it a thumbprint ``kid``).
 
     Only RSA and EC public keys are taken; a private key in the file is refused (it should not
     have left the sender)."""
@@ -223,7 +226,7 @@ def load_public_keys(path: Path, *, name: str = "public_key_file") -> KeySet:
         key = ECKey.import_key(public)
     else:
         raise ConfigError(f"{name}: {path} is neither an RSA nor an EC key")
-    return KeySet([key])
+    return key
 
 
 def parse_jwks(data: bytes, *, name: str) -> KeySet:

@@ -32,13 +32,18 @@ from urllib.parse import parse_qsl, unquote
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import RSAKey
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from webhook_kit.errors import ConfigError, DiscoveryError, TokenError
 from webhook_kit.oauth import dpop
-from webhook_kit.oauth.assertion import ASSERTION_TYPE, ReplayCache, verify_client_assertion
+from webhook_kit.oauth.assertion import (
+    ASSERTION_TYPE,
+    ReplayCache,
+    VerificationKey,
+    verify_client_assertion,
+)
 from webhook_kit.oauth.client_auth import ALGORITHMS as ASSERTION_ALGORITHMS
 from webhook_kit.oauth.client_auth import SECRET_METHODS
 from webhook_kit.oauth.credentials import (
@@ -173,7 +178,7 @@ class TokenIssuer:
         self.limiter = limiter or FailureLimiter()
         self.issued = 0
         client = self.client
-        self._keys: KeySet | None = None
+        self._keys: VerificationKey | None = None
         if client.public_key_file is not None:
             self._keys = load_public_keys(client.public_key_file)
         self._jwks = jwks
@@ -296,7 +301,7 @@ class TokenIssuer:
         form: Mapping[str, str],
         peer: x509.Certificate | None = None,
         *,
-        keys: KeySet | None = None,
+        keys: VerificationKey | None = None,
     ) -> None:
         """The synchronous part of :meth:`authenticate` (``keys``: the client's public keys)."""
         presented = [
@@ -321,7 +326,7 @@ class TokenIssuer:
         elif presented and not (method == "private_key_jwt" and presented == ["client_assertion"]):
             raise OAuthError("invalid_client", f"this client authenticates with {method}", 401)
         elif method == "private_key_jwt":
-            self._check_assertion(form, keys or self._keys)
+            self._check_assertion(form, keys if keys is not None else self._keys)
         else:
             self._check_certificate(form, peer)
 
@@ -344,7 +349,7 @@ class TokenIssuer:
         if not (id_ok and secret_ok):
             raise OAuthError("invalid_client", "client authentication failed", 401)
 
-    def _check_assertion(self, form: Mapping[str, str], keys: KeySet | None) -> None:
+    def _check_assertion(self, form: Mapping[str, str], keys: VerificationKey | None) -> None:
         assertion = form.get("client_assertion")
         if assertion is None:
             raise OAuthError(

@@ -55,6 +55,7 @@ def session(start_endpoint: EndpointFactory) -> Iterator[requests.Session]:
 
 
 def discover(lib: Any, sink: Endpoint, http: requests.Session, **kwargs: Any) -> Any:
+    assert sink.info.ca_file is not None
     http.verify = sink.info.ca_file
     return lib.OAuth2Client.from_discovery_endpoint(
         url=sink.urls.metadata, issuer=sink.urls.base, session=http, **kwargs
@@ -145,11 +146,13 @@ def test_curl_with_a_client_certificate(
     if method == "tls_client_auth":
         cert, key = pki.cert
         registration = ClientRegistration(
-            CLIENT, method, client_ca_file=pki.ca_file, san="sender.example"
+            CLIENT, "tls_client_auth", client_ca_file=pki.ca_file, san="sender.example"
         )
     else:
         cert, key = pki.self_signed
-        registration = ClientRegistration(CLIENT, method, client_cert_file=cert)
+        registration = ClientRegistration(
+            CLIENT, "self_signed_tls_client_auth", client_cert_file=cert
+        )
     sink = start_endpoint(client=registration, token_binding="mtls")
     assert sink.info.ca_file is not None
     tls = ["--cacert", sink.info.ca_file, "--cert", str(cert), "--key", str(key)]

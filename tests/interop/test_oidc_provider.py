@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.interop.oidc_provider.clients import Pki
+from tests.interop.oidc_provider.clients import Pki, registrations
 from tests.interop.oidc_provider.kit import client_for, failure, within_session
-from tests.interop.oidc_provider.stack import RunningProvider
+from tests.interop.oidc_provider.stack import OidcProviderStack, RunningProvider
 from webhook_kit.delivery import transport
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.oauth.client import OAuthClient
@@ -82,6 +82,26 @@ def test_receiver_nonce_is_fetched_once_then_followed(
     results, counts = within_session(pki, body)
     assert [r.outcome for r in results] == ["success"] * 3, (results, failure(nonce_provider))
     assert counts == {"accepted": 3, "nonce_challenges": 1, "refused": 1}
+
+
+def test_a_receiver_that_never_takes_a_nonce_costs_four_posts_at_most(
+    pki: Pki, stack: OidcProviderStack
+) -> None:
+    """Each POST answered once with the nonce it brought, and one token refresh: then the
+    attempt fails as unauthorized, naming the receiver's error, instead of looping."""
+    clients, secrets = registrations(pki)
+    with stack.start(clients, secrets=secrets, resource_nonce="always") as hostile:
+
+        async def body(session: aiohttp.ClientSession) -> tuple[AttemptResult, OAuthClient, Any]:
+            client = client_for(pki, hostile, session, method="private_key_jwt", dpop="ES256")
+            [result] = await deliver(session, client, hostile)
+            return result, client, await stats(session, hostile)
+
+        result, client, counts = within_session(pki, body)
+    assert result.outcome == "unauthorized"
+    assert result.token_refreshed and client.fetches == 2
+    assert "(use_dpop_nonce)" in result.reason
+    assert counts == {"accepted": 0, "nonce_challenges": 4, "refused": 4}
 
 
 def test_the_receiver_really_checks_the_binding(pki: Pki, provider: RunningProvider) -> None:

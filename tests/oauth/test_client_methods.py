@@ -5,21 +5,35 @@ client is told."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import trustme
+from aiohttp import web
 from joserfc import jws, jwt
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet
 
-from tests.interop.oidc_provider.clients import Pki, credentials, make_pki, registrations
+from tests.interop.oidc_provider.clients import (
+    Pki,
+    credentials,
+    make_pki,
+    public_jwk,
+    registrations,
+)
 from tests.interop.oidc_provider.kit import client_for, failure, within_session
 from tests.interop.oidc_provider.stack import OidcProviderStack, RunningProvider
+from webhook_kit.delivery import transport
 from webhook_kit.errors import CertificateError, ConfigError, TokenFetchError
+from webhook_kit.oauth import dpop
+from webhook_kit.oauth.assertion import ReplayCache, verify_client_assertion
 from webhook_kit.oauth.client import (
     OAuthClient,
     OAuthSettings,
@@ -27,6 +41,7 @@ from webhook_kit.oauth.client import (
     check_supported,
 )
 from webhook_kit.oauth.client_auth import ClientCredentials
+from webhook_kit.serving.loop import run
 
 pytestmark = pytest.mark.slow
 #: pki, stack, provider, nonce_provider.
@@ -399,3 +414,177 @@ def test_expired_client_certificate(pki: Pki, tmp_path: Path) -> None:
             client.prepare()
 
     within_session(pki, body)
+
+
+# -- a scripted token endpoint: what the client does with answers oidc-provider never gives ------
+
+
+class ScriptedServer:
+    """An HTTPS token endpoint on loopback that answers from a script and records requests."""
+
+    def __init__(self, ca: trustme.CA) -> None:
+        self.ca = ca
+        self.answers: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+        self.requests: list[tuple[dict[str, str], dict[str, str]]] = []
+        self.metadata: dict[str, Any] | None = None
+        self.base = ""
+
+    @property
+    def token_url(self) -> str:
+        return self.base + "/token"
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        self.requests.append((dict(request.headers), form))
+        status, body, headers = self.answers.pop(0)
+        return web.json_response(body, status=status, headers=headers)
+
+    async def discovery(self, request: web.Request) -> web.Response:
+        if self.metadata is None:
+            return web.json_response({}, status=404)
+        return web.json_response(self.metadata)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[ScriptedServer]:
+        app = web.Application()
+        app.router.add_post("/token", self.token)
+        app.router.add_get("/.well-known/oauth-authorization-server", self.discovery)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert("127.0.0.1").configure_cert(context)
+        sock = socket.create_server(("127.0.0.1", 0))
+        await web.SockSite(runner, sock, ssl_context=context).start()
+        self.base = f"https://127.0.0.1:{sock.getsockname()[1]}"
+        try:
+            yield self
+        finally:
+            await runner.cleanup()
+
+
+def scripted(body: Callable[[ScriptedServer, aiohttp.ClientSession], Awaitable[Any]]) -> Any:
+    ca = trustme.CA()
+
+    async def main() -> Any:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        async with ScriptedServer(ca).running() as server:
+            async with transport.make_session(context) as session:
+                return await body(server, session)
+
+    return run(main())
+
+
+def proof_claims(headers: dict[str, str]) -> dict[str, Any]:
+    claims: dict[str, Any] = json.loads(jws.extract_compact(headers["DPoP"].encode()).payload)
+    return claims
+
+
+TOKEN = {"access_token": "opaque-token-value", "token_type": "DPoP", "expires_in": 300}
+NONCE_PLEASE = {"error": "use_dpop_nonce", "error_description": "nonce required"}
+
+
+def test_a_nonce_refusal_is_retried_once_only() -> None:
+    async def body(server: ScriptedServer, session: aiohttp.ClientSession) -> None:
+        server.answers = [
+            (400, NONCE_PLEASE, {"DPoP-Nonce": "n-1"}),
+            (400, NONCE_PLEASE, {"DPoP-Nonce": "n-2"}),
+        ]
+        client = OAuthClient(OAuthSettings(server.token_url, "c", "s3cret", dpop="ES256"), session)
+        with pytest.raises(TokenFetchError) as caught:
+            await client.token()
+        assert caught.value.error == "use_dpop_nonce"
+        assert [proof_claims(h).get("nonce") for h, _ in server.requests] == [None, "n-1"]
+
+    scripted(body)
+
+
+def test_a_nonce_that_is_not_a_nonce_is_not_used() -> None:
+    async def body(server: ScriptedServer, session: aiohttp.ClientSession) -> None:
+        server.answers = [(400, NONCE_PLEASE, {"DPoP-Nonce": "x" * 600})]
+        client = OAuthClient(OAuthSettings(server.token_url, "c", "s3cret", dpop="ES256"), session)
+        with pytest.raises(TokenFetchError):
+            await client.token()
+        assert len(server.requests) == 1
+        assert "nonce" not in proof_claims({"DPoP": client.proof("POST", server.token_url)})
+
+    scripted(body)
+
+
+def test_a_dpop_token_nobody_asked_for_is_refused() -> None:
+    async def body(server: ScriptedServer, session: aiohttp.ClientSession) -> None:
+        server.answers = [(200, TOKEN, {})]
+        client = OAuthClient(OAuthSettings(server.token_url, "c", "s3cret"), session)
+        with pytest.raises(TokenFetchError, match="token_type 'dpop' is not Bearer"):
+            await client.token()
+        assert "DPoP" not in server.requests[0][0]
+
+    scripted(body)
+
+
+def test_a_server_without_dpop_gets_a_bearer_client() -> None:
+    """RFC 9449 section 5: a server that ignores the proof answers Bearer; the token is then sent
+    as a bearer token, without proofs."""
+
+    async def body(server: ScriptedServer, session: aiohttp.ClientSession) -> dict[str, str]:
+        server.answers = [(200, {**TOKEN, "token_type": "Bearer"}, {})]
+        client = OAuthClient(OAuthSettings(server.token_url, "c", "s3cret", dpop="ES256"), session)
+        token = await client.token()
+        assert client.token_scheme == "Bearer"
+        return client.resource_headers(token, "POST", "https://127.0.0.1/webhook")
+
+    assert scripted(body) == {"Authorization": "Bearer opaque-token-value"}
+
+
+def test_a_dpop_token_gets_a_proof_with_ath_per_request() -> None:
+    async def body(server: ScriptedServer, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        server.answers = [(200, TOKEN, {"DPoP-Nonce": "as-nonce"})]
+        client = OAuthClient(OAuthSettings(server.token_url, "c", "s3cret", dpop="ES256"), session)
+        token = await client.token()
+        client.note_nonce("https://127.0.0.1:8443/hook", "rs-nonce")
+        first = client.resource_headers(token, "POST", "https://127.0.0.1:8443/hook?x=1")
+        second = client.resource_headers(token, "POST", "https://127.0.0.1:8443/hook")
+        assert first["Authorization"] == second["Authorization"] == f"DPoP {token}"
+        return [proof_claims(first), proof_claims(second)]
+
+    first, second = scripted(body)
+    assert first["jti"] != second["jti"]
+    assert first["htu"] == "https://127.0.0.1:8443/hook"  # no query (RFC 9449 section 4.2)
+    assert first["htm"] == "POST"
+    assert first["ath"] == dpop.access_token_hash("opaque-token-value")
+    assert first["nonce"] == "rs-nonce"  # the receiver's nonce, not the token endpoint's
+
+
+@pytest.mark.parametrize("audience", ["token_endpoint", "issuer"])
+def test_the_assertion_names_the_audience_asked_for(pki: Pki, audience: str) -> None:
+    """The issuer comes from the metadata (FAPI 2.0: aud = the issuer); each assertion is fresh
+    and short-lived, and verifies with the client's public key."""
+
+    async def body(server: ScriptedServer, session: aiohttp.ClientSession) -> list[Any]:
+        server.metadata = {
+            "issuer": server.base,
+            "token_endpoint": server.token_url,
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        }
+        server.answers = [(200, {**TOKEN, "token_type": "Bearer"}, {})] * 2
+        creds = credentials(pki, "private_key_jwt", assertion_audience=audience)
+        client = OAuthClient(OAuthSettings(server.token_url, credentials=creds), session)
+        await client.token()
+        client.invalidate()
+        await client.token()
+        expected = server.base if audience == "issuer" else server.token_url
+        replay = ReplayCache()
+        return [
+            verify_client_assertion(
+                form["client_assertion"],
+                client_id="private_key_jwt",
+                keys=ECKey.import_key(public_jwk(pki.ec_pem, kid="ec-1", algorithm="ES256")),
+                audiences=[expected],
+                replay=replay,
+            )
+            for _, form in server.requests
+        ]
+
+    first, second = scripted(body)
+    assert first["jti"] != second["jti"]
+    assert first["exp"] - first["iat"] <= 60

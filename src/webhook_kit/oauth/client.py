@@ -320,9 +320,9 @@ class OAuthClient:
         nonce_refusal = answer.status in (400, 401) and answer.nonce is not None
         if nonce_refusal and self.dpop_key is not None:
             payload = _json_object(answer.raw)
-            if payload and payload.get("error") == dpop.USE_NONCE:
+            fresh = self.note_nonce(self.settings.token_url, answer.nonce)
+            if fresh and payload and payload.get("error") == dpop.USE_NONCE:
                 # RFC 9449 section 8: once, with the server's nonce (and a fresh assertion).
-                self.note_nonce(self.settings.token_url, answer.nonce)
                 answer = await self._post()
         self.note_nonce(self.settings.token_url, answer.nonce)
         return self._accept(answer.status, answer.raw, started)

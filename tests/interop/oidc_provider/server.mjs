@@ -10,7 +10,8 @@
 //                       by default the resource route's own URL, <issuer>/webhook
 //   auth_methods        the token endpoint's client authentication methods (default: all five)
 //   require_nonce       the token endpoint requires a DPoP nonce
-//   resource_nonce      the resource route requires a DPoP nonce (and rotates it on each success)
+//   resource_nonce      the resource route requires a DPoP nonce (and rotates it on each
+//                       success); "always": a new one for every request, so none is ever good
 // The environment's CLIENT_SECRETS is a JSON object client_id -> client_secret (secrets never go
 // on a command line, where `ps` shows them).
 //
@@ -211,6 +212,7 @@ function resourceRoute(issuer, publicKey) {
     if (problems.length) {
       return refuse(res, 'DPoP', 'invalid_dpop_proof', `proof ${problems[0][1]} mismatch`);
     }
+    if (cfg.resource_nonce === 'always') nonce = crypto.randomBytes(16).toString('base64url');
     if (cfg.resource_nonce && payload.nonce !== nonce) {
       stats.nonce_challenges += 1;
       return refuse(res, 'DPoP', 'use_dpop_nonce', 'a DPoP nonce is required', {

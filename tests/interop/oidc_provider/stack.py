@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tests.interop.harness import require
 from tests.interop.node_stacks import (
@@ -140,7 +140,7 @@ class OidcProviderStack:
         secrets: Mapping[str, str] | None = None,
         auth_methods: Sequence[str] | None = None,
         require_nonce: bool = False,
-        resource_nonce: bool = False,
+        resource_nonce: bool | Literal["always"] = False,
     ) -> Iterator[RunningProvider]:
         """Run oidc-provider with ``clients`` (RFC 7591 metadata; secrets apart, by client_id)."""
         self._started += 1

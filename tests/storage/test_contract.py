@@ -67,7 +67,12 @@ def test_an_event_is_stored_as_sent_byte_for_byte(db_url: str) -> None:
         await s.events.insert([e])
         row = await s.events.event(e.event_id)
         assert row is not None
-        assert (row.body, row.state, row.attempts, row.validation_id) == (e.body, "pending", 0, "v1")
+        assert (row.body, row.state, row.attempts, row.validation_id) == (
+            e.body,
+            "pending",
+            0,
+            "v1",
+        )
         assert await s.events.counts() == {"pending": 1}
         assert await s.events.outstanding() == 1
         assert await s.events.event("no-such-event") is None
@@ -348,6 +353,7 @@ def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path: Any) -> None:
                 await open_storage(path)
         finally:
             await first.close()
-        (await open_storage(path)).events  # free again once closed
+        again = await open_storage(path)  # free again once closed
+        await again.close()
 
     asyncio.run(main())

@@ -85,8 +85,7 @@ class ProviderApi:
                 response = error_response(
                     503,
                     "storage_unavailable",
-                    "the provider's database cannot be reached now; nothing was changed, "
-                    f"try again in {RETRY_AFTER} s",
+                    f"the provider's database cannot be reached now; try again in {RETRY_AFTER} s",
                 )
                 response.headers["Retry-After"] = str(RETRY_AFTER)
                 return response

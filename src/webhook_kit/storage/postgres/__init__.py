@@ -60,7 +60,9 @@ class PostgresStorage:
                 await migrate(conn, name, where)
             finally:
                 await conn.close()
-            pool = await asyncpg.create_pool(url.connect_target, min_size=1, max_size=POOL_SIZE, **connect)
+            pool = await asyncpg.create_pool(
+                url.connect_target, min_size=0, max_size=POOL_SIZE, **connect
+            )
         assert pool is not None
         channel = f"webhook_kit_work_{name}"
         events = PostgresEvents(pool, channel, clock)

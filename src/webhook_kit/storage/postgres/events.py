@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any
@@ -38,6 +39,8 @@ Clock = Callable[[], float]
 FLUSH_SECONDS = 0.01
 FLUSH_SIZE = 512
 RETRY_MAX = 30.0
+#: Seconds between attempts to listen again after the listening connection was lost.
+LISTEN_RETRY = 5.0
 
 EVENT_COLUMNS = (
     "seq, event_id, validation_id, status, body, state, created_at, next_attempt_at, sent_at, "
@@ -140,12 +143,18 @@ class PostgresEvents:
         self._failing = False
         self._wake = asyncio.Event()
         self._listener: Any = None
+        self._connect: Callable[[], Any] | None = None
+        self._listen_tried = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Tokens of claims that failed in flight (committed or not: unknown).
+        self._orphans: set[str] = set()
 
     # -- wake-ups ------------------------------------------------------------------------------
 
     async def listen(self, connect: Callable[[], Any]) -> None:
         """Hold a connection that LISTENs for new work (best effort: polling covers a gap)."""
+        self._connect = connect
+        self._listen_tried = time.monotonic()
         try:
             self._listener = await connect()
             await self._listener.add_listener(self._channel, self._notified)
@@ -163,7 +172,13 @@ class PostgresEvents:
 
     async def wait_for_work(self, timeout: float) -> None:
         if self._listener is not None and self._listener.is_closed():
-            self._listener = None  # gone with the server: polling until a reopen
+            self._listener = None  # gone with the server: polling until it listens again
+        if (
+            self._listener is None
+            and self._connect is not None
+            and time.monotonic() - self._listen_tried > LISTEN_RETRY
+        ):
+            await self.listen(self._connect)
         if not self._wake.is_set():
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -242,9 +257,23 @@ class PostgresEvents:
         await self.flush()  # a completion frees its validation's next event: see it
         if self._failing:
             return []
+        if self._orphans:
+            # Claims whose answer was lost with the connection may have been committed: give
+            # them back now, rather than leave their events waiting for the lease to expire.
+            async with translated("cannot give back lost claims"):
+                await self._pool.execute(
+                    "UPDATE heads SET lease_until = 0, lease_token = NULL"
+                    " WHERE lease_token = ANY($1::text[])",
+                    sorted(self._orphans),
+                )
+            self._orphans.clear()
         token = secrets.token_hex(8)
-        async with translated("cannot claim work"):
-            rows = await self._pool.fetch(CLAIM, now, limit, lease, token)
+        try:
+            async with translated("cannot claim work"):
+                rows = await self._pool.fetch(CLAIM, now, limit, lease, token)
+        except StoreError:
+            self._orphans.add(token)
+            raise
         claims = [
             Claim(
                 r["seq"],

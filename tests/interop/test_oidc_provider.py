@@ -5,6 +5,7 @@ client's own certificate."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -154,6 +155,26 @@ def test_a_refused_proof_names_the_receivers_reason(pki: Pki, provider: RunningP
     result = within_session(pki, body)
     assert result.outcome == "unauthorized"
     assert result.reason == "401 token refused by the receiver (invalid_dpop_proof)"
+
+
+def test_two_certificates_on_one_session_never_share_a_connection(
+    pki: Pki, provider: RunningProvider
+) -> None:
+    """Interleaved deliveries of two clients with different certificates to the same receiver
+    over one session: each token is bound to its own certificate, so a pooled connection that
+    carried the other client's certificate would be refused."""
+
+    async def body(session: aiohttp.ClientSession) -> list[AttemptResult]:
+        a = client_for(pki, provider, session, method="tls_client_auth")
+        b = client_for(pki, provider, session, method="self_signed_tls_client_auth")
+        rounds = [
+            asyncio.gather(deliver(session, a, provider, 3), deliver(session, b, provider, 3))
+            for _ in range(3)
+        ]
+        return [r for pair in [await r for r in rounds] for batch in pair for r in batch]
+
+    results = within_session(pki, body)
+    assert [r.outcome for r in results] == ["success"] * 18, results
 
 
 def test_each_client_has_its_own_tls_context(pki: Pki, provider: RunningProvider) -> None:

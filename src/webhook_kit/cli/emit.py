@@ -17,6 +17,7 @@ from webhook_kit.cli.options import (
     errors_to_exit,
     json_option,
     sender_options,
+    settings_errors_are_usage,
     timeout_option,
 )
 from webhook_kit.contract.statuses import LEGACY_ALIASES, STATUSES
@@ -52,6 +53,14 @@ EMIT_STATUSES = [*STATUSES, *LEGACY_ALIASES]
     show_default=True,
     help="Retries per notification (1 s, 2 s, 4 s, ...).",
 )
+@click.option(
+    "--db",
+    default=":memory:",
+    show_default=True,
+    help="Keep the events and their attempts here: an SQLite file, or "
+    "postgresql://user@host:port/dbname?schema=NAME. Give emit a database or schema of its own: "
+    "a provider's workers deliver every event in theirs.",
+)
 @json_option("One JSON line per outcome.")
 @address_policy_options
 def emit(
@@ -61,6 +70,7 @@ def emit(
     all_statuses: bool,
     timeout: float,
     retries: int,
+    db: str,
     as_json: bool,
     public_only: bool,
     allow_private: bool,
@@ -72,10 +82,13 @@ def emit(
     """
     from webhook_kit.delivery.emit import emit as run_emit
     from webhook_kit.serving.loop import run
+    from webhook_kit.storage.url import DatabaseUrl
 
     if statuses and all_statuses:
         raise click.UsageError("use --status or --all, not both")
     policy = address_policy(public_only=public_only, allow_private=allow_private)
+    with settings_errors_are_usage():
+        DatabaseUrl.parse(db)
 
     with errors_to_exit():
         outcomes = run(
@@ -86,6 +99,7 @@ def emit(
                 ca_file=sender.ca_file,
                 timeout=timeout,
                 retries=retries,
+                db=db,
                 echo=partial(_show, as_json=as_json),
                 address_policy=policy,
             )

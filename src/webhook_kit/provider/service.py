@@ -46,6 +46,7 @@ class ProviderSettings:
     workers: int = 0
 
     def __post_init__(self) -> None:
+        DatabaseUrl.parse(self.db)  # a bad --db is a usage error, before anything starts
         if self.workers < 0:
             raise ConfigError("--workers must be 0 or more")
         if self.workers and not DatabaseUrl.parse(self.db).multi_process:

@@ -94,7 +94,7 @@ def test_provider_workers_deliver_every_validation_in_order(
             base = info["base_url"]
             auth = {"token_url": sink.info.token_url, "client_id": sink.info.client_id}
             auth["client_secret"] = sink.info.client_secret or ""
-            settings = {"url": sink.info.url, "auth": auth}
+            settings: dict[str, Any] = {"url": sink.info.url, "auth": auth}
             assert api.post(f"{base}/webhook/settings", json=settings).status_code == 201
             ids = [api.post(f"{base}/validation").json()["data"]["id"] for _ in range(20)]
             for validation_id in ids:

@@ -66,7 +66,7 @@ def drive(
     return result
 
 
-def test_every_status_in_order_with_the_contract_headers(start_endpoint: Any) -> None:
+def test_every_status_in_order_with_the_contract_headers(start_endpoint: Any, db_url: str) -> None:
     sink: Endpoint = start_endpoint()
 
     async def scenario(storage: Storage) -> None:
@@ -76,7 +76,7 @@ def test_every_status_in_order_with_the_contract_headers(start_endpoint: Any) ->
             assert await d.wait_idle(30)
         assert await storage.events.counts() == {"sent": len(STATUSES)}
 
-    drive(scenario)
+    drive(scenario, db=db_url)
     received = sink.recorder.query(validation_id="v-1")
     assert [r["status"] for r in received] == list(STATUSES)
     assert all(r["accepted"] for r in received)
@@ -336,10 +336,10 @@ def test_events_of_one_validation_wait_for_the_earlier_one(start_endpoint: Any) 
 
 
 def test_restart_on_the_same_database_delivers_what_was_left(
-    start_endpoint: Any, tmp_path: Path
+    start_endpoint: Any, db_url: str
 ) -> None:
     sink: Endpoint = start_endpoint()
-    db = str(tmp_path / "events.db")
+    db = db_url
 
     async def first_run(storage: Storage) -> None:
         # No target yet: events are stored and held, as after a crash before delivery.

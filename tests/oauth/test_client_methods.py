@@ -263,6 +263,36 @@ def test_method_check_with_an_explicit_issuer(pki: Pki, provider: RunningProvide
     assert set(METHODS) <= set(metadata.auth_methods or ())
 
 
+@pytest.mark.parametrize("method", ["client_secret_post", "private_key_jwt"])
+def test_the_token_url_from_the_issuers_metadata(
+    pki: Pki, provider: RunningProvider, method: str
+) -> None:
+    """With only the issuer, the token URL comes from its metadata (RFC 8414, then OpenID
+    discovery, which is what oidc-provider publishes)."""
+
+    async def body(session: aiohttp.ClientSession) -> tuple[OAuthClient, dict[str, Any]]:
+        settings = OAuthSettings(
+            "", credentials=credentials(pki, method), issuer=provider.issuer, dpop="ES256"
+        )
+        client = OAuthClient(settings, session)
+        return client, await claims_of(session, provider, await client.token())
+
+    client, claims = within_session(pki, body)
+    assert client.token_endpoint == provider.token_url
+    assert claims["client_id"] == method
+    assert client.dpop_key is not None and claims["cnf"] == {"jkt": client.dpop_key.thumbprint}
+
+
+def test_no_token_url_and_no_metadata_says_so(pki: Pki, provider: RunningProvider) -> None:
+    async def body(session: aiohttp.ClientSession) -> None:
+        issuer = provider.issuer + "/elsewhere"  # publishes no metadata
+        settings = OAuthSettings("", "c", "s3cret", issuer=issuer)
+        with pytest.raises(TokenFetchError, match="no token URL"):
+            await OAuthClient(settings, session).token()
+
+    within_session(pki, body)
+
+
 def test_check_supported_names_the_methods() -> None:
     metadata = ServerMetadata("https://as.example", None, ("client_secret_basic",), ("ES256",))
     settings = OAuthSettings("https://as.example/token", "c", "s3cret")

@@ -311,7 +311,7 @@ def token_failure(exc: TokenFetchError, oauth: OAuthClient) -> str:
     it (already free of the secret)."""
     cause = exc.__cause__
     if isinstance(cause, (aiohttp.ClientError, OSError)) and not isinstance(cause, TimeoutError):
-        outcome, reason = network_failure(cause, oauth.settings.token_url)
+        outcome, reason = network_failure(cause, oauth.token_endpoint)
         where = "TLS error at the token URL" if outcome == "tls_error" else "token URL unreachable"
         return f"{where}: {reason}"
     return str(exc)

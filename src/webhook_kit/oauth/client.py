@@ -85,7 +85,8 @@ class OAuthSettings:
     #: Ask for DPoP-bound tokens (RFC 9449), proving possession of a key of this algorithm.
     dpop: ProofAlgorithm | None = None
     #: The authorization server's issuer: its metadata (RFC 8414, then OpenID discovery) says
-    #: which methods the token endpoint takes, and it is the assertion ``aud`` when asked.
+    #: which methods the token endpoint takes, and where it is when ``token_url`` is empty; it
+    #: is the assertion ``aud`` when asked.
     issuer: str | None = None
     #: RFC 8707 ``resource`` parameter of the token request.
     resource: str | None = None
@@ -239,6 +240,13 @@ class OAuthClient:
         self.prepare()
         return self._tls
 
+    @property
+    def token_endpoint(self) -> str:
+        """The token URL: the configured one, else the issuer's metadata's (once read)."""
+        if self.settings.token_url:
+            return self.settings.token_url
+        return (self._metadata.token_endpoint if self._metadata else None) or ""
+
     # -- the cache -----------------------------------------------------------------------------
 
     def cached(self) -> str | None:
@@ -314,17 +322,21 @@ class OAuthClient:
                 check_supported(self.settings, metadata)
             except ConfigError as exc:
                 raise self._error(str(exc)) from exc
+        if not self.token_endpoint:
+            raise self._error(
+                "no token URL: give one, or an issuer whose metadata names its token_endpoint"
+            )
         self.fetches += 1
         answer = await self._post()
         # RFC 9449 section 8 says 400; some servers answer 401 (as a resource server would).
         nonce_refusal = answer.status in (400, 401) and answer.nonce is not None
         if nonce_refusal and self.dpop_key is not None:
             payload = _json_object(answer.raw)
-            fresh = self.note_nonce(self.settings.token_url, answer.nonce)
+            fresh = self.note_nonce(self.token_endpoint, answer.nonce)
             if fresh and payload and payload.get("error") == dpop.USE_NONCE:
                 # RFC 9449 section 8: once, with the server's nonce (and a fresh assertion).
                 answer = await self._post()
-        self.note_nonce(self.settings.token_url, answer.nonce)
+        self.note_nonce(self.token_endpoint, answer.nonce)
         return self._accept(answer.status, answer.raw, started)
 
     def _request(self) -> tuple[str, dict[str, str], str]:
@@ -343,13 +355,13 @@ class OAuthClient:
             "Accept": "application/json",
         }
         if self.dpop_key is not None:
-            headers["DPoP"] = self.proof("POST", s.token_url)
+            headers["DPoP"] = self.proof("POST", self.token_endpoint)
         if s.auth_method in SECRET_METHODS:
             return self._secret_auth(headers, body)
         form = {"client_id": s.client_id}
         if s.auth_method == "private_key_jwt":
             form = assertion.assertion_form(self._credentials(), self._assertion())
-        return s.token_url, headers, f"{body}&{urlencode(form)}"
+        return self.token_endpoint, headers, f"{body}&{urlencode(form)}"
 
     def _secret_auth(self, headers: dict[str, str], body: str) -> tuple[str, dict[str, str], str]:
         s = self.settings
@@ -362,7 +374,7 @@ class OAuthClient:
             )
         else:
             auth = ClientAuth(s.client_id, secret, s.auth_method)
-        url, headers, body = auth.prepare("POST", s.token_url, headers, body)
+        url, headers, body = auth.prepare("POST", self.token_endpoint, headers, body)
         return url, headers, body
 
     def _credentials(self) -> ClientCredentials:
@@ -374,7 +386,7 @@ class OAuthClient:
         """A fresh RFC 7523 assertion: one per token request (a server remembers each jti)."""
         c = self._credentials()
         issuer = self.settings.issuer or (self._metadata.issuer if self._metadata else None)
-        audience = c.audience_for(token_endpoint=self.settings.token_url, issuer=issuer)
+        audience = c.audience_for(token_endpoint=self.token_endpoint, issuer=issuer)
         return assertion.sign_client_assertion(
             c, audience=audience, clock=self._wall_clock, key=self._signing_key
         )
@@ -438,7 +450,11 @@ class OAuthClient:
         self.token_scheme = scheme
         self.expires_in = lifetime if "expires_in" in payload else None
         log.info(
-            "%s token for %s from %s, valid %.0f s", scheme, s.client_id, s.token_url, lifetime
+            "%s token for %s from %s, valid %.0f s",
+            scheme,
+            s.client_id,
+            self.token_endpoint,
+            lifetime,
         )
         return value
 
@@ -467,7 +483,7 @@ class OAuthClient:
             return self._metadata
         s = self.settings
         issuer = s.issuer
-        if issuer is None and s.auth_method in SECRET_METHODS:
+        if (issuer is None and s.auth_method in SECRET_METHODS) or not (issuer or s.token_url):
             self._metadata_read = True
             return None
         candidates = [issuer] if issuer else [_origin(s.token_url)]
@@ -479,7 +495,11 @@ class OAuthClient:
                 # Without an explicit issuer, the document counts only if it names this endpoint.
                 if issuer is None and document.get("token_endpoint") != s.token_url:
                     continue
-                self._metadata = _parse_metadata(candidate, document)
+                metadata = _parse_metadata(candidate, document)
+                if not s.token_url and not (metadata.token_endpoint or "").startswith("https://"):
+                    log.info("metadata at %s names no HTTPS token_endpoint", visible(url))
+                    continue
+                self._metadata = metadata
                 break
             if self._metadata is not None:
                 break

@@ -11,12 +11,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.interop.oidc_provider.clients import Pki, registrations
+from tests.interop.oidc_provider.clients import Pki, credentials, registrations
 from tests.interop.oidc_provider.kit import client_for, failure, within_session
 from tests.interop.oidc_provider.stack import OidcProviderStack, RunningProvider
+from webhook_kit.contract import notifications
 from webhook_kit.delivery import transport
+from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
 from webhook_kit.delivery.outcome import AttemptResult
-from webhook_kit.oauth.client import OAuthClient
+from webhook_kit.oauth.client import OAuthClient, OAuthSettings
+from webhook_kit.serving.loop import run
+from webhook_kit.storage.url import open_storage
 
 pytestmark = pytest.mark.slow
 #: pki, stack, provider, nonce_provider.
@@ -187,3 +191,34 @@ def test_each_client_has_its_own_tls_context(pki: Pki, provider: RunningProvider
     a, b, c = within_session(pki, body)
     assert a is not None and b is not None and a is not b
     assert c is None  # the session's own context
+
+
+@pytest.mark.parametrize("method", ["client_secret_post", "private_key_jwt"])
+def test_the_dispatcher_delivers_with_a_dpop_bound_token(
+    pki: Pki, nonce_provider: RunningProvider, method: str
+) -> None:
+    """The reference engine, end to end: stored events, each delivered with a DPoP proof; both
+    the token endpoint and the receiver demand their nonce."""
+    settings = OAuthSettings(
+        nonce_provider.token_url, credentials=credentials(pki, method), dpop="ES256"
+    )
+    target = Target(nonce_provider.resource, settings)
+
+    async def main() -> tuple[dict[str, int], int]:
+        storage = await open_storage(":memory:")
+        try:
+            dispatcher = Dispatcher(
+                storage.events, DispatcherSettings(ca_file=pki.server.ca), target=target
+            )
+            async with dispatcher as d:
+                for body in list(notifications.lifecycle(validation_id=f"v-{method}"))[:3]:
+                    await d.enqueue(body)
+                assert await d.wait_idle(60)
+                fetches = d.oauth.fetches if d.oauth else 0
+            return await storage.events.counts(), fetches
+        finally:
+            await storage.close()
+
+    counts, fetches = run(main())
+    assert counts == {"sent": 3}, failure(nonce_provider)
+    assert fetches == 1

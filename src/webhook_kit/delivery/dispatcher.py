@@ -122,6 +122,8 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._claims: deque[Claim] = deque()
         self._in_flight = 0
+        #: The claim each worker task is attempting now (given back if it is cut off).
+        self._attempting: dict[asyncio.Task[Any] | None, Claim] = {}
         #: Wakes the coordinator: a slot freed, the target changed, or stopping.
         self._wake = asyncio.Event()
         #: Wakes the workers: claims are waiting in the local queue.
@@ -159,15 +161,22 @@ class Dispatcher:
             ]
 
     async def stop(self) -> None:
+        """Stop claiming; let the attempts under way finish (each is bounded by the timeout),
+        then give back every claim not attempted, so that another process takes it at once
+        rather than after its lease."""
         self._stopping = True
         self._wake.set()
         self._work.set()
         coordinator, workers = self._tasks[:1], self._tasks[1:]
         await asyncio.gather(*coordinator, return_exceptions=True)
+        if workers:
+            # Twice the timeout: a token fetch, then the POST.
+            await asyncio.wait(workers, timeout=2 * self.settings.timeout + 1)
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        unattempted, self._claims = list(self._claims), deque()
+        cut_off = list(self._attempting.values())
+        unattempted, self._claims = [*cut_off, *self._claims], deque()
         if unattempted:
             try:
                 await self.events.release(unattempted)
@@ -327,12 +336,15 @@ class Dispatcher:
                 await self._release(claim)
                 continue
             self._in_flight += 1
+            me = asyncio.current_task()
+            self._attempting[me] = claim
             try:
                 await self._attempt(claim, target)
             except Exception:  # a bug must not stop the worker; the claim goes back
                 log.exception("delivery of %s failed unexpectedly", claim.event_id)
                 await self._release(claim)
             finally:
+                self._attempting.pop(me, None)
                 self._in_flight -= 1
                 self._progress.set()
                 if self._in_flight + len(self._claims) <= self.settings.concurrency:

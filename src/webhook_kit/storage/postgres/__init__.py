@@ -29,6 +29,13 @@ COMMAND_TIMEOUT = 30.0
 POOL_SIZE = 4
 
 
+async def _keep(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, made a no-op: asyncpg's default sends a second query
+    (``UNLISTEN *; RESET ALL; ...``) after every statement, which doubled the round trips of the
+    delivery path. Nothing here leaves session state on a pooled connection: LISTEN has its
+    own connection, locks are transaction-level, and transactions end in ``async with``."""
+
+
 class PostgresStorage:
     def __init__(
         self, pool: asyncpg.Pool, events: PostgresEvents, records: PostgresRecords, display: str
@@ -61,7 +68,7 @@ class PostgresStorage:
             finally:
                 await conn.close()
             pool = await asyncpg.create_pool(
-                url.connect_target, min_size=0, max_size=POOL_SIZE, **connect
+                url.connect_target, min_size=0, max_size=POOL_SIZE, reset=_keep, **connect
             )
         assert pool is not None
         channel = f"webhook_kit_work_{name}"

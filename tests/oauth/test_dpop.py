@@ -19,6 +19,7 @@ from webhook_kit.oauth.dpop import (
     USE_NONCE,
     DPoPKey,
     NonceSource,
+    ProofKeys,
     ProofPolicy,
     access_token_hash,
     jwk_thumbprint,
@@ -295,3 +296,25 @@ def test_malformed(proof: str, message: str) -> None:
 def test_generate_refuses_unknown_algorithms() -> None:
     with pytest.raises(ConfigError, match="'HS256' is not one of"):
         DPoPKey.generate("HS256")  # type: ignore[arg-type]
+
+
+def test_proof_keys_remember_the_key_and_still_verify_every_signature(key: DPoPKey) -> None:
+    clock = Clock()
+    keys = ProofKeys(size=1)
+    replay = ReplayCache(clock=clock)
+    first = make_proof(key, method="POST", url=URL, clock=clock)
+    assert check(first, clock, replay=replay, keys=keys).jkt == key.thumbprint
+    # Same header, another payload, the first proof's signature: refused despite the cache hit.
+    head, _, signature = first.split(".")
+    body = base64.urlsafe_b64encode(json.dumps(good_claims(jti="new")).encode()).rstrip(b"=")
+    forged = f"{head}.{body.decode()}.{signature}"
+    assert (
+        "signature does not verify" in refusal(forged, clock, replay=replay, keys=keys).description
+    )
+    second = make_proof(key, method="POST", url=URL, clock=clock)
+    assert check(second, clock, replay=replay, keys=keys).jkt == key.thumbprint
+    other = DPoPKey.generate()
+    third = make_proof(other, method="POST", url=URL, clock=clock)
+    assert check(third, clock, replay=replay, keys=keys).jkt == other.thumbprint  # evicts
+    assert keys.get(first.split(".")[0]) is None
+    assert keys.get(third.split(".")[0]) is not None

@@ -46,6 +46,7 @@ class Endpoint:
         server_context(self.files)  # fails early, with one clear line, on unusable files
         if settings.client is not None:
             self.credentials = settings.client
+            self.credentials.check_files()  # a key or certificate that cannot be used: now
         elif settings.client_id is not None and settings.client_secret is not None:
             self.credentials = ClientRegistration(settings.client_id, secret=settings.client_secret)
         else:

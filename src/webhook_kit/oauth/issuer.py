@@ -189,6 +189,7 @@ class TokenIssuer:
         self.assertions = ReplayCache(clock=clock)
         self.proofs = ReplayCache(clock=clock)
         self.nonces = dpop.NonceSource(clock=clock) if settings.dpop_nonce else None
+        self.proof_keys = dpop.ProofKeys()
 
     def rotate_key(self) -> RSAKey:
         """Sign with a new key from now on; returns the new public key."""
@@ -417,6 +418,7 @@ class TokenIssuer:
                     replay=self.proofs,
                     nonces=self.nonces,
                     clock=self._clock,
+                    keys=self.proof_keys,
                 )
             except TokenError as exc:
                 raise OAuthError(exc.error or dpop.INVALID_PROOF, exc.description) from exc

@@ -207,6 +207,7 @@ class SenderConstraint:
         self.policy = policy or dpop.ProofPolicy()
         self._clock = clock
         self.replay = replay or ReplayCache(clock=clock)
+        self.keys = dpop.ProofKeys()
 
     def check(
         self,
@@ -241,6 +242,7 @@ class SenderConstraint:
                 nonces=self.nonces,
                 policy=self.policy,
                 clock=self._clock,
+                keys=self.keys,
             )
         elif scheme == "DPoP":
             raise TokenError("Authorization: DPoP with a token that is not DPoP-bound")

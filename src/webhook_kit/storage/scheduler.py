@@ -1,16 +1,25 @@
-"""Which events may be attempted now: per-validation order, due times, in-flight tracking.
+"""Which events may be attempted now: per-validation order, fairness across accounts, due times.
 
 Pure, in-memory, sans-IO: the SQLite backend's claims (one process per file). The database is
 the durable record; this is rebuilt from it on start.
+
 Events of one validation form a queue: only its head may be in flight, so a slow or retrying
-event holds back its own validation and no other.
+event holds back its own validation and no other. Accounts (one endpoint each) take turns: a
+claim takes one due head from each account in round-robin order before a second from any, and
+never more than an account's cap in flight, so a slow endpoint holds at most its own share.
+An account's breaker may let nothing through, or a single probe.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
+
+DEFAULT_ACCOUNT = "default"
+Admission = Literal["yes", "probe", "no"]
 
 
 @dataclass(slots=True)
@@ -23,21 +32,37 @@ class Entry:
     body: bytes = b""
     #: Attempts made so far.
     attempts: int = 0
+    account: str = DEFAULT_ACCOUNT
+
+
+def _always(account: str) -> Admission:
+    return "yes"
 
 
 class Scheduler:
     def __init__(self) -> None:
         self._queues: dict[str, deque[Entry]] = {}
         self._entries: dict[str, Entry] = {}
-        #: (due, seq, validation_id) of each validation's head; stale items are skipped lazily.
-        self._heap: list[tuple[float, int, str]] = []
+        #: Per account: (due, seq, validation_id) of its validations' heads; stale items are
+        #: skipped lazily.
+        self._heaps: dict[str, list[tuple[float, int, str]]] = {}
+        #: Accounts that may have heads, in round-robin order.
+        self._turns: deque[str] = deque()
         self._in_flight: set[str] = set()
+        self._busy: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __contains__(self, event_id: str) -> bool:
         return event_id in self._entries
+
+    def in_flight(self, account: str) -> int:
+        return self._busy[account]
+
+    def accounts(self) -> dict[str, int]:
+        """Events queued per account (for the queue-depth metric)."""
+        return Counter(e.account for e in self._entries.values())
 
     def add(
         self,
@@ -47,11 +72,12 @@ class Scheduler:
         due: float,
         body: bytes = b"",
         attempts: int = 0,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         """Queue an event; events must be added in ``seq`` order within a validation."""
         if event_id in self._entries:
             return
-        entry = Entry(seq, event_id, validation_id, due, body, attempts)
+        entry = Entry(seq, event_id, validation_id, due, body, attempts, account)
         queue = self._queues.get(validation_id)
         if queue is None:
             queue = self._queues[validation_id] = deque()
@@ -64,30 +90,20 @@ class Scheduler:
             queue.append(entry)
         self._entries[event_id] = entry
         if queue[0] is entry:
-            heapq.heappush(self._heap, (entry.due, entry.seq, validation_id))
+            self._push(entry)
 
-    def take_due(self, now: float, limit: int) -> list[Entry]:
-        """Up to ``limit`` heads that are due and not in flight; they become in flight."""
-        taken: list[Entry] = []
-        while self._heap and len(taken) < limit:
-            due, seq, validation_id = self._heap[0]
-            if due > now:
-                break
-            heapq.heappop(self._heap)
-            queue = self._queues.get(validation_id)
-            if not queue:
-                continue
-            head = queue[0]
-            if head.seq != seq or head.due != due or validation_id in self._in_flight:
-                continue  # stale heap item
-            self._in_flight.add(validation_id)
-            taken.append(head)
-        return taken
+    def _push(self, head: Entry) -> None:
+        heap = self._heaps.get(head.account)
+        if heap is None:
+            heap = self._heaps[head.account] = []
+            self._turns.append(head.account)
+        heapq.heappush(heap, (head.due, head.seq, head.validation_id))
 
-    def next_due(self) -> float | None:
-        """The earliest due time among heads not in flight, if any."""
-        while self._heap:
-            due, seq, validation_id = self._heap[0]
+    def _top(self, account: str) -> tuple[float, int, str] | None:
+        """The account's earliest head not in flight, dropping stale items on the way."""
+        heap = self._heaps.get(account)
+        while heap:
+            due, seq, validation_id = heap[0]
             queue = self._queues.get(validation_id)
             if (
                 queue
@@ -95,9 +111,81 @@ class Scheduler:
                 and queue[0].due == due
                 and validation_id not in self._in_flight
             ):
-                return due
-            heapq.heappop(self._heap)
+                return heap[0]
+            heapq.heappop(heap)
         return None
+
+    def take_due(
+        self,
+        now: float,
+        limit: int,
+        *,
+        cap: Callable[[str], int | None] = lambda account: None,
+        admit: Callable[[str], Admission] = _always,
+    ) -> list[Entry]:
+        """Up to ``limit`` due heads, one per account per turn, each account under its ``cap``
+        (``None``: no cap) and as its breaker ``admit``s; they become in flight."""
+        taken: list[Entry] = []
+        idle = 0  # accounts visited in a row that gave nothing
+        while self._turns and len(taken) < limit and idle < len(self._turns):
+            account = self._turns[0]
+            self._turns.rotate(-1)
+            top = self._top(account)
+            if top is None:
+                if not self._heaps.get(account):
+                    self._heaps.pop(account, None)
+                    self._turns.remove(account)
+                    idle = 0
+                    continue
+            admission = admit(account) if top is not None and top[0] <= now else "no"
+            limit_here = cap(account)
+            if admission == "probe":
+                limit_here = 1
+            if (
+                top is None
+                or admission == "no"
+                or (limit_here is not None and self._busy[account] >= limit_here)
+            ):
+                idle += 1
+                continue
+            heap = self._heaps[account]
+            heapq.heappop(heap)
+            head = self._queues[top[2]][0]
+            self._in_flight.add(head.validation_id)
+            self._busy[account] += 1
+            taken.append(head)
+            idle = 0
+        return taken
+
+    def next_due(
+        self,
+        *,
+        cap: Callable[[str], int | None] = lambda account: None,
+        admit: Callable[[str], Admission] = _always,
+        at: float = float("inf"),
+    ) -> float | None:
+        """The earliest due time among heads that could be taken (not in flight, their account
+        under its cap and not held by its breaker as of ``at``), if any."""
+        best: float | None = None
+        for account in list(self._heaps):
+            top = self._top(account)
+            if top is None:
+                continue
+            limit_here = cap(account)
+            if limit_here is not None and self._busy[account] >= limit_here:
+                continue
+            if admit(account) == "no" and top[0] <= at:
+                continue
+            if best is None or top[0] < best:
+                best = top[0]
+        return best
+
+    def _done(self, entry: Entry) -> None:
+        if entry.validation_id in self._in_flight:
+            self._in_flight.discard(entry.validation_id)
+            self._busy[entry.account] -= 1
+            if self._busy[entry.account] <= 0:
+                del self._busy[entry.account]
 
     def finish(self, event_id: str) -> None:
         """The head event is done (sent, failed or parked): the next of its validation may go."""
@@ -109,10 +197,9 @@ class Scheduler:
             queue.popleft()
         else:
             queue.remove(entry)
-        self._in_flight.discard(entry.validation_id)
+        self._done(entry)
         if queue:
-            head = queue[0]
-            heapq.heappush(self._heap, (head.due, head.seq, entry.validation_id))
+            self._push(queue[0])
         else:
             del self._queues[entry.validation_id]
 
@@ -120,8 +207,8 @@ class Scheduler:
         """The head event will be retried at ``due``; it keeps its validation blocked until then."""
         entry = self._entries[event_id]
         entry.due = due
-        self._in_flight.discard(entry.validation_id)
-        heapq.heappush(self._heap, (due, entry.seq, entry.validation_id))
+        self._done(entry)
+        self._push(entry)
 
     def set_attempts(self, event_id: str, attempts: int) -> None:
         entry = self._entries.get(event_id)
@@ -131,6 +218,17 @@ class Scheduler:
     def release(self, event_id: str) -> None:
         """Stop an in-flight attempt without a verdict (the event stays queued, due now)."""
         entry = self._entries.get(event_id)
-        if entry is not None:
+        if entry is not None and entry.validation_id in self._in_flight:
+            self._done(entry)
+            self._push(entry)
+
+    def drop_account(self, account: str) -> None:
+        """Forget every queued event of ``account`` (it was removed)."""
+        for event_id in [e.event_id for e in self._entries.values() if e.account == account]:
+            entry = self._entries.pop(event_id)
+            self._queues.pop(entry.validation_id, None)
             self._in_flight.discard(entry.validation_id)
-            heapq.heappush(self._heap, (entry.due, entry.seq, entry.validation_id))
+        self._busy.pop(account, None)
+        self._heaps.pop(account, None)
+        if account in self._turns:
+            self._turns.remove(account)

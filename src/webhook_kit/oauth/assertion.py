@@ -166,7 +166,8 @@ def verify_client_assertion(
     try:
         replay.use(f"{client_id}\0{jti}", expires_at + leeway)
     except TokenError as exc:
-        raise TokenError(f"client assertion {exc.description}", "invalid_client") from exc
+        code = exc.error if exc.error == "temporarily_unavailable" else "invalid_client"
+        raise TokenError(f"client assertion {exc.description}", code) from exc
     return claims
 
 

@@ -166,3 +166,37 @@ def test_serve_with_private_key_jwt_and_dpop(
         if process.poll() is None:
             process.kill()
         process.communicate(timeout=10)
+
+
+@pytest.mark.slow
+def test_banner_names_the_method_and_shows_no_secret_row(
+    pki: ClientPki, certs_dir: Path, tmp_path: Path
+) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "webhook_kit", "serve", "--port", "0",
+            "--certs-dir", str(certs_dir), "--client-auth-method", "private_key_jwt",
+            "--client-public-key", str(pki.public_key_file), "--token-binding", "dpop",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        banner = []
+        while True:
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            assert line, process.stderr.read()  # type: ignore[union-attr]
+            banner.append(line)
+            if line.startswith("Press Ctrl+C"):
+                break
+        rows = {line.split()[0]: line.split()[1] for line in banner if line.startswith("  ")}
+        assert rows["client_auth"] == "private_key_jwt"
+        assert rows["token_binding"] == "dpop"
+        assert rows["metadata"].endswith("/.well-known/oauth-authorization-server")
+        assert "client_secret" not in rows
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+    assert process.returncode == 0

@@ -285,13 +285,23 @@ def _run_endpoint(settings: EndpointSettings, as_json: bool) -> None:
 
 def _announce(endpoint: Endpoint, as_json: bool) -> None:
     skipped = endpoint.recorder.skipped_lines
+    facts = endpoint.info.as_json()
+    extra = {"deliveries": endpoint.urls.deliveries}
+    if not as_json:
+        # The banner shows what a person registers the sender with; a key or certificate
+        # client has no secret to show.
+        facts = {k: v for k, v in facts.items() if v is not None}
+        extra["client_auth"] = endpoint.credentials.method
+        extra["metadata"] = endpoint.urls.metadata
+        if endpoint.settings.token_binding != "none":
+            extra["token_binding"] = endpoint.settings.token_binding
     announce_ready(
         "endpoint",
         endpoint.settings.server,
-        endpoint.info.as_json(),
+        facts,
         as_json=as_json,
         width=14,
-        extra={"deliveries": endpoint.urls.deliveries},
+        extra=extra,
         notes=(f"  (skipped {skipped} unreadable lines in the record file)",) if skipped else (),
     )
 

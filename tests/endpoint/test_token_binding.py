@@ -74,9 +74,10 @@ def refused(response: requests.Response, error: str | None, scheme: str) -> str:
 
 
 class TestDPoP:
-    @pytest.fixture
-    def sink(self, start_endpoint: EndpointFactory) -> Endpoint:
-        return start_endpoint(token_binding="dpop")
+    @pytest.fixture(params=["uvicorn", "hypercorn"])
+    def sink(self, request: pytest.FixtureRequest, start_endpoint: EndpointFactory) -> Endpoint:
+        # htu is compared with the URL each server reports (scheme, host, port, path).
+        return start_endpoint(token_binding="dpop", server=request.param)
 
     @pytest.fixture
     def key(self) -> DPoPKey:

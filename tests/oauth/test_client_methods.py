@@ -456,6 +456,7 @@ class ScriptedServer:
         self.ca = ca
         self.answers: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         self.requests: list[tuple[dict[str, str], dict[str, str]]] = []
+        self.paths: list[str] = []
         self.metadata: dict[str, Any] | None = None
         self.base = ""
 
@@ -466,6 +467,7 @@ class ScriptedServer:
     async def token(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
         self.requests.append((dict(request.headers), form))
+        self.paths.append(request.path)
         status, body, headers = self.answers.pop(0)
         return web.json_response(body, status=status, headers=headers)
 
@@ -478,6 +480,7 @@ class ScriptedServer:
     async def running(self) -> AsyncIterator[ScriptedServer]:
         app = web.Application()
         app.router.add_post("/token", self.token)
+        app.router.add_post("/mtls/token", self.token)
         app.router.add_get("/.well-known/oauth-authorization-server", self.discovery)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -618,3 +621,50 @@ def test_the_assertion_names_the_audience_asked_for(pki: Pki, audience: str) -> 
     first, second = scripted(body)
     assert first["jti"] != second["jti"]
     assert first["exp"] - first["iat"] <= 60
+
+
+@pytest.mark.parametrize("method", ["tls_client_auth", "client_secret_basic"])
+def test_a_certificate_goes_to_the_mtls_alias(pki: Pki, method: str, tmp_path: Path) -> None:
+    """RFC 8705 section 5: a client presenting a certificate posts to the metadata's
+    mtls_endpoint_aliases.token_endpoint (its DPoP htu too); the assertion's aud and everyone
+    else keep the token endpoint."""
+
+    async def body(server: ScriptedServer, session: aiohttp.ClientSession) -> list[Any]:
+        server.metadata = {
+            "issuer": server.base,
+            "token_endpoint": server.token_url,
+            "mtls_endpoint_aliases": {"token_endpoint": server.base + "/mtls/token"},
+        }
+        server.answers = [(200, TOKEN, {})]
+        creds = credentials(pki, method)
+        if method == "client_secret_basic":  # a secret, and a certificate to bind the token
+            creds = ClientCredentials(
+                method, secret=pki.secret, cert_file=pki.client_cert, key_file=pki.client_key
+            )
+        settings = OAuthSettings(server.token_url, credentials=creds, dpop="ES256")
+        # The client's own TLS context trusts what the session trusts: the server's CA.
+        server.ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        client = OAuthClient(settings, session, ca_file=tmp_path / "ca.pem")
+        assert client.tls_context is not None
+        await client.token()
+        return [server.paths, proof_claims(server.requests[0][0])["htu"], client.token_endpoint]
+
+    paths, htu, token_endpoint = scripted(body)
+    assert paths == ["/mtls/token"]
+    assert htu.endswith("/mtls/token")
+    assert token_endpoint.endswith("/token") and not token_endpoint.endswith("/mtls/token")
+
+
+def test_without_a_certificate_the_alias_is_not_used(pki: Pki) -> None:
+    async def body(server: ScriptedServer, session: aiohttp.ClientSession) -> list[str]:
+        server.metadata = {
+            "issuer": server.base,
+            "token_endpoint": server.token_url,
+            "mtls_endpoint_aliases": {"token_endpoint": server.base + "/mtls/token"},
+        }
+        server.answers = [(200, {**TOKEN, "token_type": "Bearer"}, {})]
+        creds = credentials(pki, "private_key_jwt")
+        await OAuthClient(OAuthSettings(server.token_url, credentials=creds), session).token()
+        return server.paths
+
+    assert scripted(body) == ["/token"]

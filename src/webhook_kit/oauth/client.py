@@ -132,6 +132,8 @@ class ServerMetadata:
     #: ``None`` when the server does not say (RFC 8414 then means client_secret_basic).
     auth_methods: tuple[str, ...] | None
     dpop_algorithms: tuple[str, ...] | None
+    #: RFC 8705 section 5: where a client presenting a certificate sends its token requests.
+    mtls_token_endpoint: str | None = None
 
 
 def check_supported(settings: OAuthSettings, metadata: ServerMetadata) -> None:
@@ -247,6 +249,13 @@ class OAuthClient:
             return self.settings.token_url
         return (self._metadata.token_endpoint if self._metadata else None) or ""
 
+    @property
+    def _request_url(self) -> str:
+        """Where the token request goes: the metadata's mTLS alias when this client presents a
+        certificate (RFC 8705 section 5), else the token endpoint (the assertion's ``aud``)."""
+        alias = self._metadata.mtls_token_endpoint if self._metadata else None
+        return alias if alias and self._tls is not None else self.token_endpoint
+
     # -- the cache -----------------------------------------------------------------------------
 
     def cached(self) -> str | None:
@@ -332,11 +341,11 @@ class OAuthClient:
         nonce_refusal = answer.status in (400, 401) and answer.nonce is not None
         if nonce_refusal and self.dpop_key is not None:
             payload = _json_object(answer.raw)
-            fresh = self.note_nonce(self.token_endpoint, answer.nonce)
+            fresh = self.note_nonce(self._request_url, answer.nonce)
             if fresh and payload and payload.get("error") == dpop.USE_NONCE:
                 # RFC 9449 section 8: once, with the server's nonce (and a fresh assertion).
                 answer = await self._post()
-        self.note_nonce(self.token_endpoint, answer.nonce)
+        self.note_nonce(self._request_url, answer.nonce)
         return self._accept(answer.status, answer.raw, started)
 
     def _request(self) -> tuple[str, dict[str, str], str]:
@@ -355,13 +364,13 @@ class OAuthClient:
             "Accept": "application/json",
         }
         if self.dpop_key is not None:
-            headers["DPoP"] = self.proof("POST", self.token_endpoint)
+            headers["DPoP"] = self.proof("POST", self._request_url)
         if s.auth_method in SECRET_METHODS:
             return self._secret_auth(headers, body)
         form = {"client_id": s.client_id}
         if s.auth_method == "private_key_jwt":
             form = assertion.assertion_form(self._credentials(), self._assertion())
-        return self.token_endpoint, headers, f"{body}&{urlencode(form)}"
+        return self._request_url, headers, f"{body}&{urlencode(form)}"
 
     def _secret_auth(self, headers: dict[str, str], body: str) -> tuple[str, dict[str, str], str]:
         s = self.settings
@@ -374,7 +383,7 @@ class OAuthClient:
             )
         else:
             auth = ClientAuth(s.client_id, secret, s.auth_method)
-        url, headers, body = auth.prepare("POST", self.token_endpoint, headers, body)
+        url, headers, body = auth.prepare("POST", self._request_url, headers, body)
         return url, headers, body
 
     def _credentials(self) -> ClientCredentials:
@@ -475,15 +484,17 @@ class OAuthClient:
     async def metadata(self) -> ServerMetadata | None:
         """The server's metadata (read once), or ``None`` when it publishes none.
 
-        Read when the issuer is known, or for a method without a secret (the origin of the token
-        URL is tried as the issuer): it tells a method the endpoint does not take before a
-        refused request does. The secret methods without an issuer skip it, as before.
+        Read when the issuer is known, or for a method without a secret or a client with a
+        certificate (the origin of the token URL is tried as the issuer): it tells a method the
+        endpoint does not take before a refused request does, and the mTLS alias of the token
+        endpoint. A secret without an issuer or a certificate skips it, as before.
         """
         if self._metadata_read:
             return self._metadata
         s = self.settings
         issuer = s.issuer
-        if (issuer is None and s.auth_method in SECRET_METHODS) or not (issuer or s.token_url):
+        plain = s.auth_method in SECRET_METHODS and self._tls is None
+        if (issuer is None and plain) or not (issuer or s.token_url):
             self._metadata_read = True
             return None
         candidates = [issuer] if issuer else [_origin(s.token_url)]
@@ -493,10 +504,11 @@ class OAuthClient:
                 if document is None or document.get("issuer") != candidate:
                     continue  # RFC 8414 section 3.3: another issuer's metadata is not used
                 # Without an explicit issuer, the document counts only if it names this endpoint.
-                if issuer is None and document.get("token_endpoint") != s.token_url:
-                    continue
                 metadata = _parse_metadata(candidate, document)
-                if not s.token_url and not (metadata.token_endpoint or "").startswith("https://"):
+                named = (metadata.token_endpoint, metadata.mtls_token_endpoint)
+                if issuer is None and s.token_url not in named:
+                    continue
+                if not s.token_url and not _https(metadata.token_endpoint or ""):
                     log.info("metadata at %s names no HTTPS token_endpoint", visible(url))
                     continue
                 self._metadata = metadata
@@ -543,12 +555,19 @@ class OAuthClient:
 
 def _parse_metadata(issuer: str, document: Mapping[str, Any]) -> ServerMetadata:
     token_endpoint = document.get("token_endpoint")
+    aliases = document.get("mtls_endpoint_aliases")
+    alias = aliases.get("token_endpoint") if isinstance(aliases, dict) else None
     return ServerMetadata(
         issuer=issuer,
         token_endpoint=token_endpoint if isinstance(token_endpoint, str) else None,
         auth_methods=_strings(document.get("token_endpoint_auth_methods_supported")),
         dpop_algorithms=_strings(document.get("dpop_signing_alg_values_supported")),
+        mtls_token_endpoint=alias if isinstance(alias, str) and _https(alias) else None,
     )
+
+
+def _https(url: str) -> bool:
+    return url.startswith("https://")
 
 
 def _strings(value: object) -> tuple[str, ...] | None:

@@ -129,7 +129,7 @@ def test_serve_with_private_key_jwt_and_dpop(
         line = process.stdout.readline()  # type: ignore[union-attr]
         assert line, process.stderr.read()  # type: ignore[union-attr]
         info = json.loads(line)
-        assert info["client_id"] == "sender-1" and info["client_secret"] is None
+        assert info["client_id"] == "sender-1" and info["client_secret"] == ""
         creds = ClientCredentials(
             "sender-1", "private_key_jwt", private_key=pki.signing_pem, algorithm="ES256"
         )

@@ -81,7 +81,7 @@ class TestPrivateKeyJwt:
         # FAPI 2.0's audience, the issuer, is accepted as well.
         issuer_aud = assertion_data(pki.signing_pem, sink, audience=sink.urls.base)
         assert post_token(session, sink, issuer_aud).status_code == 200
-        assert sink.info.client_secret is None
+        assert sink.info.client_secret == ""
 
     def test_refusals(self, sink: Endpoint, pki: ClientPki, session: requests.Session) -> None:
         data = assertion_data(pki.signing_pem, sink)

@@ -290,7 +290,7 @@ def _announce(endpoint: Endpoint, as_json: bool) -> None:
     if not as_json:
         # The banner shows what a person registers the sender with; a key or certificate
         # client has no secret to show.
-        facts = {k: v for k, v in facts.items() if v is not None}
+        facts = {k: v for k, v in facts.items() if v not in (None, "")}
         extra["client_auth"] = endpoint.credentials.method
         extra["metadata"] = endpoint.urls.metadata
         if endpoint.settings.token_binding != "none":

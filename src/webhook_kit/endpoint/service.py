@@ -29,8 +29,9 @@ class EndpointInfo:
     jwks_url: str
     inspect_url: str
     client_id: str
-    #: ``None`` when the client authenticates by a key or a certificate.
-    client_secret: str | None = field(repr=False)
+    #: Empty when the client authenticates by a key or a certificate (typed ``str``, as every
+    #: sender of a secret client reads it).
+    client_secret: str = field(repr=False)
     ca_file: str | None
 
     def as_json(self) -> dict[str, Any]:
@@ -93,7 +94,7 @@ class Endpoint:
             jwks_url=self.urls.jwks,
             inspect_url=self.urls.inspect,
             client_id=self.credentials.client_id,
-            client_secret=self.credentials.secret,
+            client_secret=self.credentials.secret or "",
             ca_file=str(self.files.ca_file) if self.files.ca_file else None,
         )
 

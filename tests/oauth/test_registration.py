@@ -383,3 +383,22 @@ def test_peer_certificate_reads_the_asgi_tls_extension(pki: ClientPki) -> None:
     assert peer_certificate({"extensions": {"tls": {"client_cert_chain": []}}}) is None
     assert peer_certificate({"extensions": {"tls": {"client_cert_chain": ["junk"]}}}) is None
     assert peer_thumbprint({"extensions": None}) is None
+
+
+def test_concurrent_requests_share_one_fetch() -> None:
+    key = ECKey.generate_key("P-256", parameters={"kid": "a"})
+    fetches = 0
+
+    async def slow(url: str) -> bytes:
+        nonlocal fetches
+        fetches += 1
+        await asyncio.sleep(0)  # yield, so the other requests arrive during the fetch
+        return jwks_of(key)
+
+    source = JwksSource("https://s/jwks", slow, clock=Clock())
+
+    async def scenario() -> list[KeySet]:
+        return await asyncio.gather(*(source.keys("a") for _ in range(5)))
+
+    assert all(ks.keys[0].kid == "a" for ks in asyncio.run(scenario()))
+    assert fetches == 1

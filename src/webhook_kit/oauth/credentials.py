@@ -12,6 +12,7 @@ A customer registers the sender as an authorization server would:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import secrets
@@ -283,6 +284,7 @@ class JwksSource:
         self._keys: KeySet | None = None
         self._attempted_at: float | None = None
         self._error: DiscoveryError | None = None
+        self._lock = asyncio.Lock()
 
     def _due(self, kid: str | None) -> bool:
         if self._attempted_at is None:
@@ -298,16 +300,18 @@ class JwksSource:
 
     async def keys(self, kid: str | None = None) -> KeySet:
         """The current keys; :class:`DiscoveryError` when there are none to be had."""
-        if self._due(kid):
-            self._attempted_at = self._clock()
-            try:
-                data = await self._fetch(self.url)
-                self._keys = parse_jwks(data, name=f"the JWKS at {self.url}")
-                self._error = None
-            except ConfigError as exc:
-                self._error = DiscoveryError(str(exc))
-            except DiscoveryError as exc:
-                self._error = exc
+        # One fetch at a time: requests arriving meanwhile wait for it rather than find no keys.
+        async with self._lock:
+            if self._due(kid):
+                self._attempted_at = self._clock()
+                try:
+                    data = await self._fetch(self.url)
+                    self._keys = parse_jwks(data, name=f"the JWKS at {self.url}")
+                    self._error = None
+                except ConfigError as exc:
+                    self._error = DiscoveryError(str(exc))
+                except DiscoveryError as exc:
+                    self._error = exc
         if self._keys is None:
             raise self._error or DiscoveryError(f"no JWKS from {self.url} yet")
         return self._keys

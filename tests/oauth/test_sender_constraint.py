@@ -90,3 +90,21 @@ def test_challenges() -> None:
     assert headers["DPoP-Nonce"]
     with pytest.raises(ValueError):
         SenderConstraint("both")  # type: ignore[arg-type]
+
+
+def test_a_full_proof_replay_cache_is_busy_not_a_bad_proof() -> None:
+    from webhook_kit.oauth.assertion import ReplayCache
+
+    key = DPoPKey.generate()
+    claims = {"cnf": {"jkt": key.thumbprint}}
+    constraint = SenderConstraint("dpop", replay=ReplayCache(1))
+    check(
+        constraint,
+        "DPoP",
+        claims,
+        proofs=[make_proof(key, method="POST", url=URL, access_token=TOKEN)],
+    )
+    with pytest.raises(TokenError, match="retry shortly") as caught:
+        proof = make_proof(key, method="POST", url=URL, access_token=TOKEN)
+        check(constraint, "DPoP", claims, proofs=[proof])
+    assert caught.value.error == "temporarily_unavailable"

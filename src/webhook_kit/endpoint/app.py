@@ -28,6 +28,7 @@ from webhook_kit.endpoint.guard import KitGuard
 from webhook_kit.endpoint.inspector.live import Inspector
 from webhook_kit.endpoint.recorder import Recorder, encode_many, mask_headers
 from webhook_kit.errors import SchemaError, TokenError
+from webhook_kit.oauth import dpop
 from webhook_kit.oauth.issuer import TokenIssuer
 from webhook_kit.oauth.mtls import peer_thumbprint
 from webhook_kit.oauth.verifier import BearerVerifier, Scheme, SenderConstraint, access_token
@@ -153,6 +154,10 @@ class WebhookRoute:
             )
         except TokenError as exc:
             await self._keep_body_for_display(request, record)
+            if exc.error == dpop.BUSY:
+                raise HttpError(
+                    503, exc.error, exc.description, headers={"Retry-After": "1"}
+                ) from exc
             raise HttpError(
                 401,
                 exc.error or "invalid_token",

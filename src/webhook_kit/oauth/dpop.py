@@ -39,6 +39,8 @@ MAX_PROOF_LENGTH: Final[int] = 4096
 #: ``error`` codes of RFC 9449 sections 7.1 and 8.
 INVALID_PROOF: Final[str] = "invalid_dpop_proof"
 USE_NONCE: Final[str] = "use_dpop_nonce"
+#: The replay cache is full of unexpired proofs: retry shortly.
+BUSY: Final[str] = "temporarily_unavailable"
 
 
 def normalise_htu(url: str) -> str:
@@ -195,7 +197,7 @@ def verify_proof(
     the proof's key to be that one (the token's ``cnf.jkt``). ``keys`` remembers the keys of
     recent proofs, which saves importing the same key for every request.
     """
-    claims, proof_jkt = _decode(proof, policy, keys or ProofKeys(0))
+    claims, proof_jkt = _decode(proof, policy, keys if keys is not None else ProofKeys(0))
     if jkt is not None and not hmac.compare_digest(proof_jkt, jkt):
         raise _refuse("the DPoP proof's key is not the key the token is bound to")
     htm = claims.get("htm")
@@ -218,7 +220,9 @@ def verify_proof(
     try:
         replay.use(f"{proof_jkt}\0{jti}", iat + policy.max_age + policy.leeway)
     except TokenError as exc:
-        raise _refuse(f"DPoP proof {exc.description}") from exc
+        # A full cache is the server's problem (503), not the proof's.
+        code = exc.error if exc.error == BUSY else INVALID_PROOF
+        raise TokenError(f"DPoP proof {exc.description}", code) from exc
     return VerifiedProof(proof_jkt, jti, htm, htu, iat, nonce)
 
 

@@ -421,7 +421,8 @@ class TokenIssuer:
                     keys=self.proof_keys,
                 )
             except TokenError as exc:
-                raise OAuthError(exc.error or dpop.INVALID_PROOF, exc.description) from exc
+                status = 503 if exc.error == dpop.BUSY else 400
+                raise OAuthError(exc.error or dpop.INVALID_PROOF, exc.description, status) from exc
             cnf["jkt"] = proof.jkt
         return cnf
 

@@ -206,7 +206,8 @@ class SenderConstraint:
         self.nonces = nonces
         self.policy = policy or dpop.ProofPolicy()
         self._clock = clock
-        self.replay = replay or ReplayCache(clock=clock)
+        # "is not None": an empty cache has no length, and so is falsy.
+        self.replay = replay if replay is not None else ReplayCache(clock=clock)
         self.keys = dpop.ProofKeys()
 
     def check(

@@ -20,7 +20,7 @@ from webhook_kit.cli.options import (
     server_options,
     settings_errors_are_usage,
 )
-from webhook_kit.oauth.client_auth import METHODS
+from webhook_kit.oauth.client_auth import DEFAULT_METHOD, METHODS, SECRET_METHODS
 
 if TYPE_CHECKING:
     from webhook_kit.endpoint.service import Endpoint
@@ -66,7 +66,7 @@ client_options = option_group(
     click.option(
         "--client-auth-method",
         type=click.Choice(METHODS),
-        help="How the sender authenticates (default client_secret_basic).",
+        help=f"How the sender authenticates (default {DEFAULT_METHOD}).",
     ),
     click.option(
         "--client-public-key",
@@ -227,12 +227,12 @@ def _registration(fields: dict[str, Any], options: dict[str, Any]) -> ClientRegi
     from webhook_kit.oauth.credentials import ClientCredentials, ClientRegistration
 
     given = {k: v for k, v in fields.items() if v is not None}
-    if not given or given == {"method": "client_secret_basic"}:
+    if not given or given == {"method": DEFAULT_METHOD}:
         return None
-    method = given.setdefault("method", "client_secret_basic")
+    method = given.setdefault("method", DEFAULT_METHOD)
     client_id = options.pop("client_id") or ClientCredentials.generate().client_id
     secret = options.pop("client_secret")
-    if secret is None and method in ("client_secret_basic", "client_secret_post"):
+    if secret is None and method in SECRET_METHODS:
         secret = ClientCredentials.generate().client_secret
     try:
         registration = ClientRegistration(client_id, secret=secret, **given)

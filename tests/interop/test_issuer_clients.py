@@ -40,7 +40,7 @@ def oauth2client() -> Any:
     require(
         importlib.util.find_spec("requests_oauth2client") is not None,
         "requests_oauth2client",
-        "pip install 'requests-oauth2client>=1.7'",
+        "pip install 'requests-oauth2client>=1.8'",
     )
     import requests_oauth2client
 

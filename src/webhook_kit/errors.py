@@ -13,7 +13,8 @@
     ├── StoreError             the durable store could not read or take a write
     │   ├── StoreUnavailable   the database cannot be reached now (try again: 503)
     │   ├── DuplicateEvent     an event id that is already stored
-    │   └── StaleUpdate        a row changed since it was read (a concurrent change)
+    │   ├── StaleUpdate        a row changed since it was read (a concurrent change)
+    │   └── AlreadyExists      a name that is taken (an account)
     └── DiscoveryError         authorization server metadata could not be found (certify)
 
 Exit codes are decided at the CLI edge only: an error in the flags themselves is a usage error
@@ -98,6 +99,10 @@ class DuplicateEvent(StoreError):
 
 class StaleUpdate(StoreError):
     """The row changed between its read and this write (another request changed it first)."""
+
+
+class AlreadyExists(StoreError):
+    """A name that must be unique is taken."""
 
 
 class DiscoveryError(WebhookKitError):

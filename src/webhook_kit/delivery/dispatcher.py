@@ -21,11 +21,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from webhook_kit.delivery import transport
+from webhook_kit.delivery.breaker import Breaker, BreakerPolicy, after, unwell
 from webhook_kit.delivery.guard import AddressPolicy, url_problem
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.delivery.policy import RetryPolicy
@@ -33,7 +34,7 @@ from webhook_kit.errors import ConfigError, StoreError
 from webhook_kit.oauth.client import OAuthClient, OAuthSettings
 from webhook_kit.redact import scrub
 from webhook_kit.storage.base import EventStore, Requeued
-from webhook_kit.storage.rows import AttemptRecord, Claim, EventState, NewEvent
+from webhook_kit.storage.rows import DEFAULT_ACCOUNT, AttemptRecord, Claim, EventState, NewEvent
 
 log = logging.getLogger("webhook_kit.dispatcher")
 
@@ -48,6 +49,10 @@ STATE_FOR_ACTION: dict[str, EventState] = {
 #: How long the coordinator waits for news before it looks at the store again (other processes'
 #: completions and expired leases are not announced).
 POLL_SECONDS = 1.0
+#: Seconds kept between the end of an attempt and its lease's end; an attempt needs at least
+#: MIN_ATTEMPT seconds of lease left to start.
+LEASE_MARGIN = 0.5
+MIN_ATTEMPT = 0.5
 #: The longest wait between attempts to reach a database that went away.
 STORE_BACKOFF_MAX = 30.0
 
@@ -93,8 +98,28 @@ class DispatcherSettings:
             )
 
 
+class DeliveryObserver(Protocol):
+    """What the dispatcher reports as it goes (the metrics); every call must be cheap."""
+
+    def attempt(self, account: str, outcome: str, seconds: float) -> None: ...
+
+    def token_fetch(self, account: str, ok: bool) -> None: ...
+
+    def breaker(self, account: str, state: str) -> None: ...
+
+
+#: Where a provider's dispatcher finds each account's target (``None``: none, or unusable).
+TargetLoader = Callable[[str], Awaitable["Target | None"]]
+
+
 class Dispatcher:
-    """Use as ``async with Dispatcher(events, settings) as d: await d.enqueue(...)``.
+    """Use as ``async with Dispatcher(events, settings, target=...) as d: await d.enqueue(...)``.
+
+    Two ways to know where to deliver. ``target``: one fixed target for the default account
+    (``emit``, certify, tests), every claim of that account, no cap, no breaker. ``targets``: a
+    loader of each account's target from its stored settings (the provider and its workers);
+    accounts take turns under their in-flight caps, each behind its circuit breaker
+    (``breakers``), and :meth:`settings_changed` drops what was loaded.
 
     ``deliver=False`` makes one that stores and requeues but claims nothing: the provider's API
     process when separate workers deliver.
@@ -106,11 +131,14 @@ class Dispatcher:
         settings: DispatcherSettings | None = None,
         *,
         target: Target | None = None,
+        targets: TargetLoader | None = None,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
-        on_disable: Callable[[str], Awaitable[None]] | None = None,
+        on_disable: Callable[[str, str], Awaitable[None]] | None = None,
         deliver: bool = True,
+        breakers: BreakerPolicy | None = None,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.events = events
         self.settings = settings or DispatcherSettings()
@@ -120,7 +148,8 @@ class Dispatcher:
         self._on_disable = on_disable
         self._deliver = deliver
         self._tasks: list[asyncio.Task[None]] = []
-        self._claims: deque[Claim] = deque()
+        #: Claims waiting for a worker, each with the monotonic time its lease runs out here.
+        self._claims: deque[tuple[Claim, float]] = deque()
         self._in_flight = 0
         #: The claim each worker task is attempting now (given back if it is cut off).
         self._attempting: dict[asyncio.Task[Any] | None, Claim] = {}
@@ -137,6 +166,13 @@ class Dispatcher:
         self._oauth: OAuthClient | None = None
         self._pending_target = target
         self._store_down_since: float | None = None
+        self._loader = targets
+        #: Per account (stored mode): its target and OAuth client, loaded when first needed.
+        self._targets: dict[str, tuple[Target, OAuthClient] | None] = {}
+        self._breaker_policy = breakers or BreakerPolicy()
+        #: Breakers known not to be closed or to count failures; absent means closed and clean.
+        self._breakers: dict[str, Breaker] = {}
+        self._observer = observer
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -176,7 +212,8 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         cut_off = list(self._attempting.values())
-        unattempted, self._claims = [*cut_off, *self._claims], deque()
+        unattempted = [*cut_off, *(claim for claim, _ in self._claims)]
+        self._claims = deque()
         if unattempted:
             try:
                 await self.events.release(unattempted)
@@ -203,6 +240,29 @@ class Dispatcher:
     def target(self) -> Target | None:
         return self._target
 
+    def settings_changed(self, account: str | None = None) -> None:
+        """Stored settings changed (one account's, or any): load the targets again."""
+        if account is None:
+            self._targets.clear()
+        else:
+            self._targets.pop(account, None)
+        self._wake.set()
+
+    async def _target_of(self, account: str) -> tuple[Target, OAuthClient] | None:
+        if self._loader is None:
+            target = self._usable()
+            oauth = self._oauth
+            return None if target is None or oauth is None else (target, oauth)
+        if account not in self._targets:
+            target = await self._loader(account)
+            if target is None or not target.enabled:
+                self._targets[account] = None
+            else:
+                # Accounts never share a token: one client (and its cache) per account.
+                client = OAuthClient(target.oauth, self.session, clock=self._clock)
+                self._targets[account] = (target, client)
+        return self._targets[account]
+
     def set_target(self, target: Target | None) -> None:
         """Deliver to ``target`` from now on (``None`` or disabled: hold every event)."""
         if target is not None and self._session is not None:
@@ -226,9 +286,9 @@ class Dispatcher:
         await self.events.insert(events)
         return [e.event_id for e in events]
 
-    async def redeliver(self, event_id: str) -> Requeued:
-        """Send a sent or failed event again."""
-        return await self.events.requeue(event_id, self._clock())
+    async def redeliver(self, event_id: str, *, account: str | None = None) -> Requeued:
+        """Send a sent or failed event again (``account``: only if it is that account's)."""
+        return await self.events.requeue(event_id, self._clock(), account=account)
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until nothing is left to deliver (all sent or failed); False on timeout."""
@@ -248,6 +308,13 @@ class Dispatcher:
 
     # -- the loop ------------------------------------------------------------------------------
 
+    @property
+    def _scope(self) -> dict[str, Any]:
+        """Which accounts' events this dispatcher claims (see :class:`EventStore`)."""
+        if self._loader is not None:
+            return {}
+        return {"accounts": [DEFAULT_ACCOUNT], "cap": None}
+
     def _usable(self) -> Target | None:
         target = self._target
         return target if target is not None and target.enabled else None
@@ -266,16 +333,24 @@ class Dispatcher:
             self._wake.clear()
             wait_for: float | None = POLL_SECONDS
             try:
-                if self._usable() is not None and self.events.writable:
+                if (
+                    self._loader is not None or self._usable() is not None
+                ) and self.events.writable:
                     held = self._in_flight + len(self._claims)
                     if held <= self.settings.concurrency:
                         now = self._clock()
-                        claims = await self.events.claim(now, capacity - held, self.settings.lease)
+                        started = time.monotonic()
+                        claims = await self.events.claim(
+                            now, capacity - held, self.settings.lease, **self._scope
+                        )
                         if claims:
-                            self._claims.extend(claims)
+                            # The lease as this process sees it, from before the claim was
+                            # sent: a local deadline that no clock step can stretch.
+                            until = started + self.settings.lease
+                            self._claims.extend((claim, until) for claim in claims)
                             self._work.set()
                             continue
-                        due = await self.events.next_due(now)
+                        due = await self.events.next_due(now, **self._scope)
                         if due is not None:
                             wait_for = min(max(due - self._clock(), 0.0), POLL_SECONDS)
                     else:
@@ -330,16 +405,31 @@ class Dispatcher:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            claim = self._claims.popleft()
-            target = self._usable()
-            if target is None:  # disabled meanwhile: give it back, due now
-                await self._release(claim)
+            claim, until = self._claims.popleft()
+            found = await self._found(claim)
+            left = until - time.monotonic() - LEASE_MARGIN
+            if left < MIN_ATTEMPT:
+                # This process was stalled past the lease (paused, swapped out): another worker
+                # may own the event now, and may have sent later events of its validation.
+                # Sending it would break their order: drop it; its new owner sends it.
+                log.warning(
+                    "claim of %s expired before it could be sent: left to its new owner",
+                    claim.event_id,
+                )
                 continue
+            if found is None:  # no usable target (disabled meanwhile): give it back, due now
+                await self._release(claim)
+                if self._loader is not None and self._targets.get(claim.account, 0) is None:
+                    # Claimed, so its stored settings say enabled, yet they cannot be used:
+                    # disable them with the reason rather than claim the account in a loop.
+                    await self._disable(claim.account, "the stored webhook settings cannot be used")
+                continue
+            target, oauth = found
             self._in_flight += 1
             me = asyncio.current_task()
             self._attempting[me] = claim
             try:
-                await self._attempt(claim, target)
+                await self._attempt(claim, target, oauth, min(self.settings.timeout, left))
             except Exception:  # a bug must not stop the worker; the claim goes back
                 log.exception("delivery of %s failed unexpectedly", claim.event_id)
                 await self._release(claim)
@@ -356,10 +446,19 @@ class Dispatcher:
         except StoreError as exc:  # its lease expires instead
             log.warning("cannot give back the claim of %s: %s", claim.event_id, exc)
 
-    async def _attempt(self, claim: Claim, target: Target) -> None:
+    async def _found(self, claim: Claim) -> tuple[Target, OAuthClient] | None:
+        try:
+            return await self._target_of(claim.account)
+        except StoreError as exc:
+            log.warning("cannot load the settings of %s: %s", claim.account, exc)
+            return None
+
+    async def _attempt(
+        self, claim: Claim, target: Target, oauth: OAuthClient, timeout: float
+    ) -> None:
+        """One attempt, bounded by ``timeout`` (at most what is left of the claim's lease)."""
         event_id = claim.event_id
-        oauth = self._oauth
-        assert oauth is not None
+        fetches = oauth.fetches
         attempt = claim.attempts + 1
         at = self._clock()
         try:
@@ -369,7 +468,7 @@ class Dispatcher:
                 target.url,
                 claim.body,
                 event_id=event_id,
-                timeout=self.settings.timeout,
+                timeout=timeout,
             )
         except Exception as exc:  # a bug must not lose the event: it is retried like a failure
             log.exception("unexpected error delivering %s", event_id)
@@ -396,14 +495,45 @@ class Dispatcher:
             next_at = decision.next_attempt_at if decision.action == "retry" else None
         state = STATE_FOR_ACTION[decision.action]
         self.events.complete(AttemptRecord(claim, attempt, at, result, state, next_at))
+        if self._observer is not None:
+            self._observer.attempt(claim.account, result.outcome, result.duration_ms / 1000)
+            for _ in range(oauth.fetches - fetches):
+                self._observer.token_fetch(claim.account, result.outcome != "token_error")
+        if self._loader is not None:
+            await self._update_breaker(claim.account, result)
         if decision.action == "disable":
-            await self._disable(decision.reason)
+            await self._disable(claim.account, decision.reason)
 
-    async def _disable(self, reason: str) -> None:
-        if self._target is not None:
+    async def _update_breaker(self, account: str, result: AttemptResult) -> None:
+        """Move the account's breaker on; only a failure, or a breaker that is not closed and
+        clean, costs a database call."""
+        known = self._breakers.get(account)
+        if known is None and not unwell(result):
+            return
+        try:
+            current = known or await self.events.breaker(account)
+            new = after(current, result, self._clock(), self._breaker_policy)
+            if new != current:
+                await self.events.set_breaker(account, new)
+                if new.state != current.state:
+                    log.warning("endpoint of %s: breaker %s (%s)", account, new.state, new.reason)
+                    if self._observer is not None:
+                        self._observer.breaker(account, new.state)
+        except StoreError as exc:  # the breaker is advice; delivery goes on
+            log.warning("cannot update the breaker of %s: %s", account, exc)
+            return
+        if new.state == "closed" and new.failures == 0:
+            self._breakers.pop(account, None)
+        else:
+            self._breakers[account] = new
+
+    async def _disable(self, account: str, reason: str) -> None:
+        if self._loader is not None:
+            self._targets[account] = None
+        elif self._target is not None:
             self.set_target(Target(self._target.url, self._target.oauth, enabled=False))
         if self._on_disable is not None:
-            await self._on_disable(reason)
+            await self._on_disable(account, reason)
 
 
 def _scrubbed(result: AttemptResult, target: Target) -> AttemptResult:

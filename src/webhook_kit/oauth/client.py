@@ -25,7 +25,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit
@@ -33,6 +33,7 @@ from urllib.parse import quote_plus, urlencode, urlsplit
 import aiohttp
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
+from joserfc.jwk import ECKey, RSAKey
 
 from webhook_kit.delivery.guard import ForbiddenAddress
 from webhook_kit.display import visible
@@ -108,12 +109,30 @@ class OAuthSettings:
             }
             for name, (value, default, actual) in given.items():
                 if value != default and value != actual:
-                    raise ConfigError(f"{name}: given apart from credentials, and different")
+                    raise ConfigError(
+                        f"{name}: given apart from credentials, and different "
+                        "(to change the credentials, use OAuthSettings.with_credentials)"
+                    )
                 # A read-only view for the readers of the flat fields (scrubbing, reports).
                 object.__setattr__(self, name, actual)
         if self.dpop is not None and self.dpop not in dpop.ALGORITHMS:
             choices = ", ".join(dpop.ALGORITHMS)
             raise ConfigError(f"dpop: unsupported algorithm {self.dpop!r}; use one of {choices}")
+
+    def with_credentials(self, **changes: Any) -> OAuthSettings:
+        """These settings with their credentials changed (``secret=...``, ``method=...``): a
+        plain ``dataclasses.replace`` would carry the old flat fields, which now disagree."""
+        if self.credentials is None:
+            flat = {"client_id": "client_id", "secret": "client_secret", "method": "auth_method"}
+            return replace(self, **{flat[k]: v for k, v in changes.items()})
+        credentials = replace(self.credentials, **changes)
+        return replace(
+            self,
+            client_id="",
+            client_secret="",
+            auth_method=DEFAULT_METHOD,
+            credentials=credentials,
+        )
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -200,7 +219,7 @@ class OAuthClient:
         self._inflight: asyncio.Future[str] | None = None
         self._prepared = False
         self._tls: ssl.SSLContext | None = None
-        self._signing_key: Any = None
+        self._signing_key: RSAKey | ECKey | None = None
         self._metadata: ServerMetadata | None = None
         self._metadata_read = False
         #: This client's own key: accounts never share a DPoP key (nor a token).

@@ -9,7 +9,6 @@ Every error is the kit's JSON error (``serving.http``): ``{"error_type", "error_
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import random
@@ -23,6 +22,7 @@ from starlette.routing import Mount, Route
 
 from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.errors import StaleUpdate, StoreError, StoreUnavailable
+from webhook_kit.provider import apikeys
 from webhook_kit.provider.events_api import EventsApi
 from webhook_kit.provider.lifecycle import LifecycleError
 from webhook_kit.provider.openapi import build_openapi
@@ -30,6 +30,7 @@ from webhook_kit.provider.settings_api import SettingsApi
 from webhook_kit.provider.validations_api import CHANGE_ROUTES, ValidationsApi
 from webhook_kit.serving.http import EXCEPTION_HANDLERS, HttpError, JSONResponse, error_response
 from webhook_kit.storage.base import RecordStore
+from webhook_kit.storage.rows import DEFAULT_ACCOUNT
 
 log = logging.getLogger("webhook_kit.provider")
 
@@ -53,18 +54,32 @@ class ProviderApi:
         rng: random.Random | None = None,
     ) -> None:
         self.apikey = apikey
+        self.records = records
+        self.clock = clock
         self.settings = SettingsApi(records, dispatcher, clock)
         self.events = EventsApi(records, dispatcher)
         self.validations = ValidationsApi(records, dispatcher, clock, rng or random.Random())
+
+    async def account_of(self, given: str) -> str | None:
+        """The account an ``apikey`` header names: the command line's key is the default
+        account's; any other is looked up by its hash (neither revoked nor expired)."""
+        if not given:
+            return None
+        if apikeys.same(given, self.apikey):
+            return DEFAULT_ACCOUNT
+        return await self.records.account_for_key(apikeys.key_hash(given), self.clock())
 
     def guarded(self, handler: Handler) -> Handler:
         """Check the ``apikey`` header, then turn a refusal into its JSON answer."""
 
         async def endpoint(request: Request) -> Response:
-            given = request.headers.get("apikey", "")
-            if not hmac.compare_digest(given.encode(), self.apikey.encode()):
-                return error_response(401, "unauthorized", "missing or wrong apikey header")
             try:
+                account = await self.account_of(request.headers.get("apikey", ""))
+                if account is None:
+                    return error_response(
+                        401, "unauthorized", "missing, wrong, expired or revoked apikey header"
+                    )
+                request.state.account = account
                 return await handler(request)
             except HttpError as exc:
                 return exc.response()

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.provider import views
-from webhook_kit.provider.params import bool_param, event_filter, limit_param
+from webhook_kit.provider.params import account_of, bool_param, event_filter, limit_param
 from webhook_kit.serving.http import HttpError, JSONResponse
 from webhook_kit.storage.base import RecordStore
 from webhook_kit.storage.rows import EventFilter, EventRow
@@ -28,16 +28,19 @@ class EventsApi:
         self.events = dispatcher.events
         self.dispatcher = dispatcher
 
-    async def _require_enabled(self) -> None:
-        settings = await self.records.settings()
+    async def _require_enabled(self, request: Request) -> str:
+        """The caller's account, once its webhook is configured and enabled (409 otherwise)."""
+        account = account_of(request)
+        settings = await self.records.settings(account=account)
         if settings is None:
             raise HttpError(409, "webhook_not_configured", "create the webhook settings first")
         if not settings["enabled"]:
             reason = settings.get("disabled_reason") or "enable it in the webhook settings"
             raise HttpError(409, "webhook_not_enabled", f"the webhook is not enabled: {reason}")
+        return account
 
     async def list_events(self, request: Request) -> Response:
-        await self._require_enabled()
+        await self._require_enabled(request)
         where = event_filter(request)
         limit = limit_param(request.query_params.get("limit"))
         after = 0
@@ -53,17 +56,17 @@ class EventsApi:
         return JSONResponse({"data": data, "next_cursor": cursor})
 
     async def get_event(self, request: Request) -> Response:
-        await self._require_enabled()
+        account = await self._require_enabled(request)
         event_id = request.path_params["event_id"]
-        row = await self.events.event(event_id)
+        row = await self.events.event(event_id, account=account)
         if row is None:
             raise HttpError(404, "event_not_found", f"no event {event_id!r}")
         return JSONResponse({"data": views.event_view(row, await self.events.attempts(event_id))})
 
     async def redeliver_event(self, request: Request) -> Response:
-        await self._require_enabled()
+        account = await self._require_enabled(request)
         event_id = request.path_params["event_id"]
-        done = await self.dispatcher.redeliver(event_id)
+        done = await self.dispatcher.redeliver(event_id, account=account)
         if done == "unknown":
             raise HttpError(404, "event_not_found", f"no event {event_id!r}")
         if done == "queued":
@@ -71,9 +74,10 @@ class EventsApi:
         return JSONResponse({"data": {"event_id": event_id, "state": "pending"}}, status_code=202)
 
     async def redeliver_failed(self, request: Request) -> Response:
-        await self._require_enabled()
+        account = await self._require_enabled(request)
         base = event_filter(request)
         where = EventFilter(
+            account=account,
             status=base.status,
             validation_id=base.validation_id,
             since=base.since,
@@ -87,7 +91,7 @@ class EventsApi:
             if not rows:
                 break
             for row in rows:
-                if await self.dispatcher.redeliver(row.event_id) == "requeued":
+                if await self.dispatcher.redeliver(row.event_id, account=account) == "requeued":
                     queued.append(row.event_id)
             after = rows[-1].seq
         return JSONResponse(
@@ -95,24 +99,26 @@ class EventsApi:
         )
 
     async def validations(self, request: Request) -> Response:
-        await self._require_enabled()
+        account = await self._require_enabled(request)
         sent = bool_param(request.query_params.get("sent"), "sent")
         if sent is None:
             raise HttpError(400, "invalid_parameter", "sent=true or sent=false is required")
         limit = limit_param(request.query_params.get("limit"))
         after = request.query_params.get("cursor", "")
-        rows = await self.events.validations_by_sent(sent, after=after, limit=limit + 1)
+        rows = await self.events.validations_by_sent(
+            sent, after=after, limit=limit + 1, account=account
+        )
         page, more = rows[:limit], len(rows) > limit
         data = [r._asdict() for r in page]
         cursor = page[-1].validation_id if more and page else None
         return JSONResponse({"data": data, "next_cursor": cursor})
 
     async def validation_events(self, request: Request) -> Response:
-        await self._require_enabled()
+        account = await self._require_enabled(request)
         validation_id = request.path_params["validation_id"]
-        only = EventFilter(validation_id=validation_id)
+        only = EventFilter(account=account, validation_id=validation_id)
         rows = await self.events.events(only, limit=VALIDATION_EVENTS)
-        if not rows and await self.records.validation(validation_id) is None:
+        if not rows and await self.records.validation(validation_id, account=account) is None:
             raise HttpError(404, "validation_not_found", f"no validation {validation_id!r}")
         return JSONResponse({"data": await self._views(rows)})
 

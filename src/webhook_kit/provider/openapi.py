@@ -72,11 +72,11 @@ def _page(item: dict[str, Any]) -> dict[str, Any]:
 
 COMMON_ERRORS = {
     "400": _error("Bad parameter or body that is not JSON"),
-    "401": _error("Missing or wrong apikey header"),
+    "401": _error("Missing, wrong, expired or revoked apikey header"),
     "409": _error("Not possible in the current state (webhook not enabled, final validation)"),
     "503": _error(
-        "storage_unavailable: the database cannot take the change (a full disk); nothing was "
-        "changed, try again later"
+        "storage_unavailable: the database cannot be reached or cannot take the change (a full "
+        "disk); try again after the Retry-After header's seconds"
     ),
 }
 
@@ -161,7 +161,11 @@ def build_openapi() -> dict[str, Any]:
             "title": "webhook-kit provider API",
             "version": __version__,
             "description": "Webhook settings, test, events and validations. Every call needs the "
-            "`apikey` header. Errors are JSON {error_type, error_message}.",
+            "`apikey` header, which names the caller's account: each account has its own API "
+            "keys (stored hashed; rotated with a grace period, revoked with `webhook-kit "
+            "accounts`), webhook settings, validations and events, and every call sees only its "
+            "own account's objects (another account's validation or event is a 404). Errors "
+            "are JSON {error_type, error_message}.",
         },
         "servers": [{"url": "/validas/v1"}],
         "security": [{"apikey": []}],
@@ -405,6 +409,18 @@ def _schemas() -> dict[str, Any]:
         "description": "Always masked",
     }
     settings_read_schema["additionalProperties"] = True
+    settings_read_schema["properties"]["breaker"] = {
+        "type": "object",
+        "description": "The endpoint's circuit breaker: closed (delivering), open (paused after "
+        "consecutive failures, probed at next_probe_at) or half_open (one probe in flight).",
+        "properties": {
+            "state": {"enum": ["closed", "open", "half_open"]},
+            "since": {"type": ["string", "null"], "format": "date-time"},
+            "reason": {"type": "string"},
+            "consecutive_failures": {"type": "integer"},
+            "next_probe_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    }
     event = _strip_ids(load("event"))
     event["properties"]["notification"] = {"$ref": "#/components/schemas/Notification"}
     event["properties"]["status"] = {"type": "string", "enum": list(STATUSES)}

@@ -27,9 +27,16 @@ async def json_body(request: Request, *, optional: bool = False) -> Any:
     return await read_json(request, MAX_BODY, optional=optional, lone_surrogates=True)
 
 
+def account_of(request: Request) -> str:
+    """The caller's account, set by the ``apikey`` check before any handler runs."""
+    account: str = request.state.account
+    return account
+
+
 def event_filter(request: Request) -> EventFilter:
     params = request.query_params
     return EventFilter(
+        account=account_of(request),
         sent=bool_param(params.get("sent"), "sent"),
         status=status_param(params.get("status")),
         validation_id=params.get("validation_id"),

@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings, Target
+from webhook_kit.delivery.dispatcher import (
+    DeliveryObserver,
+    Dispatcher,
+    DispatcherSettings,
+    Target,
+)
 from webhook_kit.errors import ConfigError, StoreError
 from webhook_kit.provider import webhook_settings, workers
 from webhook_kit.provider.app import BASE_PATH, ProviderApi, create_provider_app
@@ -101,14 +106,7 @@ class Provider:
             self.sock.close()
             raise
         try:
-            target = await stored_target(storage.records, s.delivery.timeout)
-            dispatcher = Dispatcher(
-                storage.events,
-                s.delivery,
-                target=target,
-                on_disable=lambda reason: save_disabled(storage.records, reason),
-                deliver=s.workers == 0,
-            )
+            dispatcher = stored_dispatcher(storage, s.delivery, deliver=s.workers == 0)
             async with dispatcher, workers.running(s.workers, self.db_url, s.delivery):
                 self.dispatcher = dispatcher
                 api = ProviderApi(
@@ -127,9 +125,35 @@ class Provider:
             await storage.close()
 
 
-async def stored_target(records: RecordStore, timeout: float) -> Target | None:
-    """The saved webhook settings as a delivery target (``None``: none saved, or unusable)."""
-    stored = await records.settings()
+def stored_dispatcher(
+    storage: Storage,
+    delivery: DispatcherSettings,
+    *,
+    deliver: bool = True,
+    observer: DeliveryObserver | None = None,
+) -> Dispatcher:
+    """A dispatcher over every account's stored webhook settings (the provider, a worker)."""
+    records = storage.records
+
+    async def target(account: str) -> Target | None:
+        return await stored_target(records, delivery.timeout, account)
+
+    async def disabled(account: str, reason: str) -> None:
+        await save_disabled(records, account, reason)
+
+    return Dispatcher(
+        storage.events,
+        delivery,
+        targets=target,
+        on_disable=disabled,
+        deliver=deliver,
+        observer=observer,
+    )
+
+
+async def stored_target(records: RecordStore, timeout: float, account: str) -> Target | None:
+    """An account's saved webhook settings as a delivery target (``None``: none, or unusable)."""
+    stored = await records.settings(account=account)
     if stored is None:
         return None
     try:
@@ -139,13 +163,13 @@ async def stored_target(records: RecordStore, timeout: float) -> Target | None:
         return None
 
 
-async def save_disabled(records: RecordStore, reason: str) -> None:
+async def save_disabled(records: RecordStore, account: str, reason: str) -> None:
     """A 410 disabled the webhook: keep it disabled, with the reason, across restarts."""
     try:
-        current = await records.settings()
+        current = await records.settings(account=account)
         if current is not None:
             current.update(enabled=False, disabled_reason=reason)
-            await records.put_settings(current, time.time())
+            await records.put_settings(current, time.time(), account=account)
     except StoreError as exc:  # the dispatcher holds the webhook disabled anyway
         log.error("cannot save the disabled webhook: %s", exc)
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.errors import ConfigError
 from webhook_kit.provider import views, webhook_settings
-from webhook_kit.provider.params import json_body
+from webhook_kit.provider.params import account_of, json_body
 from webhook_kit.provider.probe import run_test
 from webhook_kit.serving.http import HttpError, JSONResponse
 from webhook_kit.storage.base import RecordStore
@@ -34,17 +34,25 @@ class SettingsApi:
 
     async def create(self, request: Request) -> Response:
         settings = _validated(await json_body(request))
-        await self._save(settings)
+        await self._save(account_of(request), settings)
         return JSONResponse({"data": webhook_settings.masked(settings)}, status_code=201)
 
     async def read(self, request: Request) -> Response:
-        settings = await self.records.settings()
+        account = account_of(request)
+        settings = await self.records.settings(account=account)
         if settings is None:
             raise HttpError(404, "webhook_not_configured", "no webhook settings yet")
-        return JSONResponse({"data": webhook_settings.masked(settings)})
+        shown = webhook_settings.masked(settings)
+        breaker = (await self.dispatcher.events.breaker(account)).as_json()
+        for key in ("since", "next_probe_at"):
+            moment = breaker[key]
+            breaker[key] = views.iso(moment) if isinstance(moment, float) and moment else None
+        shown["breaker"] = breaker
+        return JSONResponse({"data": shown})
 
     async def update(self, request: Request) -> Response:
-        current = await self.records.settings()
+        account = account_of(request)
+        current = await self.records.settings(account=account)
         if current is None:
             raise HttpError(404, "webhook_not_configured", "no webhook settings to update")
         document = await json_body(request)
@@ -55,17 +63,19 @@ class SettingsApi:
         except webhook_settings.SettingsInvalid as exc:
             raise _invalid(exc) from exc
         settings = _validated(document)
-        await self._save(settings)
+        await self._save(account, settings)
         return JSONResponse({"data": webhook_settings.masked(settings)})
 
     async def delete(self, request: Request) -> Response:
-        if not await self.records.delete_settings():
+        account = account_of(request)
+        if not await self.records.delete_settings(account=account):
             raise HttpError(404, "webhook_not_configured", "no webhook settings to delete")
-        self._apply(None)
+        self._apply(account, None)
         return Response(status_code=204)
 
     async def test(self, request: Request) -> Response:
-        settings = await self.records.settings()
+        account = account_of(request)
+        settings = await self.records.settings(account=account)
         if settings is None:
             raise HttpError(409, "webhook_not_configured", "create the webhook settings first")
         try:
@@ -78,23 +88,20 @@ class SettingsApi:
             ) from exc
         trace = await run_test(self.dispatcher, target)
         settings["last_test"] = {"ok": trace["ok"], "at": views.iso(self.clock())}
-        await self.records.put_settings(settings, self.clock())
+        await self.records.put_settings(settings, self.clock(), account=account)
         return JSONResponse({"data": trace})
 
-    async def _save(self, settings: dict[str, Any]) -> None:
-        await self.records.put_settings(settings, self.clock())
-        self._apply(settings)
+    async def _save(self, account: str, settings: dict[str, Any]) -> None:
+        await self.records.put_settings(settings, self.clock(), account=account)
+        self._apply(account, settings)
 
-    def _apply(self, settings: dict[str, Any] | None) -> None:
+    def _apply(self, account: str, settings: dict[str, Any] | None) -> None:
         if settings is None:
-            log.info("webhook settings removed")
+            log.info("webhook settings of %s removed", account)
         else:
-            log.info("webhook settings saved: %s", json.dumps(webhook_settings.masked(settings)))
-        self.dispatcher.set_target(
-            None
-            if settings is None
-            else webhook_settings.to_target(settings, self.dispatcher.settings.timeout)
-        )
+            shown = json.dumps(webhook_settings.masked(settings))
+            log.info("webhook settings of %s saved: %s", account, shown)
+        self.dispatcher.settings_changed(account)
 
 
 def _validated(document: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.ids import new_id
 from webhook_kit.provider import views
 from webhook_kit.provider.lifecycle import Change, State, apply
-from webhook_kit.provider.params import json_body
+from webhook_kit.provider.params import account_of, json_body
 from webhook_kit.serving.http import HttpError, JSONResponse, limited, media_type
 from webhook_kit.storage.base import RecordStore
 from webhook_kit.storage.rows import NewEvent, ValidationRow
@@ -67,8 +67,9 @@ class ValidationsApi:
             "on-course", validation_id=validation_id, previous_status=None, rng=self.rng
         )
         now = self.clock()
-        row = ValidationRow(validation_id, "on-course", 0, now, now)
-        await self.records.save_validation(row, NewEvent.of(body), expected=None)
+        account = account_of(request)
+        row = ValidationRow(validation_id, "on-course", 0, now, now, account)
+        await self.records.save_validation(row, NewEvent.of(body, account), expected=None)
         return JSONResponse(
             {"data": {"id": validation_id, "status": "on-course", "event_id": body["event_id"]}},
             status_code=201,
@@ -91,7 +92,8 @@ class ValidationsApi:
                 row, status=state.status, documents=state.documents, updated_at=self.clock()
             )
             # Fails (409) rather than overwrite if another request changed it since the read.
-            await self.records.save_validation(changed, NewEvent.of(body), expected=row)
+            event = NewEvent.of(body, row.account)
+            await self.records.save_validation(changed, event, expected=row)
             return JSONResponse(
                 {"data": {"id": row.id, "status": state.status, "event_id": body["event_id"]}}
             )
@@ -100,7 +102,7 @@ class ValidationsApi:
 
     async def _row(self, request: Request) -> ValidationRow:
         validation_id = request.path_params["validation_id"]
-        row = await self.records.validation(validation_id)
+        row = await self.records.validation(validation_id, account=account_of(request))
         if row is None:
             raise HttpError(404, "validation_not_found", f"no validation {validation_id!r}")
         return row

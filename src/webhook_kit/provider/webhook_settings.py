@@ -11,6 +11,7 @@ from webhook_kit.delivery.dispatcher import Target
 from webhook_kit.delivery.guard import url_problem
 from webhook_kit.oauth.client import OAuthSettings
 from webhook_kit.oauth.credentials import mask
+from webhook_kit.storage.rows import DEFAULT_MAX_IN_FLIGHT
 
 
 class SettingsInvalid(Exception):
@@ -62,8 +63,14 @@ def _unencodable(value: Any, path: str = "") -> list[dict[str, str]]:
     return []
 
 
+#: What a read shows but a write does not set: a document read may be written back as it is.
+READ_ONLY = ("breaker", "disabled_reason", "last_test")
+
+
 def validate(document: Any) -> dict[str, Any]:
     """The settings with defaults filled in; raises :class:`SettingsInvalid` naming each field."""
+    if isinstance(document, dict):
+        document = {k: v for k, v in document.items() if k not in READ_ONLY}
     errors = _unencodable(document)
     if errors:
         raise SettingsInvalid(errors)
@@ -85,7 +92,12 @@ def validate(document: Any) -> dict[str, Any]:
             )
     if errors:
         raise SettingsInvalid(errors)
-    return {"url": document["url"], "enabled": document.get("enabled", True), "auth": auth}
+    return {
+        "url": document["url"],
+        "enabled": document.get("enabled", True),
+        "max_in_flight": document.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT),
+        "auth": auth,
+    }
 
 
 def keep_secret(document: Any, current: dict[str, Any]) -> None:
@@ -124,7 +136,12 @@ def masked(settings: dict[str, Any]) -> dict[str, Any]:
     """The settings as they may be shown: the client secret never is."""
     auth = dict(settings["auth"])
     auth["client_secret"] = mask(auth.get("client_secret"))
-    shown = {"url": settings["url"], "enabled": settings["enabled"], "auth": auth}
+    shown = {
+        "url": settings["url"],
+        "enabled": settings["enabled"],
+        "max_in_flight": settings.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT),
+        "auth": auth,
+    }
     if settings.get("disabled_reason"):
         shown["disabled_reason"] = settings["disabled_reason"]
     if settings.get("last_test") is not None:

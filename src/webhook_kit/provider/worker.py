@@ -15,9 +15,9 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from webhook_kit.delivery.dispatcher import Dispatcher, DispatcherSettings
+from webhook_kit.delivery.dispatcher import DispatcherSettings
 from webhook_kit.errors import ConfigError, StoreError, StoreUnavailable
-from webhook_kit.provider.service import save_disabled, stored_target
+from webhook_kit.provider.service import stored_dispatcher
 from webhook_kit.storage.base import Storage
 from webhook_kit.storage.url import DatabaseUrl, open_storage
 
@@ -64,16 +64,9 @@ async def run_worker(
     storage = await connect(db, shutdown)
     if storage is None:
         return
-    records = storage.records
     try:
-        timeout = settings.delivery.timeout
         version = await _version(storage)
-        dispatcher = Dispatcher(
-            storage.events,
-            settings.delivery,
-            target=await stored_target(records, timeout),
-            on_disable=lambda reason: save_disabled(records, reason),
-        )
+        dispatcher = stored_dispatcher(storage, settings.delivery)
         async with dispatcher:
             ready()
             while not shutdown.is_set():
@@ -83,7 +76,7 @@ async def run_worker(
                     now = await _version(storage)
                     if now != version:
                         version = now
-                        dispatcher.set_target(await stored_target(records, timeout))
+                        dispatcher.settings_changed()
                         log.info("webhook settings changed: delivering with the new ones")
                 except StoreError as exc:  # the dispatcher backs off on its own
                     log.debug("cannot read the settings now: %s", exc)
@@ -91,5 +84,5 @@ async def run_worker(
         await storage.close()
 
 
-async def _version(storage: Storage) -> float | None:
+async def _version(storage: Storage) -> int:
     return await storage.records.settings_version()

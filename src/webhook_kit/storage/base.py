@@ -13,7 +13,15 @@ Rules every backend keeps, checked by ``tests/storage/test_contract.py`` over ea
 - A claim is a lease: a process that dies loses it when it expires, and another takes the work.
 - Attempt records are written in small timed batches by the store itself; every read of this
   process sees its own completions (readers never flush anything).
+- Accounts take turns: a claim takes one due head per account before a second from any, keeps
+  each account under its in-flight cap, and skips an account whose breaker is open (but for one
+  probe once its pause is over).
 - Errors are :class:`~webhook_kit.errors.StoreError` and its subclasses, never a driver's.
+
+Claims come in two scopes. ``accounts=None`` (the provider and its workers): every account whose
+stored webhook settings are enabled, each capped by its settings' ``max_in_flight``, behind its
+breaker. ``accounts=[...]`` (``emit``, certify, a dispatcher with a fixed target): only those,
+capped by ``cap`` (``None``: no cap), without breakers.
 """
 
 from __future__ import annotations
@@ -21,13 +29,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
+from webhook_kit.delivery.breaker import Breaker
 from webhook_kit.storage.rows import (
+    DEFAULT_ACCOUNT,
+    AccountRow,
     AttemptRecord,
     AttemptRow,
     Claim,
     EventFilter,
     EventRow,
+    KeyRow,
     NewEvent,
+    QueueStat,
     ValidationRow,
     ValidationSummary,
 )
@@ -47,8 +60,17 @@ class EventStore(Protocol):
         """
         ...
 
-    async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
-        """Up to ``limit`` due validation heads, leased to this process for ``lease`` seconds."""
+    async def claim(
+        self,
+        now: float,
+        limit: int,
+        lease: float,
+        *,
+        accounts: Sequence[str] | None = None,
+        cap: int | None = None,
+    ) -> list[Claim]:
+        """Up to ``limit`` due validation heads, leased to this process for ``lease`` seconds
+        (see the module's docstring for the two scopes)."""
         ...
 
     def complete(self, record: AttemptRecord) -> None:
@@ -63,19 +85,23 @@ class EventStore(Protocol):
         """Give claims back unattempted (stopping, or the webhook was disabled)."""
         ...
 
-    async def next_due(self, now: float) -> float | None:
-        """When the earliest unclaimed head is due (at most ``now`` if one is due already)."""
+    async def next_due(
+        self, now: float, *, accounts: Sequence[str] | None = None, cap: int | None = None
+    ) -> float | None:
+        """When the earliest head that :meth:`claim` could take is due."""
         ...
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return when new work may be due (an insert or requeue anywhere), or after ``timeout``."""
         ...
 
-    async def requeue(self, event_id: str, now: float) -> Requeued:
-        """Make a sent or failed event pending again (redelivery)."""
+    async def requeue(self, event_id: str, now: float, *, account: str | None = None) -> Requeued:
+        """Make a sent or failed event pending again (redelivery); ``account``: only its own."""
         ...
 
-    async def event(self, event_id: str) -> EventRow | None: ...
+    async def event(self, event_id: str, *, account: str | None = None) -> EventRow | None:
+        """One event; with ``account``, only if it is that account's."""
+        ...
 
     async def attempts(self, event_id: str) -> list[AttemptRow]: ...
 
@@ -88,13 +114,25 @@ class EventStore(Protocol):
     ) -> list[EventRow]: ...
 
     async def validations_by_sent(
-        self, sent: bool, *, after: str = "", limit: int = 100
+        self, sent: bool, *, after: str = "", limit: int = 100, account: str | None = None
     ) -> list[ValidationSummary]:
         """Validations whose events were all sent (``sent``) or not all sent (not ``sent``)."""
         ...
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self, *, account: str | None = None) -> dict[str, int]:
         """Events by state."""
+        ...
+
+    async def queue_stats(self, now: float) -> list[QueueStat]:
+        """Per account with undelivered events: how many, and the oldest one's age."""
+        ...
+
+    async def breaker(self, account: str) -> Breaker: ...
+
+    async def set_breaker(self, account: str, breaker: Breaker) -> None: ...
+
+    async def drop_account(self, account: str) -> None:
+        """Delete every event and attempt of ``account`` (it was removed)."""
         ...
 
     async def outstanding(self) -> int:
@@ -108,19 +146,23 @@ class EventStore(Protocol):
 
 
 class RecordStore(Protocol):
-    """The provider's own records: the webhook settings and the validations."""
+    """The provider's own records: accounts and their keys, webhook settings, validations."""
 
-    async def settings(self) -> dict[str, Any] | None: ...
+    async def settings(self, *, account: str = DEFAULT_ACCOUNT) -> dict[str, Any] | None: ...
 
-    async def put_settings(self, document: Mapping[str, Any], now: float) -> None: ...
+    async def put_settings(
+        self, document: Mapping[str, Any], now: float, *, account: str = DEFAULT_ACCOUNT
+    ) -> None: ...
 
-    async def delete_settings(self) -> bool: ...
+    async def delete_settings(self, *, account: str = DEFAULT_ACCOUNT) -> bool: ...
 
-    async def settings_version(self) -> float | None:
-        """When the settings last changed (``None``: there are none); cheap, for polling."""
+    async def settings_version(self) -> int:
+        """A number that changes whenever any account's settings change (cheap, for polling)."""
         ...
 
-    async def validation(self, validation_id: str) -> ValidationRow | None: ...
+    async def validation(
+        self, validation_id: str, *, account: str = DEFAULT_ACCOUNT
+    ) -> ValidationRow | None: ...
 
     async def save_validation(
         self,
@@ -132,6 +174,35 @@ class RecordStore(Protocol):
         """Create (``expected`` is ``None``) or change a validation and store its event, in one
         transaction. A change whose ``expected`` row is no longer current raises
         :class:`~webhook_kit.errors.StaleUpdate` and stores nothing."""
+        ...
+
+    async def add_account(self, name: str, key_hash: str, now: float) -> AccountRow:
+        """A new account with one key; a name in use raises
+        :class:`~webhook_kit.errors.AlreadyExists`."""
+        ...
+
+    async def accounts(self, *, after: str = "", limit: int = 100) -> list[AccountRow]:
+        """Accounts by name, after ``after``."""
+        ...
+
+    async def account_named(self, name: str) -> AccountRow | None: ...
+
+    async def account_for_key(self, key_hash: str, now: float) -> str | None:
+        """The account a key's hash belongs to, if the key is neither revoked nor expired."""
+        ...
+
+    async def keys(self, account: str) -> list[KeyRow]: ...
+
+    async def add_key(self, account: str, key_hash: str, now: float, *, grace: float) -> None:
+        """Add a key; the account's other live keys expire ``grace`` seconds from ``now``."""
+        ...
+
+    async def revoke_keys(self, account: str, now: float, *, key_id: str | None = None) -> int:
+        """Revoke one key (by its id) or all of them; returns how many."""
+        ...
+
+    async def remove_account(self, account: str) -> bool:
+        """Delete the account, its keys, settings, validations and events."""
         ...
 
 

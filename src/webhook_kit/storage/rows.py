@@ -16,6 +16,11 @@ import orjson
 
 from webhook_kit.delivery.outcome import AttemptResult
 
+#: The account of every event and record written without one (``provider --apikey``, emit).
+DEFAULT_ACCOUNT = "default"
+#: Deliveries in flight at once to one account's endpoint, unless its settings say otherwise.
+DEFAULT_MAX_IN_FLIGHT = 4
+
 #: The four states of an event (the contract's delivery profile).
 EventState = Literal["pending", "retrying", "sent", "failed"]
 EVENT_STATES: tuple[EventState, ...] = ("pending", "retrying", "sent", "failed")
@@ -28,14 +33,16 @@ class NewEvent(NamedTuple):
     validation_id: str
     status: str
     body: str
+    account: str = DEFAULT_ACCOUNT
 
     @classmethod
-    def of(cls, notification: Mapping[str, Any]) -> NewEvent:
+    def of(cls, notification: Mapping[str, Any], account: str = DEFAULT_ACCOUNT) -> NewEvent:
         return cls(
             str(notification["event_id"]),
             str(notification["validation_id"]),
             str(notification["status"]),
             encode_body(notification),
+            account,
         )
 
 
@@ -52,6 +59,7 @@ class Claim(NamedTuple):
     body: bytes
     attempts: int
     token: str
+    account: str = DEFAULT_ACCOUNT
 
 
 class AttemptRecord(NamedTuple):
@@ -76,6 +84,7 @@ class EventRow(NamedTuple):
     next_attempt_at: float | None
     sent_at: float | None
     attempts: int
+    account: str = DEFAULT_ACCOUNT
 
 
 class AttemptRow(NamedTuple):
@@ -103,10 +112,45 @@ class ValidationRow:
     documents: int
     created_at: float
     updated_at: float
+    account: str = DEFAULT_ACCOUNT
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    id: str
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """An API key as stored: its hash's first characters name it; the key itself is never kept."""
+
+    key_id: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+    def state(self, now: float) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None:
+            return "expired" if self.expires_at <= now else "expiring"
+        return "active"
+
+
+class QueueStat(NamedTuple):
+    """One account's queue, for the metrics."""
+
+    account: str
+    depth: int
+    oldest_pending_seconds: float
 
 
 @dataclass(frozen=True)
 class EventFilter:
+    #: Only this account's events (``None``: every account's, for tools without accounts).
+    account: str | None = None
     sent: bool | None = None
     status: str | None = None
     validation_id: str | None = None
@@ -132,3 +176,10 @@ def storable(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+def settings_columns(document: Mapping[str, Any]) -> tuple[bool, int | None]:
+    """What the store keeps in columns of a settings document, to claim without parsing it:
+    whether it is enabled, and its in-flight cap."""
+    cap = document.get("max_in_flight")
+    return bool(document.get("enabled", True)), cap if isinstance(cap, int) else None

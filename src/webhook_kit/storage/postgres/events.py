@@ -19,16 +19,19 @@ from typing import Any
 
 import asyncpg
 
+from webhook_kit.delivery.breaker import Breaker
 from webhook_kit.errors import DuplicateEvent, StoreError
 from webhook_kit.storage.base import Requeued
 from webhook_kit.storage.postgres.errors import translated
 from webhook_kit.storage.rows import (
+    DEFAULT_MAX_IN_FLIGHT,
     AttemptRecord,
     AttemptRow,
     Claim,
     EventFilter,
     EventRow,
     NewEvent,
+    QueueStat,
     ValidationSummary,
     storable,
 )
@@ -36,6 +39,7 @@ from webhook_kit.storage.rows import (
 log = logging.getLogger("webhook_kit.storage")
 
 Clock = Callable[[], float]
+PROBE_CHECK_SECONDS = 1.0
 FLUSH_SECONDS = 0.01
 FLUSH_SIZE = 512
 RETRY_MAX = 30.0
@@ -44,41 +48,72 @@ LISTEN_RETRY = 5.0
 
 EVENT_COLUMNS = (
     "seq, event_id, validation_id, status, body, state, created_at, next_attempt_at, sent_at, "
-    "attempts"
+    "attempts, account"
 )
 
 INSERT = """
 WITH new AS (
-    INSERT INTO events (event_id, validation_id, status, body, state, created_at, next_attempt_at)
-    SELECT e, v, s, b, 'pending', $5, $5
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(e, v, s, b, n)
+    INSERT INTO events
+        (event_id, validation_id, status, body, state, created_at, next_attempt_at, account)
+    SELECT e, v, s, b, 'pending', $5, $5, a
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[])
+        WITH ORDINALITY AS t(e, v, s, b, a, n)
     ORDER BY n
-    RETURNING validation_id
+    RETURNING validation_id, account
 )
-INSERT INTO heads AS h (validation_id, pending, due)
-SELECT validation_id, count(*), $5 FROM new GROUP BY validation_id ORDER BY validation_id
+INSERT INTO heads AS h (validation_id, pending, due, account)
+SELECT validation_id, count(*), $5, min(account) FROM new
+GROUP BY validation_id ORDER BY validation_id
 ON CONFLICT (validation_id) DO UPDATE
 SET pending = h.pending + excluded.pending,
     due = CASE WHEN h.pending = 0 THEN excluded.due ELSE h.due END
 """
 
+# Accounts take turns: each account's due heads are ranked, rank 1 of every account comes
+# before rank 2 of any, and an account gets no more than its cap minus what it has in flight.
+# $5: only these accounts (a fixed target; NULL: every account with enabled settings),
+# $6: their cap (NULL: none), $7: the cap for settings without one, $8: accounts to probe.
 CLAIM = """
-WITH picked AS (
+WITH busy AS (
+    SELECT account, count(*) AS n FROM heads
+    WHERE lease_token IS NOT NULL AND lease_until > $1 GROUP BY account
+), candidates AS (
+    SELECT h.validation_id, h.account, h.due,
+           row_number() OVER (PARTITION BY h.account ORDER BY h.due) AS rank,
+           CASE WHEN h.account = ANY($8::text[]) THEN 1
+                WHEN $5::text[] IS NOT NULL THEN $6::int
+                ELSE coalesce(s.max_in_flight, $7::int) END AS cap
+    FROM heads AS h
+    LEFT JOIN account_settings AS s ON s.account = h.account
+    LEFT JOIN breakers AS k ON k.account = h.account
+    WHERE h.pending > 0 AND h.due <= $1 AND h.lease_until <= $1
+      AND CASE WHEN $5::text[] IS NOT NULL THEN h.account = ANY($5::text[])
+               ELSE coalesce(s.enabled, false)
+                    AND (k.state IS NULL OR k.state = 'closed' OR h.account = ANY($8::text[]))
+          END
+), chosen AS (
+    SELECT c.validation_id, c.rank, c.due
+    FROM candidates AS c LEFT JOIN busy AS b ON b.account = c.account
+    WHERE c.cap IS NULL OR c.rank + coalesce(b.n, 0) <= c.cap
+    ORDER BY c.rank, c.due LIMIT $2
+), picked AS (
     SELECT validation_id FROM heads
-    WHERE pending > 0 AND due <= $1 AND lease_until <= $1
-    ORDER BY due LIMIT $2
+    WHERE validation_id IN (SELECT validation_id FROM chosen) AND lease_until <= $1
+    ORDER BY validation_id
     FOR UPDATE SKIP LOCKED
 ), leased AS (
     UPDATE heads AS h SET lease_until = $1 + $3, lease_token = $4
     FROM picked WHERE h.validation_id = picked.validation_id
-    RETURNING h.validation_id
+    RETURNING h.validation_id, h.account
 )
-SELECT l.validation_id, e.seq, e.event_id, e.body, e.attempts
-FROM leased AS l LEFT JOIN LATERAL (
+SELECT l.validation_id, e.seq, e.event_id, e.body, e.attempts, l.account
+FROM leased AS l JOIN chosen AS c ON c.validation_id = l.validation_id
+LEFT JOIN LATERAL (
     SELECT seq, event_id, body, attempts FROM events
     WHERE validation_id = l.validation_id AND state IN ('pending', 'retrying')
     ORDER BY seq LIMIT 1
 ) AS e ON true
+ORDER BY c.rank, c.due
 """
 
 # A completion moves the event and its head on only while the head is still leased to the
@@ -110,6 +145,42 @@ FROM (SELECT * FROM owned ORDER BY validation_id) AS o
 WHERE h.validation_id = o.validation_id AND h.lease_token = o.token
 """
 
+# When the earliest head that a claim could take is due: leased heads when their lease ends,
+# accounts at their cap and behind an open breaker left out (but a breaker's next probe).
+NEXT_DUE = """
+WITH busy AS (
+    SELECT account, count(*) AS n FROM heads
+    WHERE lease_token IS NOT NULL AND lease_until > $2 GROUP BY account
+)
+SELECT min(t) FROM (
+    SELECT greatest(h.due, h.lease_until) AS t
+    FROM heads AS h
+    LEFT JOIN account_settings AS s ON s.account = h.account
+    LEFT JOIN breakers AS k ON k.account = h.account
+    LEFT JOIN busy AS b ON b.account = h.account
+    WHERE h.pending > 0
+      AND CASE WHEN $1::text[] IS NOT NULL THEN h.account = ANY($1::text[])
+               ELSE coalesce(s.enabled, false) AND (k.state IS NULL OR k.state = 'closed')
+                    AND coalesce(b.n, 0) < coalesce(s.max_in_flight, $3::int)
+          END
+    UNION ALL
+    SELECT k.probe_at FROM breakers AS k
+    WHERE $1::text[] IS NULL AND k.state <> 'closed' AND k.probe_at IS NOT NULL
+      AND EXISTS (SELECT 1 FROM heads AS h WHERE h.account = k.account AND h.pending > 0)
+) AS due_times
+"""
+
+PROBE = """
+UPDATE breakers AS k SET state = 'half_open', since = $1, probe_at = $1 + $2
+WHERE k.state <> 'closed' AND k.probe_at <= $1
+  AND EXISTS (
+      SELECT 1 FROM heads AS h WHERE h.account = k.account AND h.pending > 0 AND h.due <= $1
+  )
+RETURNING k.account
+"""
+
+BREAKER_COLUMNS = "state, since, reason, failures, pause, probe_at"
+
 RELEASE = """
 UPDATE heads SET lease_until = 0, lease_token = NULL
 WHERE validation_id = ANY($1::text[]) AND lease_token = ANY($2::text[])
@@ -118,11 +189,11 @@ WHERE validation_id = ANY($1::text[]) AND lease_token = ANY($2::text[])
 REQUEUE = """
 WITH again AS (
     UPDATE events SET state = 'pending', next_attempt_at = $2
-    WHERE event_id = $1 AND state IN ('sent', 'failed')
-    RETURNING validation_id
+    WHERE event_id = $1 AND state IN ('sent', 'failed') AND ($3::text IS NULL OR account = $3)
+    RETURNING validation_id, account
 )
-INSERT INTO heads AS h (validation_id, pending, due)
-SELECT validation_id, 1, $2 FROM again
+INSERT INTO heads AS h (validation_id, pending, due, account)
+SELECT validation_id, 1, $2, account FROM again
 ON CONFLICT (validation_id) DO UPDATE
 SET pending = h.pending + 1, due = CASE WHEN h.pending = 0 THEN excluded.due ELSE h.due END
 RETURNING validation_id
@@ -148,6 +219,7 @@ class PostgresEvents:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Tokens of claims that failed in flight (committed or not: unknown).
         self._orphans: set[str] = set()
+        self._next_probe_check = 0.0
 
     # -- wake-ups ------------------------------------------------------------------------------
 
@@ -238,12 +310,19 @@ class PostgresEvents:
                 [e.status for e in events],
                 [e.body for e in events],
                 now,
+                [e.account for e in events],
             )
 
     async def insert_in(self, conn: Any, event: NewEvent, now: float) -> None:
         """Insert one event inside the caller's transaction (the provider's records)."""
         await conn.execute(
-            INSERT, [event.event_id], [event.validation_id], [event.status], [event.body], now
+            INSERT,
+            [event.event_id],
+            [event.validation_id],
+            [event.status],
+            [event.body],
+            now,
+            [event.account],
         )
 
     async def inserted(self) -> None:
@@ -253,10 +332,19 @@ class PostgresEvents:
 
     # -- claims and completions ----------------------------------------------------------------
 
-    async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
+    async def claim(
+        self,
+        now: float,
+        limit: int,
+        lease: float,
+        *,
+        accounts: Sequence[str] | None = None,
+        cap: int | None = None,
+    ) -> list[Claim]:
         await self.flush()  # a completion frees its validation's next event: see it
         if self._failing:
             return []
+        probes = await self._probes(now, lease) if accounts is None else []
         if self._orphans:
             # Claims whose answer was lost with the connection may have been committed: give
             # them back now, rather than leave their events waiting for the lease to expire.
@@ -270,7 +358,17 @@ class PostgresEvents:
         token = secrets.token_hex(8)
         try:
             async with translated("cannot claim work"):
-                rows = await self._pool.fetch(CLAIM, now, limit, lease, token)
+                rows = await self._pool.fetch(
+                    CLAIM,
+                    now,
+                    limit,
+                    lease,
+                    token,
+                    None if accounts is None else list(accounts),
+                    cap,
+                    DEFAULT_MAX_IN_FLIGHT,
+                    probes,
+                )
         except StoreError:
             self._orphans.add(token)
             raise
@@ -282,6 +380,7 @@ class PostgresEvents:
                 r["body"].encode(),
                 r["attempts"],
                 token,
+                r["account"],
             )
             for r in rows
             if r["seq"] is not None
@@ -402,32 +501,51 @@ class PostgresEvents:
             )
         self._wake.set()
 
-    async def next_due(self, now: float) -> float | None:
+    async def next_due(
+        self, now: float, *, accounts: Sequence[str] | None = None, cap: int | None = None
+    ) -> float | None:
         await self.flush()
         async with translated("cannot read the queue"):
             due = await self._pool.fetchval(
-                "SELECT min(greatest(due, lease_until)) FROM heads WHERE pending > 0"
+                NEXT_DUE, None if accounts is None else list(accounts), now, DEFAULT_MAX_IN_FLIGHT
             )
         return None if due is None else float(due)
 
-    async def requeue(self, event_id: str, now: float) -> Requeued:
+    async def _probes(self, now: float, lease: float) -> list[str]:
+        """Open breakers whose pause is over, and whose endpoint has work: one worker wins
+        each, turns it half-open and sends the one probe."""
+        if now < self._next_probe_check:
+            return []
+        self._next_probe_check = now + PROBE_CHECK_SECONDS
+        async with translated("cannot read the breakers"):
+            rows = await self._pool.fetch(PROBE, now, lease)
+        return [r[0] for r in rows]
+
+    async def requeue(self, event_id: str, now: float, *, account: str | None = None) -> Requeued:
         await self.flush()
         async with translated("cannot queue the event again"):
-            again = await self._pool.fetchval(REQUEUE, event_id, now)
+            again = await self._pool.fetchval(REQUEUE, event_id, now, account)
             if again is not None:
                 self._wake.set()
                 await self.notify()
                 return "requeued"
-            known = await self._pool.fetchval("SELECT 1 FROM events WHERE event_id = $1", event_id)
+            known = await self._pool.fetchval(
+                "SELECT 1 FROM events WHERE event_id = $1 AND ($2::text IS NULL OR account = $2)",
+                event_id,
+                account,
+            )
         return "queued" if known else "unknown"
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def event(self, event_id: str) -> EventRow | None:
+    async def event(self, event_id: str, *, account: str | None = None) -> EventRow | None:
         await self.flush()
         async with translated("cannot read the event"):
             row = await self._pool.fetchrow(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1", event_id
+                f"SELECT {EVENT_COLUMNS} FROM events"
+                " WHERE event_id = $1 AND ($2::text IS NULL OR account = $2)",
+                event_id,
+                account,
             )
         return None if row is None else EventRow(*row)
 
@@ -464,6 +582,7 @@ class PostgresEvents:
         elif where.sent is False:
             clauses.append("state <> 'sent'")
         for column, value in (
+            ("account", where.account),
             ("status", where.status),
             ("validation_id", where.validation_id),
             ("state", where.state),
@@ -484,7 +603,7 @@ class PostgresEvents:
         return [EventRow(*row) for row in rows]
 
     async def validations_by_sent(
-        self, sent: bool, *, after: str = "", limit: int = 100
+        self, sent: bool, *, after: str = "", limit: int = 100, account: str | None = None
     ) -> list[ValidationSummary]:
         await self.flush()
         having = "count(*) FILTER (WHERE state <> 'sent') " + ("= 0" if sent else "> 0")
@@ -492,17 +611,61 @@ class PostgresEvents:
             rows = await self._pool.fetch(
                 "SELECT validation_id, count(*), count(*) FILTER (WHERE state = 'sent'),"
                 " count(*) FILTER (WHERE state <> 'sent') FROM events WHERE validation_id > $1"
+                " AND ($3::text IS NULL OR account = $3)"
                 f" GROUP BY validation_id HAVING {having} ORDER BY validation_id LIMIT $2",
                 after,
                 limit,
+                account,
             )
         return [ValidationSummary(*row) for row in rows]
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self, *, account: str | None = None) -> dict[str, int]:
         await self.flush()
         async with translated("cannot count the events"):
-            rows = await self._pool.fetch("SELECT state, count(*) FROM events GROUP BY state")
+            rows = await self._pool.fetch(
+                "SELECT state, count(*) FROM events WHERE $1::text IS NULL OR account = $1"
+                " GROUP BY state",
+                account,
+            )
         return {state: count for state, count in rows}
+
+    async def queue_stats(self, now: float) -> list[QueueStat]:
+        await self.flush()
+        async with translated("cannot read the queue"):
+            rows = await self._pool.fetch(
+                "SELECT account, count(*), min(created_at) FROM events"
+                " WHERE state IN ('pending', 'retrying') GROUP BY account"
+            )
+        return [QueueStat(a, n, max(0.0, now - oldest)) for a, n, oldest in rows]
+
+    async def breaker(self, account: str) -> Breaker:
+        async with translated("cannot read the breaker"):
+            row = await self._pool.fetchrow(
+                f"SELECT {BREAKER_COLUMNS} FROM breakers WHERE account = $1", account
+            )
+        return Breaker() if row is None else Breaker(*row)
+
+    async def set_breaker(self, account: str, breaker: Breaker) -> None:
+        async with translated("cannot save the breaker"):
+            await self._pool.execute(
+                f"INSERT INTO breakers (account, {BREAKER_COLUMNS})"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (account) DO UPDATE SET"
+                " state = excluded.state, since = excluded.since, reason = excluded.reason,"
+                " failures = excluded.failures, pause = excluded.pause,"
+                " probe_at = excluded.probe_at",
+                account,
+                breaker.state,
+                breaker.since,
+                storable(breaker.reason),
+                breaker.failures,
+                breaker.pause,
+                breaker.probe_at,
+            )
+        if breaker.state == "open":
+            self._next_probe_check = 0.0
+
+    async def drop_account(self, account: str) -> None:
+        """Nothing is cached per account here: the records delete the rows."""
 
     async def outstanding(self) -> int:
         await self.flush()

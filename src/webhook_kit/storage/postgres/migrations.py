@@ -68,6 +68,51 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at double precision NOT NULL
     );
     """,
+    # 2: accounts and their keys (hashed); settings, validations, events and breakers per
+    # account. The one settings row of version 1 becomes the default account's.
+    """
+    ALTER TABLE events ADD COLUMN account text NOT NULL DEFAULT 'default';
+    ALTER TABLE validations ADD COLUMN account text NOT NULL DEFAULT 'default';
+    ALTER TABLE heads ADD COLUMN account text NOT NULL DEFAULT 'default';
+    CREATE INDEX events_by_account ON events (account, seq);
+    CREATE INDEX heads_leased ON heads (account) WHERE lease_token IS NOT NULL;
+    CREATE TABLE accounts (
+        id text PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        created_at double precision NOT NULL
+    );
+    INSERT INTO accounts (id, name, created_at) VALUES ('default', 'default', 0);
+    CREATE TABLE api_keys (
+        hash text PRIMARY KEY,
+        account text NOT NULL,
+        created_at double precision NOT NULL,
+        expires_at double precision,
+        revoked_at double precision
+    );
+    CREATE INDEX api_keys_by_account ON api_keys (account);
+    CREATE TABLE account_settings (
+        account text PRIMARY KEY,
+        document text NOT NULL,
+        updated_at double precision NOT NULL,
+        enabled boolean NOT NULL,
+        max_in_flight integer
+    );
+    INSERT INTO account_settings (account, document, updated_at, enabled, max_in_flight)
+    SELECT 'default', document, updated_at,
+           coalesce((document::jsonb ->> 'enabled')::boolean, true), NULL
+    FROM settings;
+    DROP TABLE settings;
+    CREATE TABLE breakers (
+        account text PRIMARY KEY,
+        state text NOT NULL,
+        since double precision NOT NULL,
+        reason text NOT NULL,
+        failures integer NOT NULL,
+        pause double precision NOT NULL,
+        probe_at double precision
+    );
+    CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,17 +1,32 @@
-"""The provider's records (webhook settings, validations) on PostgreSQL."""
+"""The provider's records (accounts, keys, webhook settings, validations) on PostgreSQL."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
-from webhook_kit.errors import StaleUpdate
+from webhook_kit.errors import AlreadyExists, DuplicateEvent, StaleUpdate
 from webhook_kit.storage.postgres.errors import translated
 from webhook_kit.storage.postgres.events import PostgresEvents
-from webhook_kit.storage.rows import NewEvent, ValidationRow
+from webhook_kit.storage.rows import (
+    DEFAULT_ACCOUNT,
+    AccountRow,
+    KeyRow,
+    NewEvent,
+    ValidationRow,
+    settings_columns,
+)
+
+#: Characters of a key's hash that name it (``accounts keys``, ``revoke-key``).
+KEY_ID_LENGTH = 12
+BUMP = (
+    "INSERT INTO counters (name, value) VALUES ('settings', 1)"
+    " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1"
+)
 
 
 class PostgresRecords:
@@ -21,37 +36,62 @@ class PostgresRecords:
         self._pool = pool
         self._events = events
 
-    async def settings(self) -> dict[str, Any] | None:
+    # -- settings ------------------------------------------------------------------------------
+
+    async def settings(self, *, account: str = DEFAULT_ACCOUNT) -> dict[str, Any] | None:
         async with translated("cannot read the webhook settings"):
-            document = await self._pool.fetchval("SELECT document FROM settings WHERE id = 1")
+            document = await self._pool.fetchval(
+                "SELECT document FROM account_settings WHERE account = $1", account
+            )
         return None if document is None else dict(json.loads(document))
 
-    async def settings_version(self) -> float | None:
+    async def settings_version(self) -> int:
         async with translated("cannot read the webhook settings"):
-            version = await self._pool.fetchval("SELECT updated_at FROM settings WHERE id = 1")
-        return None if version is None else float(version)
-
-    async def put_settings(self, document: Mapping[str, Any], now: float) -> None:
-        async with translated("cannot save the webhook settings"):
-            await self._pool.execute(
-                "INSERT INTO settings (id, document, updated_at) VALUES (1, $1, $2)"
-                " ON CONFLICT (id) DO UPDATE SET document = excluded.document,"
-                " updated_at = excluded.updated_at",
-                json.dumps(document, ensure_ascii=False),
-                now,
+            version = await self._pool.fetchval(
+                "SELECT value FROM counters WHERE name = 'settings'"
             )
+        return int(version or 0)
 
-    async def delete_settings(self) -> bool:
-        async with translated("cannot delete the webhook settings"):
-            done = await self._pool.execute("DELETE FROM settings WHERE id = 1")
+    async def put_settings(
+        self, document: Mapping[str, Any], now: float, *, account: str = DEFAULT_ACCOUNT
+    ) -> None:
+        enabled, cap = settings_columns(document)
+        async with translated("cannot save the webhook settings"), self._pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO account_settings (account, document, updated_at, enabled,"
+                    " max_in_flight) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account) DO UPDATE"
+                    " SET document = excluded.document, updated_at = excluded.updated_at,"
+                    " enabled = excluded.enabled, max_in_flight = excluded.max_in_flight",
+                    account,
+                    json.dumps(document, ensure_ascii=False),
+                    now,
+                    enabled,
+                    cap,
+                )
+                await conn.execute(BUMP)
+        await self._events.inserted()  # an enabled webhook may have work waiting
+
+    async def delete_settings(self, *, account: str = DEFAULT_ACCOUNT) -> bool:
+        async with translated("cannot delete the webhook settings"), self._pool.acquire() as conn:
+            async with conn.transaction():
+                done = await conn.execute(
+                    "DELETE FROM account_settings WHERE account = $1", account
+                )
+                await conn.execute(BUMP)
         return bool(done == "DELETE 1")
 
-    async def validation(self, validation_id: str) -> ValidationRow | None:
+    # -- validations ---------------------------------------------------------------------------
+
+    async def validation(
+        self, validation_id: str, *, account: str = DEFAULT_ACCOUNT
+    ) -> ValidationRow | None:
         async with translated("cannot read the validation"):
             row = await self._pool.fetchrow(
-                "SELECT id, status, documents, created_at, updated_at FROM validations"
-                " WHERE id = $1",
+                "SELECT id, status, documents, created_at, updated_at, account FROM validations"
+                " WHERE id = $1 AND account = $2",
                 validation_id,
+                account,
             )
         return None if row is None else ValidationRow(*row)
 
@@ -62,22 +102,24 @@ class PostgresRecords:
             async with conn.transaction():
                 if expected is None:
                     await conn.execute(
-                        "INSERT INTO validations (id, status, documents, created_at, updated_at)"
-                        " VALUES ($1, $2, $3, $4, $5)",
+                        "INSERT INTO validations (id, status, documents, created_at, updated_at,"
+                        " account) VALUES ($1, $2, $3, $4, $5, $6)",
                         row.id,
                         row.status,
                         row.documents,
                         row.created_at,
                         row.updated_at,
+                        row.account,
                     )
                 else:
                     done = await conn.execute(
                         "UPDATE validations SET status = $1, documents = $2, updated_at = $3"
-                        " WHERE id = $4 AND status = $5 AND documents = $6",
+                        " WHERE id = $4 AND account = $5 AND status = $6 AND documents = $7",
                         row.status,
                         row.documents,
                         row.updated_at,
                         row.id,
+                        row.account,
                         expected.status,
                         expected.documents,
                     )
@@ -85,3 +127,105 @@ class PostgresRecords:
                         raise StaleUpdate(f"validation {row.id} changed meanwhile")
                 await self._events.insert_in(conn, notification, row.updated_at)
         await self._events.inserted()
+
+    # -- accounts and keys ---------------------------------------------------------------------
+
+    async def add_account(self, name: str, key_hash: str, now: float) -> AccountRow:
+        account = AccountRow(f"acc_{secrets.token_hex(6)}", name, now)
+        try:
+            async with translated("cannot add the account"), self._pool.acquire() as conn:
+                async with conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)",
+                        account.id,
+                        name,
+                        now,
+                    )
+                    await conn.execute(
+                        "INSERT INTO api_keys (hash, account, created_at) VALUES ($1, $2, $3)",
+                        key_hash,
+                        account.id,
+                        now,
+                    )
+        except DuplicateEvent as exc:  # the unique name (translated as a duplicate)
+            raise AlreadyExists(f"an account named {name!r} exists already") from exc
+        return account
+
+    async def accounts(self, *, after: str = "", limit: int = 100) -> list[AccountRow]:
+        async with translated("cannot list the accounts"):
+            rows = await self._pool.fetch(
+                "SELECT id, name, created_at FROM accounts WHERE name > $1 ORDER BY name LIMIT $2",
+                after,
+                limit,
+            )
+        return [AccountRow(*row) for row in rows]
+
+    async def account_named(self, name: str) -> AccountRow | None:
+        async with translated("cannot read the account"):
+            row = await self._pool.fetchrow(
+                "SELECT id, name, created_at FROM accounts WHERE name = $1", name
+            )
+        return None if row is None else AccountRow(*row)
+
+    async def account_for_key(self, key_hash: str, now: float) -> str | None:
+        async with translated("cannot check the API key"):
+            account = await self._pool.fetchval(
+                "SELECT account FROM api_keys WHERE hash = $1 AND revoked_at IS NULL"
+                " AND (expires_at IS NULL OR expires_at > $2)",
+                key_hash,
+                now,
+            )
+        return None if account is None else str(account)
+
+    async def keys(self, account: str) -> list[KeyRow]:
+        async with translated("cannot list the keys"):
+            rows = await self._pool.fetch(
+                "SELECT substr(hash, 1, $1), created_at, expires_at, revoked_at FROM api_keys"
+                " WHERE account = $2 ORDER BY created_at",
+                KEY_ID_LENGTH,
+                account,
+            )
+        return [KeyRow(*row) for row in rows]
+
+    async def add_key(self, account: str, key_hash: str, now: float, *, grace: float) -> None:
+        async with translated("cannot add the key"), self._pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE api_keys SET expires_at = $1 WHERE account = $2"
+                    " AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)",
+                    now + grace,
+                    account,
+                )
+                await conn.execute(
+                    "INSERT INTO api_keys (hash, account, created_at) VALUES ($1, $2, $3)",
+                    key_hash,
+                    account,
+                    now,
+                )
+
+    async def revoke_keys(self, account: str, now: float, *, key_id: str | None = None) -> int:
+        async with translated("cannot revoke the keys"):
+            done = await self._pool.execute(
+                "UPDATE api_keys SET revoked_at = $1 WHERE account = $2 AND revoked_at IS NULL"
+                " AND (expires_at IS NULL OR expires_at > $1)"
+                " AND ($3::text IS NULL OR substr(hash, 1, $4) = $3)",
+                now,
+                account,
+                key_id,
+                KEY_ID_LENGTH,
+            )
+        return int(done.split()[-1])
+
+    async def remove_account(self, account: str) -> bool:
+        async with translated("cannot remove the account"), self._pool.acquire() as conn:
+            async with conn.transaction():
+                gone = await conn.execute("DELETE FROM accounts WHERE id = $1", account)
+                for table in ("api_keys", "account_settings", "breakers", "validations", "heads"):
+                    await conn.execute(f"DELETE FROM {table} WHERE account = $1", account)
+                await conn.execute(
+                    "DELETE FROM attempts WHERE seq IN (SELECT seq FROM events WHERE account = $1)",
+                    account,
+                )
+                await conn.execute("DELETE FROM events WHERE account = $1", account)
+                await conn.execute(BUMP)
+        return bool(gone == "DELETE 1")

@@ -13,19 +13,22 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 
+from webhook_kit.delivery.breaker import Breaker, admits, probing
 from webhook_kit.errors import DuplicateEvent, StoreError
 from webhook_kit.storage.base import Requeued
 from webhook_kit.storage.rows import (
+    DEFAULT_MAX_IN_FLIGHT,
     AttemptRecord,
     AttemptRow,
     Claim,
     EventFilter,
     EventRow,
     NewEvent,
+    QueueStat,
     ValidationSummary,
     storable,
 )
-from webhook_kit.storage.scheduler import Scheduler
+from webhook_kit.storage.scheduler import Admission, Scheduler
 from webhook_kit.storage.sqlite.sql import read, writing
 
 log = logging.getLogger("webhook_kit.storage")
@@ -33,7 +36,7 @@ log = logging.getLogger("webhook_kit.storage")
 Clock = Callable[[], float]
 EVENT_COLUMNS = (
     "seq, event_id, validation_id, status, body, state, created_at, next_attempt_at, sent_at, "
-    "attempts"
+    "attempts, account"
 )
 ATTEMPT_COLUMNS = "a.attempt, a.at, a.duration_ms, a.outcome, a.http_status, a.reason"
 FLUSH_SECONDS = 0.01
@@ -55,16 +58,43 @@ class SqliteEvents:
         self._retry_timer: asyncio.TimerHandle | None = None
         self._failing = False
         self._wake = asyncio.Event()
+        #: Per account with stored settings: (enabled, in-flight cap), kept by the records.
+        self._stored: dict[str, tuple[bool, int | None]] = {}
+        self._breakers: dict[str, Breaker] = {}
+        #: When each queued event was created (for the oldest-pending metric).
+        self._created: dict[str, float] = {}
 
     def load(self) -> None:
         """Queue what a restart must deliver: events not yet sent or failed, oldest first."""
         self._next_seq = 1 + (self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0)
-        for seq, event_id, validation_id, body, due, attempts in self._db.execute(
-            "SELECT seq, event_id, validation_id, body, next_attempt_at, attempts FROM events"
-            " WHERE state IN ('pending', 'retrying') ORDER BY seq"
+        for seq, event_id, validation_id, body, due, attempts, account in self._db.execute(
+            "SELECT seq, event_id, validation_id, body, next_attempt_at, attempts, account"
+            " FROM events WHERE state IN ('pending', 'retrying') ORDER BY seq"
         ):
             # The stored text is what is sent again: retries are byte-identical across restarts.
-            self._scheduler.add(seq, event_id, validation_id, due, body.encode(), attempts)
+            self._scheduler.add(seq, event_id, validation_id, due, body.encode(), attempts, account)
+        for account, enabled, cap in self._db.execute(
+            "SELECT account, enabled, max_in_flight FROM account_settings"
+        ):
+            self._stored[account] = (bool(enabled), cap)
+        for account, *state in self._db.execute(
+            "SELECT account, state, since, reason, failures, pause, probe_at FROM breakers"
+        ):
+            self._breakers[account] = Breaker(*state)
+
+    def stored_settings(self, account: str, enabled: bool | None, cap: int | None) -> None:
+        """The records changed an account's settings (``enabled`` ``None``: deleted)."""
+        if enabled is None:
+            self._stored.pop(account, None)
+        else:
+            self._stored[account] = (enabled, cap)
+        self._wake.set()
+
+    def forget(self, account: str) -> None:
+        """The records removed ``account`` and everything of it."""
+        self._scheduler.drop_account(account)
+        self._stored.pop(account, None)
+        self._breakers.pop(account, None)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -109,33 +139,45 @@ class SqliteEvents:
     def _insert_rows(self, events: Sequence[NewEvent], now: float) -> None:
         first = self._next_seq
         rows = [
-            (first + i, e.event_id, e.validation_id, e.status, e.body, now, now)
+            (first + i, e.event_id, e.validation_id, e.status, e.body, now, now, e.account)
             for i, e in enumerate(events)
         ]
         with writing(self._db) as db:
             db.executemany(
                 "INSERT INTO events (seq, event_id, validation_id, status, body, state,"
-                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                " created_at, next_attempt_at, account)"
+                " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
                 rows,
             )
         self._next_seq = first + len(rows)
-        for seq, event_id, validation_id, _, body, _, due in rows:
-            self._scheduler.add(seq, event_id, validation_id, due, body.encode())
+        for seq, event_id, validation_id, _, body, _, due, account in rows:
+            self._scheduler.add(seq, event_id, validation_id, due, body.encode(), 0, account)
 
     def insert_in(self, db: sqlite3.Connection, event: NewEvent, now: float) -> int:
         """Insert one event inside the caller's transaction (the provider's records)."""
         seq = self._next_seq
         db.execute(
             "INSERT INTO events (seq, event_id, validation_id, status, body, state, created_at,"
-            " next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-            (seq, event.event_id, event.validation_id, event.status, event.body, now, now),
+            " next_attempt_at, account) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+            (
+                seq,
+                event.event_id,
+                event.validation_id,
+                event.status,
+                event.body,
+                now,
+                now,
+                event.account,
+            ),
         )
         return seq
 
     def inserted(self, seq: int, event: NewEvent, now: float) -> None:
         """The caller's transaction that ran :meth:`insert_in` committed: queue the event."""
         self._next_seq = seq + 1
-        self._scheduler.add(seq, event.event_id, event.validation_id, now, event.body.encode())
+        self._scheduler.add(
+            seq, event.event_id, event.validation_id, now, event.body.encode(), 0, event.account
+        )
         self._wake.set()
 
     def complete(self, record: AttemptRecord) -> None:
@@ -262,12 +304,46 @@ class SqliteEvents:
 
     # -- claims --------------------------------------------------------------------------------
 
-    async def claim(self, now: float, limit: int, lease: float) -> list[Claim]:
+    def _gates(
+        self, now: float, accounts: Sequence[str] | None, cap: int | None
+    ) -> tuple[Callable[[str], int | None], Callable[[str], Admission]]:
+        """The scheduler's cap and admission for one of the two claim scopes."""
+        if accounts is not None:
+            only = set(accounts)
+            return (lambda account: cap), (lambda a: "yes" if a in only else "no")
+
+        def stored_cap(account: str) -> int | None:
+            return self._stored.get(account, (False, None))[1] or DEFAULT_MAX_IN_FLIGHT
+
+        def admit(account: str) -> Admission:
+            if not self._stored.get(account, (False, None))[0]:
+                return "no"
+            breaker = self._breakers.get(account)
+            return "yes" if breaker is None else admits(breaker, now)
+
+        return stored_cap, admit
+
+    async def claim(
+        self,
+        now: float,
+        limit: int,
+        lease: float,
+        *,
+        accounts: Sequence[str] | None = None,
+        cap: int | None = None,
+    ) -> list[Claim]:
         if self._failing:
             return []
+        cap_of, admit = self._gates(now, accounts, cap)
+        taken = self._scheduler.take_due(now, limit, cap=cap_of, admit=admit)
+        if accounts is None:
+            for account in {e.account for e in taken}:
+                breaker = self._breakers.get(account)
+                if breaker is not None and breaker.state != "closed":
+                    await self.set_breaker(account, probing(breaker, now, lease))
         return [
-            Claim(e.seq, e.event_id, e.validation_id, e.body, e.attempts, "")
-            for e in self._scheduler.take_due(now, limit)
+            Claim(e.seq, e.event_id, e.validation_id, e.body, e.attempts, "", e.account)
+            for e in taken
         ]
 
     async def release(self, claims: Sequence[Claim]) -> None:
@@ -276,8 +352,24 @@ class SqliteEvents:
         if claims:
             self._wake.set()
 
-    async def next_due(self, now: float) -> float | None:
-        return None if self._failing else self._scheduler.next_due()
+    async def next_due(
+        self, now: float, *, accounts: Sequence[str] | None = None, cap: int | None = None
+    ) -> float | None:
+        if self._failing:
+            return None
+        cap_of, admit = self._gates(now, accounts, cap)
+        due = self._scheduler.next_due(cap=cap_of, admit=admit, at=now)
+        if accounts is None:
+            # An open breaker's next probe is due work too.
+            probes = [
+                b.probe_at
+                for a, b in self._breakers.items()
+                if b.state != "closed"
+                and b.probe_at is not None
+                and self._scheduler.accounts().get(a)
+            ]
+            due = min([d for d in (due, *probes) if d is not None], default=None)
+        return due
 
     async def wait_for_work(self, timeout: float) -> None:
         if not self._wake.is_set():
@@ -285,8 +377,11 @@ class SqliteEvents:
                 await asyncio.wait_for(self._wake.wait(), timeout)
         self._wake.clear()
 
-    async def requeue(self, event_id: str, now: float) -> Requeued:
+    async def requeue(self, event_id: str, now: float, *, account: str | None = None) -> Requeued:
         self.flush_now()
+        row = await self.event(event_id, account=account)
+        if row is None:
+            return "unknown"
         if event_id in self._scheduler:
             return "queued"
         with writing(self._db) as db:
@@ -297,19 +392,21 @@ class SqliteEvents:
             ).rowcount
         if changed != 1:
             return "unknown" if await self.event(event_id) is None else "queued"
-        row = await self.event(event_id)
-        assert row is not None
         self._scheduler.add(
-            row.seq, event_id, row.validation_id, now, row.body.encode(), row.attempts
+            row.seq, event_id, row.validation_id, now, row.body.encode(), row.attempts, row.account
         )
         self._wake.set()
         return "requeued"
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def event(self, event_id: str) -> EventRow | None:
+    async def event(self, event_id: str, *, account: str | None = None) -> EventRow | None:
         self.flush_now()
-        rows = read(self._db, f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+        rows = read(
+            self._db,
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ? AND (? IS NULL OR account = ?)",
+            (event_id, account, account),
+        )
         return EventRow(*rows[0]) if rows else None
 
     async def attempts(self, event_id: str) -> list[AttemptRow]:
@@ -342,6 +439,7 @@ class SqliteEvents:
         elif where.sent is False:
             clauses.append("state != 'sent'")
         for column, value in (
+            ("account", where.account),
             ("status", where.status),
             ("validation_id", where.validation_id),
             ("state", where.state),
@@ -365,22 +463,66 @@ class SqliteEvents:
         return [EventRow(*row) for row in rows]
 
     async def validations_by_sent(
-        self, sent: bool, *, after: str = "", limit: int = 100
+        self, sent: bool, *, after: str = "", limit: int = 100, account: str | None = None
     ) -> list[ValidationSummary]:
         self.flush_now()
         having = "SUM(state != 'sent') = 0" if sent else "SUM(state != 'sent') > 0"
         rows = read(
             self._db,
             "SELECT validation_id, COUNT(*), SUM(state = 'sent'), SUM(state != 'sent')"
-            " FROM events WHERE validation_id > ?"
+            " FROM events WHERE validation_id > ? AND (? IS NULL OR account = ?)"
             f" GROUP BY validation_id HAVING {having} ORDER BY validation_id LIMIT ?",
-            (after, limit),
+            (after, account, account, limit),
         )
         return [ValidationSummary(*row) for row in rows]
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self, *, account: str | None = None) -> dict[str, int]:
         self.flush_now()
-        return dict(read(self._db, "SELECT state, COUNT(*) FROM events GROUP BY state"))
+        return dict(
+            read(
+                self._db,
+                "SELECT state, COUNT(*) FROM events WHERE ? IS NULL OR account = ? GROUP BY state",
+                (account, account),
+            )
+        )
+
+    async def queue_stats(self, now: float) -> list[QueueStat]:
+        self.flush_now()
+        rows = read(
+            self._db,
+            "SELECT account, COUNT(*), MIN(created_at) FROM events"
+            " WHERE state = 'pending' OR state = 'retrying' GROUP BY account",
+        )
+        return [
+            QueueStat(account, depth, max(0.0, now - oldest)) for account, depth, oldest in rows
+        ]
+
+    async def breaker(self, account: str) -> Breaker:
+        return self._breakers.get(account, Breaker())
+
+    async def set_breaker(self, account: str, breaker: Breaker) -> None:
+        with writing(self._db) as db:
+            db.execute(
+                "INSERT INTO breakers (account, state, since, reason, failures, pause, probe_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET"
+                " state = excluded.state, since = excluded.since, reason = excluded.reason,"
+                " failures = excluded.failures, pause = excluded.pause,"
+                " probe_at = excluded.probe_at",
+                (
+                    account,
+                    breaker.state,
+                    breaker.since,
+                    storable(breaker.reason),
+                    breaker.failures,
+                    breaker.pause,
+                    breaker.probe_at,
+                ),
+            )
+        self._breakers[account] = breaker
+        self._wake.set()
+
+    async def drop_account(self, account: str) -> None:
+        self.forget(account)
 
     async def outstanding(self) -> int:
         return len(self._scheduler)

@@ -7,7 +7,7 @@ import sqlite3
 from webhook_kit.errors import ConfigError
 
 #: The schema version this build writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -38,11 +38,6 @@ CREATE TABLE IF NOT EXISTS attempts (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (seq, attempt);
-CREATE TABLE IF NOT EXISTS settings (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    document TEXT NOT NULL,
-    updated_at REAL NOT NULL
-);
 CREATE TABLE IF NOT EXISTS validations (
     id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -50,6 +45,41 @@ CREATE TABLE IF NOT EXISTS validations (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+"""
+
+#: Version 2: accounts, their keys (hashed), settings and breakers per account.
+ACCOUNTS = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    hash TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_account ON api_keys (account);
+CREATE TABLE IF NOT EXISTS account_settings (
+    account TEXT PRIMARY KEY,
+    document TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    enabled INTEGER NOT NULL,
+    max_in_flight INTEGER
+);
+CREATE TABLE IF NOT EXISTS breakers (
+    account TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    since REAL NOT NULL,
+    reason TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    pause REAL NOT NULL,
+    probe_at REAL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO accounts (id, name, created_at) VALUES ('default', 'default', 0);
 """
 
 
@@ -63,6 +93,7 @@ def migrate(db: sqlite3.Connection, path: str) -> None:
         )
     _upgrade_attempts_v0(db)
     db.executescript(SCHEMA)
+    _add_accounts(db)
     if version < SCHEMA_VERSION:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -91,3 +122,32 @@ def _upgrade_attempts_v0(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _add_accounts(db: sqlite3.Connection) -> None:
+    """Version 2: every event and validation belongs to an account; the one settings row of
+    earlier files becomes the default account's."""
+    db.executescript(ACCOUNTS)
+    for table in ("events", "validations"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "account" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN account TEXT NOT NULL DEFAULT 'default'")
+    db.execute("CREATE INDEX IF NOT EXISTS events_by_account ON events (account, seq)")
+    old = db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'settings'"
+    ).fetchone()
+    if old is not None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT OR IGNORE INTO account_settings"
+                " (account, document, updated_at, enabled, max_in_flight)"
+                " SELECT 'default', document, updated_at,"
+                " coalesce(json_extract(document, '$.enabled'), 1),"
+                " json_extract(document, '$.max_in_flight') FROM settings"
+            )
+            db.execute("DROP TABLE settings")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")

@@ -6,6 +6,7 @@ client is told."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import socket
@@ -357,6 +358,20 @@ def test_legacy_settings_still_read_flat(pki: Pki) -> None:
         pki.secret,
         "client_secret_post",
     )
+
+
+def test_changing_the_credentials_of_settings(pki: Pki) -> None:
+    settings = OAuthSettings("https://as/t", credentials=credentials(pki, "client_secret_post"))
+    wrong = settings.with_credentials(secret="wrong-secret")
+    assert (wrong.client_secret, wrong.credentials and wrong.credentials.secret) == (
+        "wrong-secret",
+        "wrong-secret",
+    )
+    assert wrong.with_credentials(method="client_secret_basic").auth_method == "client_secret_basic"
+    with pytest.raises(ConfigError, match="use OAuthSettings.with_credentials"):
+        dataclasses.replace(settings, client_secret="wrong-secret")
+    legacy = OAuthSettings("https://as/t", "c", "s3cret")
+    assert legacy.with_credentials(secret="other").client_secret == "other"
 
 
 @pytest.mark.parametrize(

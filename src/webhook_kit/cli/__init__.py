@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from webhook_kit._version import __version__
+from webhook_kit.cli.accounts import accounts
 from webhook_kit.cli.certify import certify as certify_command
 from webhook_kit.cli.emit import emit as emit_command
 from webhook_kit.cli.endpoint import certs, serve
@@ -91,6 +92,7 @@ for command in (
     certs,
     provider_command,
     worker_command,
+    accounts,
     emit_command,
     certify_command,
     schemas,

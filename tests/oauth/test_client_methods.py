@@ -496,6 +496,7 @@ class ScriptedServer:
         app = web.Application()
         app.router.add_post("/token", self.token)
         app.router.add_post("/mtls/token", self.token)
+        app.router.add_post("/hook", self.token)  # a receiver, from the same script
         app.router.add_get("/.well-known/oauth-authorization-server", self.discovery)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -683,3 +684,32 @@ def test_without_a_certificate_the_alias_is_not_used(pki: Pki) -> None:
         return server.paths
 
     assert scripted(body) == ["/token"]
+
+
+def test_a_receivers_bad_nonce_is_not_followed() -> None:
+    """A receiver's DPoP-Nonce that is not a nonce (a space, here) gets no retry with it; the
+    attempt refreshes the token once and reports the receiver's error code."""
+
+    async def body(server: ScriptedServer, session: aiohttp.ClientSession) -> Any:
+        challenge = 'DPoP error="use_dpop_nonce", error_description="x"'
+        server.answers = [
+            (200, TOKEN, {}),
+            (401, {}, {"WWW-Authenticate": challenge, "DPoP-Nonce": "not a nonce"}),
+            (200, TOKEN, {}),
+            (401, {}, {"WWW-Authenticate": 'DPoP error="invalid_token"'}),
+        ]
+        client = OAuthClient(OAuthSettings(server.token_url, "c", "s3cret", dpop="ES256"), session)
+        result = await transport.deliver(
+            session, client, server.base + "/hook", b"{}", event_id="e", timeout=10
+        )
+        requests = zip(server.requests, server.paths, strict=True)
+        hook_proofs = [proof_claims(h) for (h, _), path in requests if path == "/hook"]
+        return result, server.paths, hook_proofs
+
+    result, paths, proofs = scripted(body)
+    assert paths == ["/token", "/hook", "/token", "/hook"]
+    assert all("nonce" not in p for p in proofs)
+    assert result.outcome == "unauthorized" and result.token_refreshed
+    assert result.reason == (
+        "401 token refused by the receiver (invalid_token) (after a token refresh)"
+    )

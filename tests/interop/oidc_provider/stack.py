@@ -25,7 +25,6 @@ from typing import Any, Literal
 from tests.interop.harness import require
 from tests.interop.node_stacks import (
     CACHE,
-    INSTALL_HOW,
     STOP_TIMEOUT,
     _drain,
     _wait_for_url,
@@ -34,6 +33,9 @@ from tests.interop.node_stacks import (
 
 SOURCES = Path(__file__).parent
 SCRIPT = "server.mjs"
+INSTALL_HOW = (
+    "apt-get install nodejs npm; oidc-provider comes from npm (tests/interop/oidc_provider/)"
+)
 #: The resource (RFC 8707) the access tokens are issued for: the resource route's URL path.
 RESOURCE_PATH = "/webhook"
 

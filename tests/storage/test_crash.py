@@ -188,12 +188,6 @@ def test_sigkilled_workers_lose_nothing_keep_order_and_bound_duplicates(
     assert kills[-1].recorded < len(seen)
 
 
-@pytest.mark.xfail(
-    reason="issue 12: a worker paused beyond its lease still sends the claims it held, after "
-    "another worker took them over and delivered later events (fenced in the database, not on "
-    "the wire); remove this marker with the fix",
-    strict=False,
-)
 def test_a_worker_paused_beyond_its_lease_sends_nothing_out_of_order(
     postgres_url: str, tmp_path: Path
 ) -> None:

@@ -76,7 +76,7 @@ def test_an_earlier_database_is_upgraded_without_losing_attempts(tmp_path: Path)
             (2, 10.0, 5.0, "http_error", 500, "HTTP 500"),
         ]
         # The retrying event is queued again, with its attempts so far; it is due at 20.
-        (claim,) = await storage.events.claim(20.0, 10, 60.0)
+        (claim,) = await storage.events.claim(20.0, 10, 60.0, accounts=["default"])
         assert (claim.seq, claim.event_id, claim.attempts) == (1, event_id, 2)
         # New attempts go into the upgraded table, after the old ones.
         result = AttemptResult("success", "200", 4.0, 200)

@@ -78,6 +78,10 @@ def delivery_settings(options: dict[str, Any]) -> DispatcherSettings:
 )
 @delivery_options
 @click.option(
+    "--metrics-token",
+    help="The bearer token GET /metrics needs (default: generated, shown when ready).",
+)
+@click.option(
     "--workers",
     type=click.IntRange(0, 64),
     default=0,
@@ -123,6 +127,11 @@ def provider(as_json: bool, **options: Any) -> None:
     "--db", required=True, help="postgresql://user@host:port/dbname (shared with a provider)."
 )
 @delivery_options
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0 picks a free port).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print readiness as one JSON line.")
 def worker(as_json: bool, **options: Any) -> None:
     """Deliver a provider's events from a PostgreSQL database, with no API.
@@ -138,19 +147,28 @@ def worker(as_json: bool, **options: Any) -> None:
 
     delivery = delivery_settings(options)
     with settings_errors_are_usage():
-        settings = WorkerSettings(db=options.pop("db"), delivery=delivery)
+        settings = WorkerSettings(
+            db=options.pop("db"), delivery=delivery, metrics_port=options.pop("metrics_port")
+        )
 
-    def ready() -> None:
+    def ready(metrics_url: str | None) -> None:
         import os
 
         from webhook_kit.storage.url import DatabaseUrl
 
-        facts = {"worker": os.getpid(), "db": DatabaseUrl.parse(settings.db).display}
+        facts: dict[str, Any] = {
+            "worker": os.getpid(),
+            "db": DatabaseUrl.parse(settings.db).display,
+        }
+        if metrics_url is not None:
+            facts["metrics_url"] = metrics_url
         if as_json:
             echo_json(facts)
         else:
             click.echo(f"webhook-kit worker {facts['worker']} ready: {facts['db']}")
+            if metrics_url is not None:
+                click.echo(f"metrics: {metrics_url}")
             click.echo("Press Ctrl+C to stop.")
 
     with errors_to_exit():
-        run_until_signal(lambda r, s: run_worker(settings, r, s), ready)
+        run_until_signal(lambda _, shutdown: run_worker(settings, ready, shutdown), lambda: None)

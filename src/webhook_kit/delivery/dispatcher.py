@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from webhook_kit.delivery import transport
-from webhook_kit.delivery.breaker import Breaker, BreakerPolicy, after, unwell
+from webhook_kit.delivery.breaker import Breaker, BreakerPolicy, BreakerState, after, unwell
 from webhook_kit.delivery.guard import AddressPolicy, url_problem
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.delivery.policy import RetryPolicy
@@ -101,11 +101,13 @@ class DispatcherSettings:
 class DeliveryObserver(Protocol):
     """What the dispatcher reports as it goes (the metrics); every call must be cheap."""
 
-    def attempt(self, account: str, outcome: str, seconds: float) -> None: ...
+    def attempt(
+        self, account: str, outcome: str, failure_class: str | None, seconds: float
+    ) -> None: ...
 
     def token_fetch(self, account: str, ok: bool) -> None: ...
 
-    def breaker(self, account: str, state: str) -> None: ...
+    def breaker(self, account: str, state: BreakerState) -> None: ...
 
 
 #: Where a provider's dispatcher finds each account's target (``None``: none, or unusable).
@@ -496,7 +498,7 @@ class Dispatcher:
         state = STATE_FOR_ACTION[decision.action]
         self.events.complete(AttemptRecord(claim, attempt, at, result, state, next_at))
         if self._observer is not None:
-            self._observer.attempt(claim.account, result.outcome, result.duration_ms / 1000)
+            self._observer.attempt(claim.account, result.outcome, None, result.duration_ms / 1000)
             for _ in range(oauth.fetches - fetches):
                 self._observer.token_fetch(claim.account, result.outcome != "token_error")
         if self._loader is not None:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.errors import StaleUpdate, StoreError, StoreUnavailable
@@ -160,7 +160,8 @@ class ProviderApi:
         ]
 
 
-def create_provider_app(api: ProviderApi) -> Starlette:
+def create_provider_app(api: ProviderApi, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+    """The API under :data:`BASE_PATH`, its health check, and ``extra_routes`` (``/metrics``)."""
     openapi = json.dumps(build_openapi()).encode()
 
     async def openapi_json(request: Request) -> Response:
@@ -171,6 +172,10 @@ def create_provider_app(api: ProviderApi) -> Starlette:
 
     routes = [Route("/openapi.json", openapi_json), *api.routes()]
     return Starlette(
-        routes=[Mount(BASE_PATH, routes=routes), Route("/_kit/health", health)],
+        routes=[
+            Mount(BASE_PATH, routes=routes),
+            Route("/_kit/health", health),
+            *(extra_routes or []),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
     )

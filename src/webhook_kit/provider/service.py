@@ -19,8 +19,10 @@ from webhook_kit.delivery.dispatcher import (
     Target,
 )
 from webhook_kit.errors import ConfigError, StoreError
+from webhook_kit.metrics import metrics_route
 from webhook_kit.provider import webhook_settings, workers
 from webhook_kit.provider.app import BASE_PATH, ProviderApi, create_provider_app
+from webhook_kit.provider.monitor import DeliveryMonitor
 from webhook_kit.serving import servers
 from webhook_kit.serving.servers import ServerName
 from webhook_kit.storage.base import RecordStore, Storage
@@ -49,6 +51,9 @@ class ProviderSettings:
     #: Separate ``webhook-kit worker`` processes to deliver (PostgreSQL only); 0 delivers in
     #: the API's own process.
     workers: int = 0
+    #: The bearer token ``GET /metrics`` needs (default: generated). The page lists every
+    #: account's id and volume: never something one account may read.
+    metrics_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         DatabaseUrl.parse(self.db)  # a bad --db is a usage error, before anything starts
@@ -71,6 +76,8 @@ class ProviderInfo:
     apikey: str = field(repr=False)
     db: str
     ca_file: str | None
+    metrics_url: str
+    metrics_token: str = field(repr=False)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +92,7 @@ class Provider:
             self.files, _ = ensure_dev_certs(settings.certs_dir)
         server_context(self.files)
         self.apikey = settings.apikey or secrets.token_urlsafe(24)
+        self.metrics_token = settings.metrics_token or secrets.token_urlsafe(24)
         self.db_url = DatabaseUrl.parse(settings.db)
         self.db = self.db_url.display
         self.storage: Storage | None = None
@@ -96,7 +104,14 @@ class Provider:
     @property
     def info(self) -> ProviderInfo:
         ca = self.files.ca_file
-        return ProviderInfo(self.base_url, self.apikey, self.db, str(ca) if ca else None)
+        return ProviderInfo(
+            self.base_url,
+            self.apikey,
+            self.db,
+            str(ca) if ca else None,
+            self.base_url.removesuffix(BASE_PATH) + "/metrics",
+            self.metrics_token,
+        )
 
     async def run(self, ready: Callable[[], None], shutdown: asyncio.Event) -> None:
         s = self.settings
@@ -106,14 +121,22 @@ class Provider:
             self.sock.close()
             raise
         try:
-            dispatcher = stored_dispatcher(storage, s.delivery, deliver=s.workers == 0)
-            async with dispatcher, workers.running(s.workers, self.db_url, s.delivery):
+            monitor = DeliveryMonitor(storage.events)
+            dispatcher = stored_dispatcher(
+                storage, s.delivery, deliver=s.workers == 0, observer=monitor.metrics
+            )
+            metrics = metrics_route(monitor.metrics.registry, bearer_token=self.metrics_token)
+            async with (
+                monitor.running(),
+                dispatcher,
+                workers.running(s.workers, self.db_url, s.delivery),
+            ):
                 self.dispatcher = dispatcher
                 api = ProviderApi(
                     records=storage.records, dispatcher=dispatcher, apikey=self.apikey
                 )
                 await servers.serve(
-                    create_provider_app(api),
+                    create_provider_app(api, [metrics]),
                     sock=self.sock,
                     files=self.files,
                     server=s.server,

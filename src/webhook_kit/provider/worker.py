@@ -10,6 +10,7 @@ from a newer build) stop it with the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from contextlib import suppress
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 
 from webhook_kit.delivery.dispatcher import DispatcherSettings
 from webhook_kit.errors import ConfigError, StoreError, StoreUnavailable
+from webhook_kit.metrics import serve_metrics
+from webhook_kit.provider.monitor import DeliveryMonitor
 from webhook_kit.provider.service import stored_dispatcher
 from webhook_kit.storage.base import Storage
 from webhook_kit.storage.url import DatabaseUrl, open_storage
@@ -33,6 +36,9 @@ class WorkerSettings:
     delivery: DispatcherSettings = field(
         default_factory=lambda: DispatcherSettings(address_policy="local")
     )
+    #: Serve ``GET /metrics`` (Prometheus) on this loopback port (0: any free one); ``None``: no.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if not DatabaseUrl.parse(self.db).multi_process:
@@ -58,17 +64,32 @@ async def connect(db: DatabaseUrl, shutdown: asyncio.Event) -> Storage | None:
 
 
 async def run_worker(
-    settings: WorkerSettings, ready: Callable[[], None], shutdown: asyncio.Event
+    settings: WorkerSettings,
+    ready: Callable[[str | None], None],
+    shutdown: asyncio.Event,
 ) -> None:
+    """Deliver until ``shutdown``; ``ready`` gets the metrics URL (if any) once delivering."""
     db = DatabaseUrl.parse(settings.db)
     storage = await connect(db, shutdown)
     if storage is None:
         return
     try:
         version = await _version(storage)
-        dispatcher = stored_dispatcher(storage, settings.delivery)
-        async with dispatcher:
-            ready()
+        monitor = DeliveryMonitor(storage.events)
+        dispatcher = stored_dispatcher(storage, settings.delivery, observer=monitor.metrics)
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(monitor.running())
+            await stack.enter_async_context(dispatcher)
+            metrics_url = None
+            if settings.metrics_port is not None:
+                server = await serve_metrics(
+                    monitor.metrics.registry,
+                    host=settings.metrics_host,
+                    port=settings.metrics_port,
+                )
+                stack.push_async_callback(server.close)
+                metrics_url = server.url
+            ready(metrics_url)
             while not shutdown.is_set():
                 with suppress(TimeoutError):
                     await asyncio.wait_for(shutdown.wait(), SETTINGS_POLL)

@@ -167,6 +167,37 @@ def rotate_key(name: str, db: str, grace: str, as_json: bool) -> None:
         click.echo(f"The previous keys of {name} stop working in {grace}.")
 
 
+@accounts.command(name="rotate-signing-key")
+@click.argument("name")
+@DB_OPTION
+@click.option(
+    "--overlap",
+    default="1h",
+    show_default=True,
+    help="How long the new key is published before it signs (authorization servers cache JWKS).",
+)
+def rotate_signing_key(name: str, db: str, overlap: str) -> None:
+    """Give an account a new key for signing client assertions (private_key_jwt).
+
+    The new key is in the account's JWKS at once and signs after --overlap; the old one stays
+    published a few minutes longer than it signs.
+    """
+    from webhook_kit.parsing import duration
+    from webhook_kit.provider import signing
+
+    seconds = duration(overlap) if overlap.strip() not in ("0", "0s") else 0.0
+    if seconds is None:
+        raise click.BadParameter("a duration such as 30m, 1h or 7d", param_hint="--overlap")
+
+    async def work(storage: Storage) -> str:
+        account = await _account_id(storage, name)
+        key = await signing.rotate(storage.records, account, time.time(), overlap=seconds)
+        return key.kid
+
+    kid = _with_storage(db, work)
+    click.echo(f"new signing key {kid} for {name}: published now, signing in {overlap}")
+
+
 @accounts.command(name="revoke-key")
 @click.argument("name")
 @DB_OPTION

@@ -250,6 +250,12 @@ class Dispatcher:
             self._targets.pop(account, None)
         self._wake.set()
 
+    async def load_target(self, account: str) -> Target | None:
+        """The account's target as its stored settings say now (not cached)."""
+        if self._loader is None:
+            return self._target
+        return await self._loader(account)
+
     async def _target_of(self, account: str) -> tuple[Target, OAuthClient] | None:
         if self._loader is None:
             target = self._usable()
@@ -261,7 +267,9 @@ class Dispatcher:
                 self._targets[account] = None
             else:
                 # Accounts never share a token: one client (and its cache) per account.
-                client = OAuthClient(target.oauth, self.session, clock=self._clock)
+                client = OAuthClient(
+                    target.oauth, self.session, clock=self._clock, ca_file=self.settings.ca_file
+                )
                 self._targets[account] = (target, client)
         return self._targets[account]
 
@@ -270,7 +278,9 @@ class Dispatcher:
         if target is not None and self._session is not None:
             same_auth = self._target is not None and self._target.oauth == target.oauth
             if not same_auth or self._oauth is None:
-                self._oauth = OAuthClient(target.oauth, self._session, clock=self._clock)
+                self._oauth = OAuthClient(
+                    target.oauth, self._session, clock=self._clock, ca_file=self.settings.ca_file
+                )
         self._target = target
         self._wake.set()
 
@@ -539,7 +549,7 @@ class Dispatcher:
 
 
 def _scrubbed(result: AttemptResult, target: Target) -> AttemptResult:
-    reason = scrub(result.reason, [target.oauth.client_secret])
+    reason = scrub(result.reason, list(target.oauth.secrets))
     if reason == result.reason:
         return result
     return AttemptResult(

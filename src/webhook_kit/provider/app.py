@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.errors import StaleUpdate, StoreError, StoreUnavailable
-from webhook_kit.provider import apikeys
+from webhook_kit.provider import apikeys, settings_api
 from webhook_kit.provider.events_api import EventsApi
 from webhook_kit.provider.lifecycle import LifecycleError
 from webhook_kit.provider.openapi import build_openapi
@@ -52,11 +52,12 @@ class ProviderApi:
         apikey: str,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        public_url: str = "",
     ) -> None:
         self.apikey = apikey
         self.records = records
         self.clock = clock
-        self.settings = SettingsApi(records, dispatcher, clock)
+        self.settings = SettingsApi(records, dispatcher, clock, public_url)
         self.events = EventsApi(records, dispatcher)
         self.validations = ValidationsApi(records, dispatcher, clock, rng or random.Random())
 
@@ -118,8 +119,22 @@ class ProviderApi:
 
         return endpoint
 
+    async def jwks(self, request: Request) -> Response:
+        """An account's public signing keys: no apikey (its authorization server fetches them)."""
+        try:
+            keys = await settings_api.jwks(
+                self.records, request.path_params["account"], self.clock()
+            )
+        except StoreError:
+            response = error_response(503, "storage_unavailable", "try again later")
+            response.headers["Retry-After"] = str(RETRY_AFTER)
+            return response
+        if keys is None:
+            return error_response(404, "account_not_found", "no such account")
+        return JSONResponse(keys, headers={"Cache-Control": "public, max-age=300"})
+
     def routes(self) -> list[Route]:
-        """The routes under :data:`BASE_PATH`, each behind the apikey check."""
+        """The routes under :data:`BASE_PATH`, each behind the apikey check (but the JWKS)."""
         g, settings, events, validations = (
             self.guarded,
             self.settings,
@@ -127,6 +142,7 @@ class ProviderApi:
             self.validations,
         )
         return [
+            Route("/accounts/{account}/jwks.json", self.jwks, methods=["GET"]),
             Route("/webhook/settings", g(settings.create), methods=["POST"]),
             Route("/webhook/settings", g(settings.read), methods=["GET"]),
             Route("/webhook/settings", g(settings.update), methods=["PUT"]),

@@ -68,7 +68,7 @@ async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
     Failure details say what the sender needs and no more (see ``transport.network_failure``):
     whoever may set the webhook URL reads them.
     """
-    secret = target.oauth.client_secret
+    secrets = list(target.oauth.secrets)
     steps: list[dict[str, Any]] = []
     body = notifications.build(
         "on-course", validation_id=f"test-{new_id()}", previous_status=None, test=True
@@ -76,11 +76,12 @@ async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
     timeout = dispatcher.settings.timeout
 
     def failed(step: str, detail: str, started: float) -> dict[str, Any]:
-        steps.append(_step(step, False, scrub(detail, [secret]), started))
+        steps.append(_step(step, False, scrub(detail, secrets), started))
         return {"ok": False, "url": target.url, "steps": steps, "notification": body}
 
     started = time.perf_counter()
-    oauth = OAuthClient(target.oauth, dispatcher.session)  # fresh: this tests the credentials
+    # Fresh: this tests the credentials.
+    oauth = OAuthClient(target.oauth, dispatcher.session, ca_file=dispatcher.settings.ca_file)
     try:
         token = await oauth.token()
     except TokenFetchError as exc:
@@ -94,7 +95,10 @@ async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         facts = await _tls_facts(
-            target.url, dispatcher.ssl_context, timeout, dispatcher.settings.address_policy
+            target.url,
+            oauth.tls_context or dispatcher.ssl_context,
+            timeout,
+            dispatcher.settings.address_policy,
         )
     except ssl.SSLCertVerificationError as exc:
         return failed("tls", f"certificate not trusted: {visible(exc.verify_message)}", started)
@@ -114,7 +118,9 @@ async def run_test(dispatcher: Dispatcher, target: Target) -> dict[str, Any]:
         token=token,
         event_id=body["event_id"],
         timeout=timeout,
+        extra_headers=oauth.resource_headers(token, "POST", target.url),
+        ssl_context=oauth.tls_context,
     )
-    detail = f"{result.outcome}: {scrub(result.reason, [secret])}"  # made visible at the source
+    detail = f"{result.outcome}: {scrub(result.reason, secrets)}"  # made visible at the source
     steps.append(_step("delivery", result.ok, detail, started))
     return {"ok": result.ok, "url": target.url, "steps": steps, "notification": body}

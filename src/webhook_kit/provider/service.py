@@ -20,8 +20,9 @@ from webhook_kit.delivery.dispatcher import (
 )
 from webhook_kit.errors import ConfigError, StoreError
 from webhook_kit.metrics import metrics_route
-from webhook_kit.provider import webhook_settings, workers
+from webhook_kit.provider import signing, webhook_settings, workers
 from webhook_kit.provider.app import BASE_PATH, ProviderApi, create_provider_app
+from webhook_kit.provider.client_files import ClientFiles
 from webhook_kit.provider.monitor import DeliveryMonitor
 from webhook_kit.serving import servers
 from webhook_kit.serving.servers import ServerName
@@ -122,44 +123,62 @@ class Provider:
             raise
         try:
             monitor = DeliveryMonitor(storage.events)
-            dispatcher = stored_dispatcher(
-                storage, s.delivery, deliver=s.workers == 0, observer=monitor.metrics
-            )
-            metrics = metrics_route(monitor.metrics.registry, bearer_token=self.metrics_token)
-            async with (
-                monitor.running(),
-                dispatcher,
-                workers.running(s.workers, self.db_url, s.delivery),
-            ):
-                self.dispatcher = dispatcher
-                api = ProviderApi(
-                    records=storage.records, dispatcher=dispatcher, apikey=self.apikey
+            with ClientFiles.private() as files:
+                dispatcher = stored_dispatcher(
+                    storage, s.delivery, files, deliver=s.workers == 0, observer=monitor.metrics
                 )
-                await servers.serve(
-                    create_provider_app(api, [metrics]),
-                    sock=self.sock,
-                    files=self.files,
-                    server=s.server,
-                    shutdown=shutdown,
-                    ready=ready,
-                )
+                await self._serve(dispatcher, monitor, ready, shutdown)
         finally:
             self.sock.close()
             await storage.close()
+
+    async def _serve(
+        self,
+        dispatcher: Dispatcher,
+        monitor: DeliveryMonitor,
+        ready: Callable[[], None],
+        shutdown: asyncio.Event,
+    ) -> None:
+        s = self.settings
+        storage = self.storage
+        assert storage is not None
+        metrics = metrics_route(monitor.metrics.registry, bearer_token=self.metrics_token)
+        async with (
+            monitor.running(),
+            dispatcher,
+            workers.running(s.workers, self.db_url, s.delivery),
+        ):
+            self.dispatcher = dispatcher
+            api = ProviderApi(
+                records=storage.records,
+                dispatcher=dispatcher,
+                apikey=self.apikey,
+                public_url=self.base_url,
+            )
+            await servers.serve(
+                create_provider_app(api, [metrics]),
+                sock=self.sock,
+                files=self.files,
+                server=s.server,
+                shutdown=shutdown,
+                ready=ready,
+            )
 
 
 def stored_dispatcher(
     storage: Storage,
     delivery: DispatcherSettings,
+    files: ClientFiles,
     *,
     deliver: bool = True,
     observer: DeliveryObserver | None = None,
 ) -> Dispatcher:
-    """A dispatcher over every account's stored webhook settings (the provider, a worker)."""
+    """A dispatcher over every account's stored webhook settings (the provider, a worker);
+    client certificates from the settings are written into ``files``."""
     records = storage.records
 
     async def target(account: str) -> Target | None:
-        return await stored_target(records, delivery.timeout, account)
+        return await stored_target(records, delivery.timeout, account, files)
 
     async def disabled(account: str, reason: str) -> None:
         await save_disabled(records, account, reason)
@@ -174,13 +193,18 @@ def stored_dispatcher(
     )
 
 
-async def stored_target(records: RecordStore, timeout: float, account: str) -> Target | None:
+async def stored_target(
+    records: RecordStore, timeout: float, account: str, files: ClientFiles
+) -> Target | None:
     """An account's saved webhook settings as a delivery target (``None``: none, or unusable)."""
     stored = await records.settings(account=account)
     if stored is None:
         return None
+    key = None
+    if stored["auth"].get("client_auth_method") == "private_key_jwt":
+        key = await signing.current(records, account, time.time())
     try:
-        return webhook_settings.to_target(stored, timeout)
+        return webhook_settings.to_target(stored, timeout, signing_key=key, files=files)
     except ConfigError as exc:  # saved by an earlier version that checked less
         log.warning("the stored webhook settings cannot be used (%s): save them again", exc)
         return None

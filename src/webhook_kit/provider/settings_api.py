@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from webhook_kit.delivery.dispatcher import Dispatcher
 from webhook_kit.errors import ConfigError
-from webhook_kit.provider import views, webhook_settings
+from webhook_kit.provider import signing, views, webhook_settings
 from webhook_kit.provider.params import account_of, json_body
 from webhook_kit.provider.probe import run_test
 from webhook_kit.serving.http import HttpError, JSONResponse
@@ -26,8 +26,13 @@ log = logging.getLogger("webhook_kit.provider")
 
 class SettingsApi:
     def __init__(
-        self, records: RecordStore, dispatcher: Dispatcher, clock: Callable[[], float]
+        self,
+        records: RecordStore,
+        dispatcher: Dispatcher,
+        clock: Callable[[], float],
+        public_url: str = "",
     ) -> None:
+        self.public_url = public_url
         self.records = records
         self.dispatcher = dispatcher
         self.clock = clock
@@ -43,6 +48,9 @@ class SettingsApi:
         if settings is None:
             raise HttpError(404, "webhook_not_configured", "no webhook settings yet")
         shown = webhook_settings.masked(settings)
+        if settings["auth"].get("client_auth_method") == "private_key_jwt":
+            # What the customer registers at its authorization server: the sender's keys.
+            shown["auth"]["jwks_url"] = f"{self.public_url}/accounts/{account}/jwks.json"
         breaker = (await self.dispatcher.events.breaker(account)).as_json()
         for key in ("since", "next_probe_at"):
             moment = breaker[key]
@@ -79,13 +87,17 @@ class SettingsApi:
         if settings is None:
             raise HttpError(409, "webhook_not_configured", "create the webhook settings first")
         try:
-            target = webhook_settings.to_target(settings, self.dispatcher.settings.timeout)
+            target = await self.dispatcher.load_target(account)
         except ConfigError as exc:  # saved by an earlier version that checked less
             raise HttpError(
                 409,
                 "invalid_settings",
                 f"the stored settings cannot be used ({exc}); save them again",
             ) from exc
+        if target is None:
+            raise HttpError(
+                409, "invalid_settings", "the stored settings cannot be used; save them again"
+            )
         trace = await run_test(self.dispatcher, target)
         settings["last_test"] = {"ok": trace["ok"], "at": views.iso(self.clock())}
         await self.records.put_settings(settings, self.clock(), account=account)
@@ -113,3 +125,11 @@ def _validated(document: Any) -> dict[str, Any]:
 
 def _invalid(exc: webhook_settings.SettingsInvalid) -> HttpError:
     return HttpError(422, "invalid_settings", str(exc), errors=exc.errors)
+
+
+async def jwks(records: RecordStore, account: str, now: float) -> dict[str, Any] | None:
+    """The account's public signing keys (made on first use); ``None`` for no such account."""
+    if await records.account(account) is None:
+        return None
+    await signing.current(records, account, now)
+    return signing.jwks(await records.signing_keys(account), now)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from webhook_kit.delivery.dispatcher import DispatcherSettings
 from webhook_kit.errors import ConfigError, StoreError, StoreUnavailable
 from webhook_kit.metrics import serve_metrics
+from webhook_kit.provider.client_files import ClientFiles
 from webhook_kit.provider.monitor import DeliveryMonitor
 from webhook_kit.provider.service import stored_dispatcher
 from webhook_kit.storage.base import Storage
@@ -76,8 +77,11 @@ async def run_worker(
     try:
         version = await _version(storage)
         monitor = DeliveryMonitor(storage.events)
-        dispatcher = stored_dispatcher(storage, settings.delivery, observer=monitor.metrics)
         async with contextlib.AsyncExitStack() as stack:
+            files = stack.enter_context(ClientFiles.private())
+            dispatcher = stored_dispatcher(
+                storage, settings.delivery, files, observer=monitor.metrics
+            )
             await stack.enter_async_context(monitor.running())
             await stack.enter_async_context(dispatcher)
             metrics_url = None

@@ -41,6 +41,7 @@ from webhook_kit.storage.rows import (
     KeyRow,
     NewEvent,
     QueueStat,
+    SigningKeyRow,
     ValidationRow,
     ValidationSummary,
 )
@@ -187,6 +188,8 @@ class RecordStore(Protocol):
 
     async def account_named(self, name: str) -> AccountRow | None: ...
 
+    async def account(self, account_id: str) -> AccountRow | None: ...
+
     async def account_for_key(self, key_hash: str, now: float) -> str | None:
         """The account a key's hash belongs to, if the key is neither revoked nor expired."""
         ...
@@ -203,6 +206,16 @@ class RecordStore(Protocol):
 
     async def remove_account(self, account: str) -> bool:
         """Delete the account, its keys, settings, validations and events."""
+        ...
+
+    async def signing_keys(self, account: str) -> list[SigningKeyRow]:
+        """The account's assertion-signing keys, oldest first."""
+        ...
+
+    async def add_signing_key(
+        self, account: str, key: SigningKeyRow, *, retire_others_at: float | None
+    ) -> None:
+        """Add a key; with ``retire_others_at``, the account's other keys retire then."""
         ...
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import orjson
@@ -137,6 +137,23 @@ class KeyRow:
         if self.expires_at is not None:
             return "expired" if self.expires_at <= now else "expiring"
         return "active"
+
+
+@dataclass(frozen=True)
+class SigningKeyRow:
+    """One of an account's keys for signing ``private_key_jwt`` client assertions.
+
+    A new key is published (in the account's JWKS) before it signs: from ``active_from``; an
+    old one stays published until ``retire_at``, so that an authorization server's cached JWKS
+    always holds the key of the assertion it gets.
+    """
+
+    kid: str
+    algorithm: str
+    private_pem: str = field(repr=False)
+    created_at: float
+    active_from: float
+    retire_at: float | None = None
 
 
 class QueueStat(NamedTuple):

@@ -113,6 +113,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE TABLE counters (name text PRIMARY KEY, value bigint NOT NULL);
     """,
+    # 3: each account's keys for signing client assertions (private_key_jwt).
+    """
+    CREATE TABLE signing_keys (
+        kid text PRIMARY KEY,
+        account text NOT NULL,
+        algorithm text NOT NULL,
+        private_pem text NOT NULL,
+        created_at double precision NOT NULL,
+        active_from double precision NOT NULL,
+        retire_at double precision
+    );
+    CREATE INDEX signing_keys_by_account ON signing_keys (account);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -17,6 +17,7 @@ from webhook_kit.storage.rows import (
     AccountRow,
     KeyRow,
     NewEvent,
+    SigningKeyRow,
     ValidationRow,
     settings_columns,
 )
@@ -167,6 +168,13 @@ class PostgresRecords:
             )
         return None if row is None else AccountRow(*row)
 
+    async def account(self, account_id: str) -> AccountRow | None:
+        async with translated("cannot read the account"):
+            row = await self._pool.fetchrow(
+                "SELECT id, name, created_at FROM accounts WHERE id = $1", account_id
+            )
+        return None if row is None else AccountRow(*row)
+
     async def account_for_key(self, key_hash: str, now: float) -> str | None:
         async with translated("cannot check the API key"):
             account = await self._pool.fetchval(
@@ -220,7 +228,14 @@ class PostgresRecords:
         async with translated("cannot remove the account"), self._pool.acquire() as conn:
             async with conn.transaction():
                 gone = await conn.execute("DELETE FROM accounts WHERE id = $1", account)
-                for table in ("api_keys", "account_settings", "breakers", "validations", "heads"):
+                for table in (
+                    "api_keys",
+                    "account_settings",
+                    "breakers",
+                    "signing_keys",
+                    "validations",
+                    "heads",
+                ):
                     await conn.execute(f"DELETE FROM {table} WHERE account = $1", account)
                 await conn.execute(
                     "DELETE FROM attempts WHERE seq IN (SELECT seq FROM events WHERE account = $1)",
@@ -229,3 +244,36 @@ class PostgresRecords:
                 await conn.execute("DELETE FROM events WHERE account = $1", account)
                 await conn.execute(BUMP)
         return bool(gone == "DELETE 1")
+
+    async def signing_keys(self, account: str) -> list[SigningKeyRow]:
+        async with translated("cannot read the signing keys"):
+            rows = await self._pool.fetch(
+                "SELECT kid, algorithm, private_pem, created_at, active_from, retire_at"
+                " FROM signing_keys WHERE account = $1 ORDER BY active_from, created_at",
+                account,
+            )
+        return [SigningKeyRow(*row) for row in rows]
+
+    async def add_signing_key(
+        self, account: str, key: SigningKeyRow, *, retire_others_at: float | None
+    ) -> None:
+        async with translated("cannot add the signing key"), self._pool.acquire() as conn:
+            async with conn.transaction():
+                if retire_others_at is not None:
+                    await conn.execute(
+                        "UPDATE signing_keys SET retire_at = $1 WHERE account = $2"
+                        " AND (retire_at IS NULL OR retire_at > $1)",
+                        retire_others_at,
+                        account,
+                    )
+                await conn.execute(
+                    "INSERT INTO signing_keys (kid, account, algorithm, private_pem, created_at,"
+                    " active_from, retire_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    key.kid,
+                    account,
+                    key.algorithm,
+                    key.private_pem,
+                    key.created_at,
+                    key.active_from,
+                    key.retire_at,
+                )

@@ -14,6 +14,7 @@ from webhook_kit.storage.rows import (
     AccountRow,
     KeyRow,
     NewEvent,
+    SigningKeyRow,
     ValidationRow,
     settings_columns,
 )
@@ -148,6 +149,12 @@ class SqliteRecords:
         rows = read(self._db, "SELECT id, name, created_at FROM accounts WHERE name = ?", (name,))
         return AccountRow(*rows[0]) if rows else None
 
+    async def account(self, account_id: str) -> AccountRow | None:
+        rows = read(
+            self._db, "SELECT id, name, created_at FROM accounts WHERE id = ?", (account_id,)
+        )
+        return AccountRow(*rows[0]) if rows else None
+
     async def account_for_key(self, key_hash: str, now: float) -> str | None:
         rows = read(
             self._db,
@@ -196,6 +203,7 @@ class SqliteRecords:
                 ("api_keys", "account"),
                 ("account_settings", "account"),
                 ("breakers", "account"),
+                ("signing_keys", "account"),
                 ("validations", "account"),
             ):
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (account,))
@@ -207,6 +215,39 @@ class SqliteRecords:
             _bump(db)
         self._events.forget(account)
         return bool(gone == 1)
+
+    async def signing_keys(self, account: str) -> list[SigningKeyRow]:
+        rows = read(
+            self._db,
+            "SELECT kid, algorithm, private_pem, created_at, active_from, retire_at"
+            " FROM signing_keys WHERE account = ? ORDER BY active_from, created_at",
+            (account,),
+        )
+        return [SigningKeyRow(*row) for row in rows]
+
+    async def add_signing_key(
+        self, account: str, key: SigningKeyRow, *, retire_others_at: float | None
+    ) -> None:
+        with writing(self._db) as db:
+            if retire_others_at is not None:
+                db.execute(
+                    "UPDATE signing_keys SET retire_at = ? WHERE account = ?"
+                    " AND (retire_at IS NULL OR retire_at > ?)",
+                    (retire_others_at, account, retire_others_at),
+                )
+            db.execute(
+                "INSERT INTO signing_keys (kid, account, algorithm, private_pem, created_at,"
+                " active_from, retire_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key.kid,
+                    account,
+                    key.algorithm,
+                    key.private_pem,
+                    key.created_at,
+                    key.active_from,
+                    key.retire_at,
+                ),
+            )
 
 
 def _bump(db: sqlite3.Connection) -> None:

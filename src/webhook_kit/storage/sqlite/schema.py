@@ -7,7 +7,7 @@ import sqlite3
 from webhook_kit.errors import ConfigError
 
 #: The schema version this build writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS validations (
 );
 """
 
-#: Version 2: accounts, their keys (hashed), settings and breakers per account.
+#: Version 2: accounts, their keys (hashed), settings and breakers per account; version 3: each
+#: account's keys for signing client assertions (private_key_jwt).
 ACCOUNTS = """
 CREATE TABLE IF NOT EXISTS accounts (
     id TEXT PRIMARY KEY,
@@ -79,6 +80,16 @@ CREATE TABLE IF NOT EXISTS breakers (
     probe_at REAL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS signing_keys (
+    kid TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    private_pem TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    active_from REAL NOT NULL,
+    retire_at REAL
+);
+CREATE INDEX IF NOT EXISTS signing_keys_by_account ON signing_keys (account);
 INSERT OR IGNORE INTO accounts (id, name, created_at) VALUES ('default', 'default', 0);
 """
 

@@ -156,3 +156,11 @@ def test_dpop_bound_tokens_from_the_settings(start_provider: Any, start_endpoint
     until(lambda: delivered(sink, validation_id))
     (received,) = sink.recorder.query(validation_id=validation_id)
     assert received["headers"]["authorization"].startswith("DPoP ")
+
+
+def test_the_settings_schema_lists_the_registrys_methods() -> None:
+    from webhook_kit.contract.schema import load
+    from webhook_kit.oauth.client_auth import METHODS
+
+    auth = load("settings")["properties"]["auth"]["properties"]
+    assert tuple(auth["client_auth_method"]["enum"]) == METHODS

@@ -1055,12 +1055,12 @@ def row(outcome: str, status: int | None = None, ms: float = 4.2) -> AttemptRow:
         pytest.param([row("connect_error")], "fail", "accepted with a 2xx", id="connect-error"),
     ],
 )
-def test_delivery_judge(attempts: list[dict[str, Any]], verdict: Verdict, says: str) -> None:
+def test_delivery_judge(attempts: list[AttemptRow], verdict: Verdict, says: str) -> None:
     result = delivery.judge("cancelled", attempts)
     assert (result.id, result.verdict) == ("delivery.cancelled", verdict)
     assert says in result.detail
     if attempts:
-        assert result.duration_ms == attempts[-1]["duration_ms"]
+        assert result.duration_ms == attempts[-1].duration_ms
     if verdict == "fail" and attempts:
         assert "a valid 'cancelled' notification" in result.detail
     assert_consistent([result], "delivery")

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -42,6 +42,9 @@ from webhook_kit.serving.http import (
     read_body,
 )
 from webhook_kit.timing import elapsed_ms
+
+if TYPE_CHECKING:
+    from webhook_kit.metrics import EndpointMetrics
 
 log = logging.getLogger("webhook_kit.endpoint")
 
@@ -98,7 +101,9 @@ class WebhookRoute:
         faults: FaultInjector,
         max_body: int,
         constraint: SenderConstraint | None = None,
+        metrics: EndpointMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.verifier = verifier
         self.constraint = constraint or SenderConstraint()
         self.validator = validator
@@ -124,6 +129,11 @@ class WebhookRoute:
             record.update(accepted=False, http_status=exc.status, error_type=exc.error_type)
             record["reason"] = f"{exc.status} {exc.message}"
             response = exc.response()
+            if self.metrics is not None:
+                self.metrics.refused(exc.error_type, exc.status)
+        else:
+            if self.metrics is not None:
+                self.metrics.accepted(duplicate=bool(record.get("duplicate")))
         record["duration_ms"] = elapsed_ms(started)
         self.recorder.add(record)
         if log.isEnabledFor(logging.DEBUG):

@@ -13,6 +13,7 @@ from webhook_kit.endpoint.app import Urls, WebhookRoute, create_app
 from webhook_kit.endpoint.faults import FaultInjector
 from webhook_kit.endpoint.recorder import Recorder
 from webhook_kit.endpoint.settings import EndpointSettings
+from webhook_kit.metrics import EndpointMetrics, metrics_route
 from webhook_kit.oauth.credentials import ClientRegistration
 from webhook_kit.oauth.issuer import IssuerSettings, TokenIssuer
 from webhook_kit.oauth.verifier import BearerVerifier, SenderConstraint
@@ -56,6 +57,8 @@ class Endpoint:
         self.sock = servers.bind(settings.host, settings.port)
         port = self.sock.getsockname()[1]
         self.urls = Urls(f"https://{servers.url_host(self.sock)}:{port}", settings.path)
+        # Counts only, no account or secret: served without a token, like /_kit.
+        self.metrics = EndpointMetrics()
         self.issuer = TokenIssuer(
             IssuerSettings(
                 issuer=self.urls.base,
@@ -65,6 +68,7 @@ class Endpoint:
                 dpop_nonce=settings.dpop_nonce,
             ),
             token_endpoint=self.urls.token,
+            metrics=self.metrics,
         )
         self.verifier = BearerVerifier(
             key=self.issuer.public_key, issuer=self.urls.base, audience=settings.tokens.audience
@@ -76,8 +80,14 @@ class Endpoint:
             recorder=self.recorder,
             faults=FaultInjector(settings.faults),
             max_body=settings.max_body,
+            metrics=self.metrics,
         )
-        self.app = create_app(urls=self.urls, issuer=self.issuer, receiver=self.receiver)
+        self.app = create_app(
+            urls=self.urls,
+            issuer=self.issuer,
+            receiver=self.receiver,
+            extra_routes=[metrics_route(self.metrics.registry)],
+        )
 
     def _cert_files(self) -> CertFiles:
         s = self.settings

@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from cryptography import x509
@@ -56,6 +56,9 @@ from webhook_kit.oauth.credentials import (
 from webhook_kit.oauth.mtls import certificate_thumbprint, peer_certificate, subject_alt_names
 from webhook_kit.redact import scrub
 from webhook_kit.serving.http import HttpError, read_body
+
+if TYPE_CHECKING:
+    from webhook_kit.metrics import EndpointMetrics
 
 #: Token requests are tiny; anything larger is refused before parsing.
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
@@ -169,8 +172,10 @@ class TokenIssuer:
         limiter: FailureLimiter | None = None,
         jwks: JwksSource | None = None,
         token_endpoint: str | None = None,
+        metrics: EndpointMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.client = ClientRegistration.of(settings.credentials)
         self.token_endpoint_url = token_endpoint or settings.issuer + "/oauth/token"
         self.key = key or generate_signing_key()
@@ -433,6 +438,8 @@ class TokenIssuer:
         wait = self.limiter.retry_after(address)
         if wait is not None:
             seconds = max(1, math.ceil(wait))
+            if self.metrics is not None:
+                self.metrics.token_refused("slow_down")
             return JSONResponse(
                 {
                     "error": "slow_down",
@@ -466,6 +473,8 @@ class TokenIssuer:
             cnf = self._bind(request, peer)
             body = self.issue(scope=form.get("scope"), audience=form.get("audience"), cnf=cnf)
         except OAuthError as exc:
+            if self.metrics is not None:
+                self.metrics.token_refused(exc.error)
             if exc.status == 401 and self.client.method in SECRET_METHODS:
                 headers["WWW-Authenticate"] = 'Basic realm="webhook-kit"'
             # Descriptions may quote what the client sent; never echo the secret back.
@@ -475,6 +484,8 @@ class TokenIssuer:
                 status_code=exc.status,
                 headers=headers,
             )
+        if self.metrics is not None:
+            self.metrics.token_issued()
         return JSONResponse(body, headers=headers)
 
 

@@ -38,7 +38,7 @@ def _body() -> NewEvent:
 async def _claimed(events: EventStore, n: int) -> list[Claim]:
     """``n`` new events (each its own validation), claimed for an attempt."""
     await events.insert([_body() for _ in range(n)])
-    claims = await events.claim(time.time() + 1, n, 60.0)
+    claims = await events.claim(time.time() + 1, n, 60.0, accounts=["default"])
     assert len(claims) == n
     return claims
 

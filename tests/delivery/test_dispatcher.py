@@ -141,7 +141,8 @@ def test_410_disables_the_webhook_and_keeps_the_event(start_endpoint: Any) -> No
     sink: Endpoint = start_endpoint(faults=faults("*=410"))
     disabled: list[str] = []
 
-    async def on_disable(reason: str) -> None:
+    async def on_disable(account: str, reason: str) -> None:
+        assert account == "default"
         disabled.append(reason)
 
     async def scenario(storage: Storage) -> None:

@@ -49,6 +49,7 @@ STATE_FOR_ACTION: dict[str, EventState] = {
 #: How long the coordinator waits for news before it looks at the store again (other processes'
 #: completions and expired leases are not announced).
 POLL_SECONDS = 1.0
+MIN_WAIT = 0.01
 #: Seconds kept between the end of an attempt and its lease's end; an attempt needs at least
 #: MIN_ATTEMPT seconds of lease left to start.
 LEASE_MARGIN = 0.5
@@ -343,7 +344,8 @@ class Dispatcher:
         backoff = 0.0
         while not self._stopping:
             self._wake.clear()
-            wait_for: float | None = POLL_SECONDS
+            poll = self.events.poll_interval
+            wait_for: float | None = poll
             try:
                 if (
                     self._loader is not None or self._usable() is not None
@@ -364,7 +366,11 @@ class Dispatcher:
                             continue
                         due = await self.events.next_due(now, **self._scope)
                         if due is not None:
-                            wait_for = min(max(due - self._clock(), 0.0), POLL_SECONDS)
+                            # Due already, yet not claimed (another process took it): a short
+                            # pause rather than a busy loop.
+                            wait_for = max(due - self._clock(), MIN_WAIT)
+                            if poll is not None:
+                                wait_for = min(wait_for, poll)
                     else:
                         wait_for = None  # a completion wakes us
                 self._store_back()
@@ -373,8 +379,6 @@ class Dispatcher:
                 backoff = min(max(2 * backoff, 0.5), STORE_BACKOFF_MAX)
                 self._store_down(exc, backoff)
                 wait_for = backoff
-            if wait_for == 0.0:
-                continue
             await self._wait(wait_for)
 
     def _store_down(self, exc: StoreError, backoff: float) -> None:

@@ -141,6 +141,12 @@ class EventStore(Protocol):
         ...
 
     @property
+    def poll_interval(self) -> float | None:
+        """How often a dispatcher must look for work nobody announces (other processes'
+        completions, expired leases); ``None``: every change is announced here."""
+        ...
+
+    @property
     def writable(self) -> bool:
         """False while completions cannot be written: claim nothing more until they can."""
         ...

@@ -40,6 +40,8 @@ log = logging.getLogger("webhook_kit.storage")
 
 Clock = Callable[[], float]
 PROBE_CHECK_SECONDS = 1.0
+#: Other workers' completions and expired leases are not announced: look this often.
+POLL_SECONDS = 1.0
 FLUSH_SECONDS = 0.01
 FLUSH_SIZE = 512
 RETRY_MAX = 30.0
@@ -485,6 +487,10 @@ class PostgresEvents:
         if self._listener is not None:
             with suppress(Exception):
                 await self._listener.close()
+
+    @property
+    def poll_interval(self) -> float | None:
+        return POLL_SECONDS
 
     @property
     def writable(self) -> bool:

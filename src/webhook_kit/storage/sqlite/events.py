@@ -279,6 +279,10 @@ class SqliteEvents:
         self._flush_completions()
 
     @property
+    def poll_interval(self) -> float | None:
+        return None  # one process: every insert, completion and release is seen here
+
+    @property
     def writable(self) -> bool:
         return not self._failing
 

@@ -16,6 +16,7 @@ import pytest
 
 from examples.receiver.app import create_app as example_app
 from tests.certify.receivers import Breakage, receiver
+from webhook_kit.certify.checks import binding_judges
 from webhook_kit.certify.model import CertifySettings, Report, SoakSettings
 from webhook_kit.certify.pipeline import CHECK_IDS, certify
 from webhook_kit.endpoint.service import Endpoint
@@ -242,9 +243,19 @@ def test_the_kits_own_endpoint_refuses_every_forgery(start_endpoint: Any, server
     """Expiry included: a 2 s token is waited out (1 s leeway) and replayed."""
     sink: Endpoint = start_endpoint(server=server, token_ttl=2)
     report = certify_url(sink, sink.info.url, expiry_wait=10, expiry_leeway=1, probes=1)
-    forgeries = [c for c in report.checks if c.requirement == "oauth" and c.id != "oauth.token"]
+    bound = set(binding_judges.CHECK_IDS)
+    forgeries = [
+        c
+        for c in report.checks
+        if c.requirement == "oauth" and c.id != "oauth.token" and c.id not in bound
+    ]
     got = {c.id: c.verdict for c in forgeries}
     assert set(got.values()) == {"pass"}, explain(report)
+    # certify holds neither a DPoP key nor a certificate: nothing is bound, and it says how.
+    skips = {c.id: c.detail for c in report.checks if c.id in bound}
+    assert {c.verdict for c in report.checks if c.id in bound} == {"skip"}
+    assert "--dpop ES256" in skips["oauth.dpop_replay"]
+    assert "--client-cert" in skips["oauth.mtls_other_cert"]
     for check_id in ("oauth.alg_confusion", "oauth.expired_token", "oauth.jku", "oauth.x5u"):
         assert "refused with 401" in next(c.detail for c in forgeries if c.id == check_id)
 

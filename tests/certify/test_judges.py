@@ -26,6 +26,7 @@ from webhook_kit.certify import pipeline
 from webhook_kit.certify import report as reports
 from webhook_kit.certify.checks import (
     availability,
+    binding_judges,
     delivery,
     https,
     json_body,
@@ -1445,8 +1446,9 @@ def test_runner_check_ids_are_the_contract_order() -> None:
     ids = pipeline.CHECK_IDS
     assert ids[:9] == (*url.CHECK_IDS, *https.CHECK_IDS)
     assert ids[9:12] == oauth_token.CHECK_IDS
+    assert ids[27:33] == binding_judges.CHECK_IDS  # after the receiver's token checks
     assert ids[-4:] == (*availability.CHECK_IDS, *robustness.CHECK_IDS)
-    assert len(ids) == len(set(ids)) == 4 + 5 + 3 + 15 + 2 + 9 + 2 + 2
+    assert len(ids) == len(set(ids)) == 4 + 5 + 3 + 15 + 6 + 2 + 9 + 2 + 2
 
 
 def test_an_accepted_fetched_key_says_it_was_fetched() -> None:

@@ -68,15 +68,47 @@ class Context:
         url: str | None = None,
         event_id: str | None = None,
     ) -> AttemptResult:
-        """One POST through the dispatcher's transport (no redirects, verified TLS)."""
+        """One POST through the dispatcher's transport (no redirects, verified TLS), with the
+        token presented as the sender presents it: over its client certificate, and as
+        ``DPoP`` with a proof when the token is DPoP-bound."""
+        target = url or self.settings.url
+        client = self.oauth_client
+        encoded = transport.encode(body)
+        event = event_id or str(body["event_id"])
+        bound = client is not None and (
+            client.token_scheme == "DPoP" or client.tls_context is not None
+        )
+        if client is not None and bound and token is not None and token in self.tokens_seen:
+            if content_type == "application/json":
+                # The sender's own path: proofs with the receiver's nonce, one retry for it.
+                return await transport.deliver(
+                    self.session,
+                    client,
+                    target,
+                    encoded,
+                    event_id=event,
+                    timeout=self.settings.timeout,
+                )
+            return await transport.post_once(
+                self.session,
+                target,
+                encoded,
+                token=token,
+                event_id=event,
+                timeout=self.settings.timeout,
+                content_type=content_type,
+                extra_headers=client.resource_headers(token, "POST", target),
+                ssl_context=client.tls_context,
+            )
         return await transport.post_once(
             self.session,
-            url or self.settings.url,
-            transport.encode(body),
+            target,
+            encoded,
             token=token,
-            event_id=event_id or str(body["event_id"]),
+            event_id=event,
             timeout=self.settings.timeout,
             content_type=content_type,
+            ssl_context=client.tls_context if client is not None else None,
         )
 
     async def valid_token(self) -> str | None:

@@ -70,6 +70,10 @@ class CertifySettings:
     soak: SoakSettings | None = None
     #: The whole run stops after this many seconds (soak and expiry wait come on top).
     deadline: float = 300.0
+    #: A second client certificate the receiver's TLS trusts, for ``oauth.mtls_other_cert``
+    #: (default: a self-signed one certify makes, which a strict handshake refuses).
+    other_client_cert: Path | None = None
+    other_client_key: Path | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.oauth.timeout) and self.oauth.timeout > 0):
@@ -82,8 +86,10 @@ class CertifySettings:
             raise ConfigError("expiry leeway must be between 0 and 3600 seconds")
         if not (math.isfinite(self.deadline) and self.deadline > 0):
             raise ConfigError("deadline must be positive")
-        if not self.oauth.token_url and not self.issuer:
+        if not self.oauth.token_url and not self.issuer and not self.oauth.issuer:
             raise ConfigError("give a token URL or an issuer to discover it from")
+        if (self.other_client_cert is None) != (self.other_client_key is None):
+            raise ConfigError("other_client_cert: give the other certificate and its key")
 
     @property
     def timeout(self) -> float:
@@ -96,7 +102,14 @@ class CertifySettings:
         return self.deadline + extra
 
     def with_oauth(self, **changes: Any) -> CertifySettings:
+        """These settings with OAuth settings other than the credentials changed (the token
+        URL found by discovery); the credentials change through :meth:`with_credentials`."""
         return replace(self, oauth=replace(self.oauth, **changes))
+
+    def with_credentials(self, **changes: Any) -> CertifySettings:
+        """These settings with the client's credentials changed (``secret=``, ``method=``,
+        ``private_key=``, ``cert_file=``...), as the OAuth settings allow."""
+        return replace(self, oauth=self.oauth.with_credentials(**changes))
 
 
 @dataclass(frozen=True)

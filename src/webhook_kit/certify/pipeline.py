@@ -11,6 +11,8 @@ from dataclasses import replace
 
 from webhook_kit.certify.checks import (
     availability,
+    binding,
+    binding_judges,
     delivery,
     https,
     json_body,
@@ -35,6 +37,7 @@ STAGES: tuple[tuple[Requirement, Stage, tuple[str, ...]], ...] = (
     ("https", https.run, https.CHECK_IDS),
     ("oauth", oauth_token.run, oauth_token.CHECK_IDS),
     ("oauth", oauth.run, oauth.RECEIVER_IDS),
+    ("oauth", binding.run, binding_judges.CHECK_IDS),
     ("json", json_body.run, json_body.CHECK_IDS),
     ("delivery", delivery.run, delivery.CHECK_IDS),
     ("availability", availability.run, availability.CHECK_IDS),
@@ -53,7 +56,8 @@ async def certify(
     session = transport.make_session(client_context(settings.ca_file), limit=8)
     results: list[CheckResult] = []
     async with session:
-        ctx = Context(settings=settings, session=session)
+        # The checks see what earlier ones found (binding checks skip after oauth.no_token).
+        ctx = Context(settings=settings, session=session, results=results)
 
         def record(result: CheckResult) -> None:
             results.append(clean(ctx, result))

@@ -14,9 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
-
-from webhook_kit.certify import forge
+from webhook_kit.certify import forge, presenting
 from webhook_kit.certify.checks.oauth_judges import (
     SENT,
     Answer,
@@ -29,7 +27,6 @@ from webhook_kit.certify.context import Context, Timer, blocked, skipped
 from webhook_kit.certify.discovery import discover, fetch_jwks
 from webhook_kit.certify.keyserver import key_server
 from webhook_kit.certify.model import CheckResult
-from webhook_kit.delivery import transport
 from webhook_kit.display import visible
 from webhook_kit.errors import DiscoveryError
 
@@ -53,33 +50,12 @@ RECEIVER_IDS = (
 
 
 async def _send(ctx: Context, token: str | None, url: str | None = None) -> Answer:
-    """One valid notification with ``token``; keeps the challenge header for the judges."""
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": transport.USER_AGENT,
-    }
-    body = ctx.notification()
-    headers["Webhook-Id"] = str(body["event_id"])
-    headers["Webhook-Timestamp"] = str(int(time.time()))
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        async with ctx.session.post(
-            url or ctx.settings.url,
-            data=transport.encode(body),
-            headers=headers,
-            allow_redirects=False,
-            timeout=transport.deadline(ctx.settings.timeout),
-        ) as response:
-            await response.content.read(transport.MAX_RESPONSE_BYTES)
-            return Answer(response.status, challenge=response.headers.get("WWW-Authenticate"))
-    except TimeoutError:
-        return Answer(None, f"timeout: no answer within {ctx.settings.timeout:g}s")
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        # aiohttp puts the request URL in some messages, and the query-token check's URL
-        # carries the token: say what failed without repeating the URL.
-        text = str(exc).replace(url or ctx.settings.url, "<the URL>")
-        return Answer(None, f"connect_error: {visible(text[:200])}")
+    """One valid notification with ``token`` presented as the sender presents its own (over
+    its client certificate; as ``DPoP`` with a proof when its token is DPoP-bound)."""
+    target = url or ctx.settings.url
+    return await presenting.send(
+        ctx, lambda: presenting.as_sender(ctx.oauth_client, token, target), target
+    )
 
 
 async def _send_all(ctx: Context, forgeries: Sequence[forge.Forgery]) -> list[tuple[str, Answer]]:

@@ -72,6 +72,10 @@ class Answer:
     failure: str | None = None
     #: The ``WWW-Authenticate`` header, if any.
     challenge: str | None = None
+    #: The receiver's ``DPoP-Nonce`` header, if any.
+    nonce: str | None = None
+    #: The TLS handshake refused the client (its certificate): a refusal, not an outage.
+    handshake_refused: bool = False
 
     @property
     def accepted(self) -> bool:

@@ -1,23 +1,32 @@
 """oauth, sender side: the token URL is HTTPS, the credentials get a token (with advice drawn
-from the endpoint's own error when they do not), and a wrong secret gets none.
+from the endpoint's own error when they do not), and a wrong credential gets none.
+
+Every client authentication method of the registry works here, exactly as the dispatcher uses
+it; the wrong credential is the method's own (a wrong secret, an assertion signed by another
+key, another certificate under the same subject).
 
 The judges are pure; ``obtain`` does the I/O."""
 
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from webhook_kit.certify import impostor
 from webhook_kit.certify.context import Context, Timer, blocked
 from webhook_kit.certify.discovery import discover
 from webhook_kit.certify.forge import parse
-from webhook_kit.certify.model import CheckResult
+from webhook_kit.certify.model import CertifySettings, CheckResult
 from webhook_kit.delivery.guard import url_problem
 from webhook_kit.display import visible
-from webhook_kit.errors import DiscoveryError, TokenFetchError
-from webhook_kit.oauth.client import AuthMethod, OAuthClient
+from webhook_kit.errors import ConfigError, DiscoveryError, TokenFetchError
+from webhook_kit.oauth import client_auth
+from webhook_kit.oauth.client import OAuthClient
+from webhook_kit.oauth.client_auth import Credential
 
 CHECK_IDS = ("oauth.token_url", "oauth.token", "oauth.wrong_secret")
 _AUDIENCE = re.compile(r"audience|\baud\b|resource", re.IGNORECASE)
@@ -63,14 +72,32 @@ def advice(refusal: Refusal, facts: TokenFacts) -> str:
             return "the endpoint refused the audience: check --audience"
         return "the token endpoint requires an audience (or resource): pass --audience"
     if refusal.error == "invalid_client":
-        return (
-            "check the client id and secret, and the client authentication method "
-            "(--auth-method client_secret_basic or client_secret_post)"
-        )
+        return _client_advice(facts.method)
     if refusal.error in ("unauthorized_client", "unsupported_grant_type"):
         return "allow the client credentials grant for this client"
     return (
         "check the client id and secret, and that the endpoint allows the client credentials grant"
+    )
+
+
+def _client_advice(method: str) -> str:
+    """What to check when the endpoint did not recognise the client, by what the method uses."""
+    info = client_auth.REGISTRY.get(method)  # type: ignore[call-overload]
+    if info is None or info.credential is Credential.SECRET:
+        return (
+            "check the client id and secret, and the client authentication method "
+            "(--auth-method client_secret_basic or client_secret_post)"
+        )
+    if info.credential is Credential.PRIVATE_KEY:
+        return (
+            "check the client id, that the authorization server has this client's public key "
+            "(or its JWKS URL) registered for private_key_jwt, the key id (--key-id), the "
+            "algorithm (--assertion-alg) and the assertion's audience (--assertion-audience)"
+        )
+    return (
+        f"check the client id and that the authorization server has this client registered "
+        f"for {method} with this certificate (tls_client_auth: its CA and subject; "
+        "self_signed_tls_client_auth: the certificate itself)"
     )
 
 
@@ -98,16 +125,35 @@ def judge_token(facts: TokenFacts, token_url: str) -> CheckResult:
     )
 
 
-def judge_wrong_secret(refusal: Refusal | None) -> CheckResult:
+#: What ``oauth.wrong_secret`` sends, by what the method proves the client with.
+WRONG_CREDENTIAL = {
+    Credential.SECRET: ("a WRONG client secret", "anyone who knows the client id"),
+    Credential.PRIVATE_KEY: (
+        "an assertion signed by a WRONG private key (same client id and kid)",
+        "anyone who knows the client id and key id",
+    ),
+    Credential.CLIENT_CERTIFICATE: (
+        "a WRONG client certificate (self-signed, the same subject)",
+        "anyone who can make a certificate with the client's subject",
+    ),
+}
+
+
+def judge_wrong_secret(
+    refusal: Refusal | None, credential: Credential = Credential.SECRET
+) -> CheckResult:
+    sent, who = WRONG_CREDENTIAL[credential]
     if refusal is None:
         return CheckResult(
             "oauth.wrong_secret",
             "oauth",
             "fail",
-            "the token endpoint issued a token for a WRONG client secret: anyone who knows the "
-            "client id can get tokens. Check client authentication",
+            f"the token endpoint issued a token for {sent}: {who} can get tokens. Check "
+            "client authentication",
         )
-    return CheckResult("oauth.wrong_secret", "oauth", "pass", f"refused ({refusal.message})")
+    return CheckResult(
+        "oauth.wrong_secret", "oauth", "pass", f"{sent}: refused ({refusal.message})"
+    )
 
 
 def judge_token_url(token_url: str, discovery_error: str | None = None) -> CheckResult:
@@ -171,14 +217,33 @@ async def run(ctx: Context) -> list[CheckResult]:
         ctx.token_blocker = "oauth.token"
 
     timer = Timer()
-    wrong = ctx.settings.with_oauth(client_secret=ctx.settings.oauth.client_secret + "-wrong")
-    refusal: Refusal | None = None
-    try:
-        await OAuthClient(wrong.oauth, ctx.session).token()
-    except TokenFetchError as exc:
-        refusal = Refusal.of(exc)
-    wrong_result = timer.stamp(judge_wrong_secret(refusal))
+    wrong_result = timer.stamp(await _wrong_credential(ctx.settings, ctx))
     return [first, token_result, wrong_result]
+
+
+async def _wrong_credential(s: CertifySettings, ctx: Context) -> CheckResult:
+    """A token request with the method's credential replaced; any token is a failure."""
+    credential = client_auth.needs(s.oauth.auth_method)
+    refusal: Refusal | None = None
+    with tempfile.TemporaryDirectory(prefix="webhook-kit-certify-") as directory:
+        try:
+            wrong = _wrong_settings(s, credential, Path(directory))
+            await OAuthClient(wrong.oauth, ctx.session, ca_file=s.ca_file).token()
+        except TokenFetchError as exc:
+            refusal = Refusal.of(exc)
+    return judge_wrong_secret(refusal, credential)
+
+
+def _wrong_settings(s: CertifySettings, credential: Credential, directory: Path) -> CertifySettings:
+    c = s.oauth.credentials
+    if credential is Credential.SECRET:
+        return s.with_credentials(secret=s.oauth.client_secret + "-wrong")
+    if c is None:  # pragma: no cover - OAuthSettings requires credentials for these methods
+        raise ConfigError("credentials: missing")
+    if credential is Credential.PRIVATE_KEY:
+        return s.with_credentials(private_key=impostor.private_key_pem(c.algorithm))
+    other = impostor.other_certificate(directory, like=c.cert_file)
+    return s.with_credentials(cert_file=other.cert_file, key_file=other.key_file)
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
@@ -190,8 +255,8 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
 
 
 async def obtain(ctx: Context) -> TokenFacts:
-    """Get a token with the configured method; when the endpoint refuses it as invalid_client,
-    try the other secret method, as many post-only endpoints need."""
+    """Get a token with the configured method; when the endpoint refuses a secret method as
+    invalid_client, try the other secret method, as many post-only endpoints need."""
     s = ctx.settings
     method = s.oauth.auth_method
     audience, scope = bool(s.oauth.audience), bool(s.oauth.scope)
@@ -200,24 +265,25 @@ async def obtain(ctx: Context) -> TokenFacts:
         return TokenFacts(method, jwt=parse(ctx.token) is not None, audience_given=audience)
     except TokenFetchError as exc:
         refusal = Refusal.of(exc)
-    if refusal.error == "invalid_client" or (
+    unrecognised = refusal.error == "invalid_client" or (
         refusal.error is None and "answered 401" in refusal.message
-    ):
-        other: AuthMethod = (
-            "client_secret_post" if method == "client_secret_basic" else "client_secret_basic"
-        )
+    )
+    others = [m for m in client_auth.METHODS if m in client_auth.SECRET_METHODS and m != method]
+    if unrecognised and method in client_auth.SECRET_METHODS:
         previous = ctx.settings
-        ctx.settings = previous.with_oauth(auth_method=other)
-        try:
-            await _fetch(ctx)
-            return TokenFacts(method, refusal, fallback=other, jwt=parse(ctx.token) is not None)
-        except TokenFetchError:
-            ctx.settings = previous
+        for other in others:
+            ctx.settings = previous.with_credentials(method=other)
+            try:
+                await _fetch(ctx)
+                jwt = parse(ctx.token) is not None
+                return TokenFacts(method, refusal, fallback=other, jwt=jwt)
+            except TokenFetchError:
+                ctx.settings = previous
     return TokenFacts(method, refusal, audience_given=audience, scope_given=scope)
 
 
 async def _fetch(ctx: Context) -> None:
-    client = OAuthClient(ctx.settings.oauth, ctx.session)
+    client = OAuthClient(ctx.settings.oauth, ctx.session, ca_file=ctx.settings.ca_file)
     started = time.monotonic()
     ctx.token = await client.token()
     ctx.oauth_client = client

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from tests.certify.receivers import Breakage, receiver
+from tests.oauth.keys import make_client_pki
+from webhook_kit.certify.checks import binding_judges
 from webhook_kit.certify.pipeline import CHECK_IDS
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.testing import serve_app
@@ -17,8 +19,9 @@ from webhook_kit.testing import serve_app
 # Runs whole pytest sessions (pytester), the examples' suites among them.
 pytestmark = pytest.mark.slow
 
-#: Checks that need an option to run (--webhook-expiry-wait, --webhook-soak); they skip saying so.
-SKIPPED_BY_DEFAULT = ("oauth.expired_token", "availability.soak")
+#: Checks that need an option to run (--webhook-expiry-wait, --webhook-soak, --webhook-dpop or
+#: --webhook-client-cert for the bound-token checks); they skip saying so.
+SKIPPED_BY_DEFAULT = ("oauth.expired_token", "availability.soak", *binding_judges.CHECK_IDS)
 
 
 def certify_args(sink: Endpoint, url: str | None = None) -> list[str]:
@@ -147,6 +150,42 @@ def test_certify_options_from_ini(pytester: pytest.Pytester, start_endpoint: Any
     )
 
 
+def test_certify_with_private_key_jwt_and_dpop_from_ini(
+    pytester: pytest.Pytester, start_endpoint: Any, tmp_path: Path
+) -> None:
+    """No secret at all: the plugin signs assertions and proves possession of a DPoP key, and
+    the bound-token checks run against an endpoint that requires DPoP."""
+    from webhook_kit.oauth.credentials import ClientRegistration
+
+    pki = make_client_pki(tmp_path)
+    key_file = tmp_path / "signing.pem"
+    key_file.write_text(pki.signing_pem)
+    registration = ClientRegistration(
+        "sender-1", "private_key_jwt", public_key_file=pki.public_key_file
+    )
+    sink: Endpoint = start_endpoint(client=registration, token_binding="dpop")
+    info = sink.info
+    pytester.makeini(
+        f"""
+        [pytest]
+        webhook_certify = {info.url}
+        webhook_token_url = {info.token_url}
+        webhook_client_id = sender-1
+        webhook_auth_method = private_key_jwt
+        webhook_private_key = {key_file}
+        webhook_assertion_alg = ES256
+        webhook_dpop = ES256
+        webhook_ca = {info.ca_file}
+        webhook_probes = 1
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v")
+    skipped = ("oauth.expired_token", "availability.soak", "oauth.mtls_other_cert")
+    result.assert_outcomes(passed=len(CHECK_IDS) - len(skipped), skipped=len(skipped))
+    result.stdout.fnmatch_lines(["*certify?oauth.dpop_replay? PASSED*"])
+    assert pki.signing_pem.splitlines()[1] not in result.stdout.str()
+
+
 def test_certify_without_credentials_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(
         "-p", "no:cacheprovider", "--webhook-certify", "https://127.0.0.1:9/webhook"
@@ -162,6 +201,14 @@ def test_certify_without_credentials_is_a_usage_error(pytester: pytest.Pytester)
         ("--webhook-timeout", "nan", "expected a number"),
         ("--webhook-probes", "0", "whole number from 1 to 1000"),
         ("--webhook-auth-method", "magic", "expected one of"),
+        (
+            "--webhook-auth-method",
+            "private_key_jwt",
+            "--webhook-private-key: private_key_jwt needs",
+        ),
+        ("--webhook-client-cert", "/nonexistent.pem", "--webhook-client-cert: no such file"),
+        ("--webhook-dpop", "HS256", "--webhook-dpop: unsupported algorithm 'HS256'"),
+        ("--webhook-assertion-alg", "none", "--webhook-assertion-alg: unsupported algorithm"),
         ("--webhook-strict", "maybe", "expected true or false"),
         ("--webhook-expiry-wait", "-1", "expiry wait must be"),
         ("--webhook-soak", "forever", "expected a duration"),
@@ -219,3 +266,11 @@ def test_the_ci_workflow_example_is_valid_yaml() -> None:
     steps = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
     assert any("--webhook-certify" in s for s in steps)
     assert any("pytest examples/receiver" in s for s in steps)
+
+
+def test_auth_method_help_names_every_registered_method() -> None:
+    from webhook_kit.oauth.client_auth import METHODS
+    from webhook_kit.pytest_plugin import OPTIONS
+
+    shown = dict(OPTIONS)["auth-method"]
+    assert all(method in shown for method in METHODS)

@@ -20,6 +20,7 @@ import pytest
 
 if TYPE_CHECKING:
     from webhook_kit.certify.model import CertifySettings, CheckResult, Report
+    from webhook_kit.cli.options import Sender
     from webhook_kit.endpoint.service import Endpoint
     from webhook_kit.endpoint.settings import EndpointSettings
     from webhook_kit.testing import EndpointHandle, WebhookDispatcher
@@ -33,7 +34,21 @@ OPTIONS = (
     ("jwks-url", "the receiver's JWKS, for the algorithm-confusion forgeries"),
     ("client-id", "OAuth client id"),
     ("client-secret", "OAuth client secret (better: the WEBHOOK_KIT_CLIENT_SECRET variable)"),
-    ("auth-method", "client_secret_basic (default) or client_secret_post"),
+    (
+        "auth-method",
+        "client authentication: client_secret_basic (default), client_secret_post, "
+        "private_key_jwt, tls_client_auth or self_signed_tls_client_auth",
+    ),
+    ("private-key", "private_key_jwt: the PEM private key file that signs the assertions"),
+    ("key-id", "private_key_jwt: the assertions' kid"),
+    ("assertion-alg", "private_key_jwt: RS256 (default), PS256 or ES256"),
+    ("assertion-audience", "private_key_jwt: token_endpoint (default) or issuer"),
+    ("client-cert", "a PEM client certificate file for mutual TLS"),
+    ("client-key", "the PEM private key file of the client certificate"),
+    ("dpop", "ask for DPoP-bound tokens with a key of this algorithm (ES256, PS256, RS256)"),
+    ("resource", "RFC 8707 resource of the token request"),
+    ("other-client-cert", "a second client certificate the receiver trusts (mtls_other_cert)"),
+    ("other-client-key", "the private key of the second client certificate"),
     ("scope", "OAuth scope to request"),
     ("audience", "OAuth audience to request"),
     ("ca", "a CA file to trust besides the system store (development only)"),
@@ -46,7 +61,6 @@ OPTIONS = (
     ("rate", "notifications per second during the soak (default 1)"),
     ("deadline", "seconds the whole run may take (default 300)"),
 )
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 REPORT_KEY = pytest.StashKey["Report"]()
 
 
@@ -118,46 +132,75 @@ def _flag(config: pytest.Config, suffix: str) -> bool:
     return value
 
 
-def _certify_settings(config: pytest.Config) -> CertifySettings:
-    """The settings ``webhook-kit certify`` would build from the same values; a bad value is
-    a usage error, never an internal error."""
-    from webhook_kit.certify.model import CertifySettings, SoakSettings
-    from webhook_kit.errors import ConfigError
-    from webhook_kit.oauth.client import OAuthSettings
+def _file(config: pytest.Config, suffix: str) -> Path | None:
+    text = _value(config, suffix)
+    if text is None:
+        return None
+    path = Path(text)
+    if not path.is_file():
+        raise pytest.UsageError(f"--webhook-{suffix}: no such file: {text}")
+    return path
 
-    url = _value(config, "certify")
-    missing = [s for s in ("client-id", "client-secret") if not _value(config, s)]
+
+def _sender(config: pytest.Config) -> Sender:
+    """The same sender options ``webhook-kit certify`` takes, checked the same way."""
+    from webhook_kit.cli.options import Sender
+    from webhook_kit.oauth.client_auth import METHODS, SECRET_METHODS
+
+    method = _value(config, "auth-method") or METHODS[0]
+    if method not in METHODS:
+        raise pytest.UsageError(
+            f"--webhook-auth-method: expected one of {', '.join(METHODS)}, got {method!r}"
+        )
+    missing = [] if _value(config, "client-id") else ["client-id"]
+    if method in SECRET_METHODS and not _value(config, "client-secret"):
+        missing.append("client-secret")
     if not _value(config, "token-url") and not _value(config, "issuer"):
         missing.insert(0, "token-url")
     if missing:
         raise pytest.UsageError(
             "--webhook-certify needs " + ", ".join(f"--webhook-{m}" for m in missing)
         )
-    method = _value(config, "auth-method") or "client_secret_basic"
-    if method not in AUTH_METHODS:
-        raise pytest.UsageError(
-            f"--webhook-auth-method: expected one of {', '.join(AUTH_METHODS)}, got {method!r}"
-        )
+    ca = _value(config, "ca")
+    return Sender(
+        token_url=_value(config, "token-url"),
+        client_id=str(_value(config, "client-id")),
+        client_secret=_value(config, "client-secret") if method in SECRET_METHODS else None,
+        scope=_value(config, "scope"),
+        audience=_value(config, "audience"),
+        auth_method=method,
+        private_key=_file(config, "private-key"),
+        key_id=_value(config, "key-id"),
+        assertion_alg=_value(config, "assertion-alg") or "RS256",
+        assertion_audience=_value(config, "assertion-audience") or "token_endpoint",
+        client_cert=_file(config, "client-cert"),
+        client_key=_file(config, "client-key"),
+        dpop=_value(config, "dpop"),
+        issuer=_value(config, "issuer"),
+        resource=_value(config, "resource"),
+        ca_file=Path(ca) if ca else None,
+    )
+
+
+def _certify_settings(config: pytest.Config) -> CertifySettings:
+    """The settings ``webhook-kit certify`` would build from the same values; a bad value is
+    a usage error naming the option, never an internal error."""
+    from webhook_kit.certify.model import CertifySettings, SoakSettings
+    from webhook_kit.errors import ConfigError
+
+    url = _value(config, "certify")
+    sender = _sender(config)
     probes = _number(config, "probes", 10)
     if probes != int(probes) or not 1 <= probes <= 1000:
         raise pytest.UsageError("--webhook-probes: expected a whole number from 1 to 1000")
     soak_text = _value(config, "soak")
-    ca = _value(config, "ca")
     try:
         return CertifySettings(
             url=str(url),
-            oauth=OAuthSettings(
-                _value(config, "token-url") or "",
-                str(_value(config, "client-id")),
-                str(_value(config, "client-secret")),
-                scope=_value(config, "scope"),
-                audience=_value(config, "audience"),
-                auth_method=method,  # type: ignore[arg-type]
-                timeout=_number(config, "timeout", 10),
-            ),
-            issuer=_value(config, "issuer"),
+            oauth=sender.oauth(_number(config, "timeout", 10), prefix="--webhook-"),
+            issuer=sender.issuer,
             jwks_url=_value(config, "jwks-url"),
-            ca_file=Path(ca) if ca else None,
+            ca_file=sender.ca_file,
             probes=int(probes),
             strict=_flag(config, "strict"),
             expiry_wait=_number(config, "expiry-wait", 0),
@@ -166,7 +209,21 @@ def _certify_settings(config: pytest.Config) -> CertifySettings:
                 SoakSettings(_seconds(soak_text), _number(config, "rate", 1)) if soak_text else None
             ),
             deadline=_number(config, "deadline", 300),
+            other_client_cert=_file(config, "other-client-cert"),
+            other_client_key=_file(config, "other-client-key"),
         )
+    except ConfigError as exc:
+        raise pytest.UsageError(f"webhook-kit: {exc}") from exc
+
+
+def _preflight(settings: CertifySettings) -> None:
+    """The client certificate and key are usable, and the token endpoint's metadata (if any)
+    advertises the method: as ``webhook-kit certify`` checks before it starts."""
+    from webhook_kit.cli.options import preflight
+    from webhook_kit.errors import ConfigError
+
+    try:
+        preflight(settings.oauth, settings.ca_file, prefix="--webhook-")
     except ConfigError as exc:
         raise pytest.UsageError(f"webhook-kit: {exc}") from exc
 
@@ -176,7 +233,7 @@ def pytest_collection_modifyitems(
 ) -> None:
     if not _value(config, "certify"):
         return
-    _certify_settings(config)  # usage errors surface before anything runs
+    _preflight(_certify_settings(config))  # usage errors surface before anything runs
     from webhook_kit.certify.pipeline import CHECK_IDS
 
     for check_id in CHECK_IDS:

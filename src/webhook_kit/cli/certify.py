@@ -13,6 +13,7 @@ import click
 from webhook_kit.cli.options import (
     HTTP_OR_HTTPS_URL,
     Sender,
+    check_sender,
     errors_to_exit,
     sender_options,
     settings_errors_are_usage,
@@ -45,15 +46,21 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     token_url_required=False,
 )
 @click.option(
-    "--issuer",
-    type=HTTP_OR_HTTPS_URL,
-    help="Find the token URL (and JWKS) from this issuer's RFC 8414 or OpenID metadata.",
-)
-@click.option(
     "--jwks-url",
     type=HTTP_OR_HTTPS_URL,
     help="The receiver's JWKS, for the algorithm-confusion forgeries (default: discovered "
     "from the token's iss).",
+)
+@click.option(
+    "--other-client-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A second client certificate the receiver's TLS trusts, for oauth.mtls_other_cert "
+    "(default: a self-signed one certify makes).",
+)
+@click.option(
+    "--other-client-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The private key of --other-client-cert.",
 )
 @timeout_option("Seconds a 2xx may take.")
 @click.option(
@@ -125,10 +132,9 @@ def certify(sender: Sender, fmt: str, output: Path | None, **options: Any) -> No
     from webhook_kit.certify.pipeline import certify as run_certify
     from webhook_kit.serving.loop import run
 
-    if sender.token_url is None and options["issuer"] is None:
-        raise click.UsageError("give --token-url, or --issuer to discover it")
     with settings_errors_are_usage():
         settings = _settings(sender, **options)
+    check_sender(settings.oauth, sender.ca_file)
     show = fmt == "text" and output is None
     with errors_to_exit(), _progress(enabled=show, soak=settings.soak) as (progress, soaked):
         result = run(run_certify(settings, progress, soaked))
@@ -143,7 +149,11 @@ def _settings(
 
     soak: SoakSettings | None = SoakSettings(soak_for, rate) if soak_for is not None else None
     return CertifySettings(
-        oauth=sender.oauth(timeout), ca_file=sender.ca_file, soak=soak, **options
+        oauth=sender.oauth(timeout),
+        issuer=sender.issuer,
+        ca_file=sender.ca_file,
+        soak=soak,
+        **options,
     )
 
 

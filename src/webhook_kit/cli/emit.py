@@ -13,6 +13,7 @@ from webhook_kit.cli.options import (
     Sender,
     address_policy,
     address_policy_options,
+    check_sender,
     echo_json,
     errors_to_exit,
     json_option,
@@ -31,7 +32,11 @@ EMIT_STATUSES = [*STATUSES, *LEGACY_ALIASES]
 
 @click.command()
 @click.argument("url", type=HTTPS_URL)
-@sender_options(url_type=HTTPS_URL, ca_help="Also trust this CA (never 'skip verify').")
+@sender_options(
+    url_type=HTTPS_URL,
+    ca_help="Also trust this CA (never 'skip verify').",
+    token_url_required=False,
+)
 @click.option(
     "--status",
     "statuses",
@@ -79,6 +84,16 @@ def emit(
 
     Exits 0 when every notification got a 2xx, 1 otherwise. URL and the token URL may be on a
     public or a loopback address; see --allow-private and --public-only.
+
+    \b
+    Client authentication (--auth-method), each with its flags:
+      client_secret_basic, client_secret_post   --client-secret
+      private_key_jwt                           --private-key [--key-id --assertion-alg
+                                                --assertion-audience]
+      tls_client_auth,
+      self_signed_tls_client_auth               --client-cert --client-key
+    Any method may add --client-cert/--client-key (certificate-bound tokens) or --dpop
+    (DPoP-bound tokens). A method the token endpoint's metadata does not list is a usage error.
     """
     from webhook_kit.delivery.emit import emit as run_emit
     from webhook_kit.serving.loop import run
@@ -89,12 +104,14 @@ def emit(
     policy = address_policy(public_only=public_only, allow_private=allow_private)
     with settings_errors_are_usage():
         DatabaseUrl.parse(db)
+        oauth = sender.oauth(timeout)
+    check_sender(oauth, sender.ca_file, policy)
 
     with errors_to_exit():
         outcomes = run(
             run_emit(
                 url,
-                sender.oauth(timeout),
+                oauth,
                 statuses or STATUSES,
                 ca_file=sender.ca_file,
                 timeout=timeout,

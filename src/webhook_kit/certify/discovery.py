@@ -1,17 +1,22 @@
-"""Authorization server metadata (RFC 8414, then OpenID discovery) and the JWKS it points to."""
+"""Authorization server metadata (RFC 8414, then OpenID discovery) and the JWKS it points to.
+
+The well-known URLs are the OAuth client's own (:func:`webhook_kit.oauth.client.metadata_urls`),
+so certify looks where the sender looks. Certify reads more of the document than the client
+(``jwks_uri``) and says why a document was not usable, so it keeps its own reader.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
 from webhook_kit.delivery.guard import url_problem
 from webhook_kit.display import visible
 from webhook_kit.errors import DiscoveryError
+from webhook_kit.oauth.client import metadata_urls
 
 MAX_DOCUMENT = 256 * 1024
 
@@ -22,20 +27,6 @@ class Metadata:
     token_endpoint: str | None
     jwks_uri: str | None
     source: str
-
-
-def metadata_urls(issuer: str) -> list[str]:
-    """RFC 8414 section 3.1 inserts the well-known segment before the issuer's path; OpenID
-    Connect Discovery appends it. Try both, RFC 8414 first."""
-    parts = urlsplit(issuer)
-    path = parts.path.rstrip("/")
-    rfc8414 = urlunsplit(
-        (parts.scheme, parts.netloc, "/.well-known/oauth-authorization-server" + path, "", "")
-    )
-    oidc = urlunsplit(
-        (parts.scheme, parts.netloc, path + "/.well-known/openid-configuration", "", "")
-    )
-    return [rfc8414, oidc]
 
 
 async def get_json(session: aiohttp.ClientSession, url: str, timeout: float) -> dict[str, Any]:

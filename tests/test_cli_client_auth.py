@@ -120,6 +120,11 @@ BAD = [
     ),
     (["--auth-method", "client_secret_jwt", "--client-secret", SECRET], "'client_secret_jwt'"),
     (["--auth-method", KEY, "--assertion-audience", "everyone"], "'everyone'"),
+    (
+        ["--auth-method", KEY, "--private-key", "{ec}", "--assertion-alg", "ES256"]
+        + ["--assertion-audience", "issuer"],
+        "--assertion-audience: 'issuer' needs the authorization server's issuer",
+    ),
 ]
 
 

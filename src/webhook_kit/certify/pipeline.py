@@ -83,7 +83,7 @@ def clean(ctx: Context, result: CheckResult) -> CheckResult:
     """The one place details are cleaned, so no check needs to remember to: secrets go, and
     remote text can no longer drive a terminal or break XML. ``--strict`` applies here too."""
     s = ctx.settings
-    secrets = [s.oauth.client_secret, ctx.token, *ctx.tokens_seen]
+    secrets = [*s.oauth.secrets, ctx.token, *ctx.tokens_seen]
     cleaned = replace(result, detail=visible(scrub(result.detail, secrets)))
     return strictly(cleaned) if s.strict else cleaned
 

@@ -537,6 +537,11 @@ async def _check_sender(
         metadata = await client.metadata()
         if metadata is not None:
             check_supported(settings, metadata)
+        c = settings.credentials
+        issuer = settings.issuer or (metadata.issuer if metadata else None)
+        if c is not None and c.method == "private_key_jwt":
+            # Said now, not at the first token request: the aud needs the issuer.
+            c.audience_for(token_endpoint=settings.token_url, issuer=issuer)
 
 
 def announce_ready(

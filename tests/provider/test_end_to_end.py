@@ -19,7 +19,7 @@ from webhook_kit.contract.statuses import STATUSES
 # The kit's processes as users run them (serve and provider, SIGKILL and restart).
 pytestmark = pytest.mark.slow
 
-PROVIDER_KEYS = {"base_url", "apikey", "db", "ca_file"}
+PROVIDER_KEYS = {"base_url", "apikey", "db", "ca_file", "metrics_url", "metrics_token"}
 
 
 class Process:

@@ -411,11 +411,11 @@ def test_a_surrogate_stored_by_an_earlier_version_does_not_break_reads(
     sink, api = setup
     assert api.configure(sink).status_code == 201
     db = sqlite_of(api.provider)._db
-    document = db.execute("SELECT document FROM settings").fetchone()[0]
+    document = db.execute("SELECT document FROM account_settings").fetchone()[0]
     client_id = json.dumps(sink.info.client_id)
     broken = document.replace(client_id, client_id[:-1] + '\\ud800"')
     assert broken != document
-    db.execute("UPDATE settings SET document = ?", (broken,))
+    db.execute("UPDATE account_settings SET document = ?", (broken,))
     read = api.call("GET", "/webhook/settings")
     assert read.status_code == 200, read.text
     assert read.json()["data"]["auth"]["client_id"] == sink.info.client_id + "\ufffd"

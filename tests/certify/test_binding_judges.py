@@ -213,3 +213,12 @@ def test_invalid_client_advice_names_what_the_method_uses(method: str, says: str
     facts = TokenFacts(method, Refusal("answered 401", "invalid_client"))
     result = oauth_token.judge_token(facts, "https://auth.example/token")
     assert result.verdict == "fail" and says in result.detail
+
+
+@pytest.mark.parametrize(("scheme", "hinted"), [("DPoP", True), ("Bearer", False)])
+def test_a_refused_dpop_token_says_how_it_was_presented(scheme: str, hinted: bool) -> None:
+    from webhook_kit.certify.checks.oauth_judges import judge_valid_token
+
+    result = judge_valid_token(Answer(401, challenge="Bearer"), None, scheme)
+    assert result.verdict == "fail"
+    assert ("certify without --dpop" in result.detail) is hinted

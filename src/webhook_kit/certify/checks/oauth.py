@@ -113,7 +113,8 @@ async def run(ctx: Context) -> list[CheckResult]:
             "oauth.valid_token", "oauth", ctx.token_blocker or "oauth.token"
         )
     else:
-        result = judge_valid_token(await _send(ctx, ctx.token), claims)
+        scheme = ctx.oauth_client.token_scheme if ctx.oauth_client else "Bearer"
+        result = judge_valid_token(await _send(ctx, ctx.token), claims, scheme)
         out["oauth.valid_token"] = timer.stamp(result)
         if result.verdict == "fail":
             ctx.acceptance_blocker = "oauth.valid_token"

@@ -149,9 +149,12 @@ def challenge_params(challenge: str | None) -> dict[str, str]:
     return {k.lower(): quoted or bare for k, quoted, bare in _PARAM.findall(challenge or "")}
 
 
-def judge_valid_token(answer: Answer, claims: dict[str, Any] | None) -> CheckResult:
+def judge_valid_token(
+    answer: Answer, claims: dict[str, Any] | None, scheme: str = "Bearer"
+) -> CheckResult:
     """A valid notification with the token certify got: refused for auth means the sender can
-    never deliver. Other errors belong to the json and delivery checks."""
+    never deliver. Other errors belong to the json and delivery checks. ``scheme`` is how the
+    token went (``DPoP``: with a proof, which a receiver without DPoP support refuses)."""
     params = challenge_params(answer.challenge)
     said = (
         f" ({visible(params['error_description'][:200])})"
@@ -179,13 +182,20 @@ def judge_valid_token(answer: Answer, claims: dict[str, Any] | None) -> CheckRes
             who = (
                 f" The token has iss={visible(claims.get('iss'))}, aud={visible(claims.get('aud'))}"
             )
+        dpop = (
+            " certify presented it as a DPoP-bound token (Authorization: DPoP and a proof, as "
+            "--dpop asks): a receiver without DPoP support refuses that; add it, or certify "
+            "without --dpop"
+            if scheme == "DPoP"
+            else ""
+        )
         return CheckResult(
             "oauth.valid_token",
             "oauth",
             "fail",
             f"a valid token from the token URL was refused with HTTP {answer.status}{said}: the "
             "sender could never deliver. Make the receiver trust this authorization server "
-            f"(issuer, audience, JWKS).{who}",
+            f"(issuer, audience, JWKS).{who}{dpop}",
         )
     if answer.status is None:
         return CheckResult(

@@ -6,6 +6,7 @@ method the token endpoint's metadata does not advertise is refused before anythi
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any, Final
 
@@ -226,3 +227,20 @@ def test_emit_with_a_certificate_and_bound_tokens(
     assert result.exit_code == 0, result.output
     assert '"state": "sent"' in result.output
     assert [r["status"] for r in sink.recorder.query(accepted=True)] == ["on-course"]
+
+
+@pytest_slow
+def test_certify_with_a_certificate_and_dpop(
+    start_endpoint: EndpointFactory, pki: ClientPki
+) -> None:
+    """The CLI's flags reach certify: the DPoP and certificate checks run, and pass."""
+    registration = ClientRegistration(CLIENT, TLS, client_ca_file=pki.ca_file, subject_dn=SUBJECT)
+    sink = start_endpoint(client=registration, token_binding="dpop")
+    args = ["--token-url", sink.info.token_url, "--ca", str(sink.info.ca_file), "--probes", "1"]
+    args += ["--auth-method", TLS, "--client-cert", str(pki.cert[0])]
+    args += ["--client-key", str(pki.cert[1]), "--dpop", "ES256", "--format", "json"]
+    result = invoke("certify", *args, url=sink.info.url)
+    assert result.exit_code == 0, result.output
+    checks = {c["id"]: c["verdict"] for c in json.loads(result.output)["checks"]}
+    for check_id in ("oauth.bound_token_bare", "oauth.dpop_replay", "oauth.mtls_other_cert"):
+        assert checks[check_id] == "pass", result.output

@@ -362,13 +362,6 @@ def test_a_slow_and_a_dead_endpoint_delay_no_one_else(
     assert all(d.client == "slow-client" for d in deliveries)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: Dispatcher._update_breaker judges a probe's result against its cached "
-    "'open' breaker, not the stored half-open one; a failed probe keeps next_probe_at in the "
-    "past, so the dead endpoint is probed on every claim and its waiting events spend their "
-    "retry budget",
-)
 def test_a_dead_endpoint_opens_its_breaker_and_its_events_wait_unspent(
     db_url: str,
     receiver_factory: Callable[..., Receiver],
@@ -473,12 +466,6 @@ def test_accounts_with_one_token_endpoint_never_share_a_token(
     assert set(receiver.issued) == {"client-alpha", "client-beta"}
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race: it shows on some runs only
-    reason="src bug: Dispatcher._target_of awaits the settings loader between its cache check "
-    "and its cache write, so concurrent first deliveries of one account each build an "
-    "OAuthClient of their own and each fetch a token (up to max_in_flight fetches)",
-)
 def test_concurrent_first_deliveries_of_an_account_fetch_one_token(
     db_url: str,
     receiver_factory: Callable[..., Receiver],

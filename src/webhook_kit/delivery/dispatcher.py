@@ -175,6 +175,7 @@ class Dispatcher:
         self._breaker_policy = breakers or BreakerPolicy()
         #: Breakers known not to be closed or to count failures; absent means closed and clean.
         self._breakers: dict[str, Breaker] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
         self._observer = observer
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -263,16 +264,24 @@ class Dispatcher:
             oauth = self._oauth
             return None if target is None or oauth is None else (target, oauth)
         if account not in self._targets:
-            target = await self._loader(account)
-            if target is None or not target.enabled:
-                self._targets[account] = None
-            else:
-                # Accounts never share a token: one client (and its cache) per account.
-                client = OAuthClient(
-                    target.oauth, self.session, clock=self._clock, ca_file=self.settings.ca_file
-                )
-                self._targets[account] = (target, client)
-        return self._targets[account]
+            # One load per account at a time: concurrent first deliveries share one client (one
+            # token), instead of each building its own.
+            lock = self._locks.setdefault(account, asyncio.Lock())
+            async with lock:
+                if account not in self._targets:
+                    target = await self._loader(account)
+                    if target is None or not target.enabled:
+                        self._targets[account] = None
+                    else:
+                        # Accounts never share a token: one client (and its cache) per account.
+                        client = OAuthClient(
+                            target.oauth,
+                            self.session,
+                            clock=self._clock,
+                            ca_file=self.settings.ca_file,
+                        )
+                        self._targets[account] = (target, client)
+        return self._targets.get(account)
 
     def set_target(self, target: Target | None) -> None:
         """Deliver to ``target`` from now on (``None`` or disabled: hold every event)."""
@@ -523,25 +532,29 @@ class Dispatcher:
     async def _update_breaker(self, account: str, result: AttemptResult) -> None:
         """Move the account's breaker on; only a failure, or a breaker that is not closed and
         clean, costs a database call."""
-        known = self._breakers.get(account)
-        if known is None and not unwell(result):
+        if account not in self._breakers and not unwell(result):
             return
-        try:
-            current = known or await self.events.breaker(account)
-            new = after(current, result, self._clock(), self._breaker_policy)
-            if new != current:
-                await self.events.set_breaker(account, new)
-                if new.state != current.state:
-                    log.warning("endpoint of %s: breaker %s (%s)", account, new.state, new.reason)
-                    if self._observer is not None:
-                        self._observer.breaker(account, new.state)
-        except StoreError as exc:  # the breaker is advice; delivery goes on
-            log.warning("cannot update the breaker of %s: %s", account, exc)
-            return
-        if new.state == "closed" and new.failures == 0:
-            self._breakers.pop(account, None)
-        else:
-            self._breakers[account] = new
+        # The stored state is the truth (the store turns it half-open when it hands out a
+        # probe, and other workers move it too); one update per account at a time here.
+        async with self._locks.setdefault(f"breaker:{account}", asyncio.Lock()):
+            try:
+                current = await self.events.breaker(account)
+                new = after(current, result, self._clock(), self._breaker_policy)
+                if new != current:
+                    await self.events.set_breaker(account, new)
+                    if new.state != current.state:
+                        log.warning(
+                            "endpoint of %s: breaker %s (%s)", account, new.state, new.reason
+                        )
+                        if self._observer is not None:
+                            self._observer.breaker(account, new.state)
+            except StoreError as exc:  # the breaker is advice; delivery goes on
+                log.warning("cannot update the breaker of %s: %s", account, exc)
+                return
+            if new.state == "closed" and new.failures == 0:
+                self._breakers.pop(account, None)
+            else:
+                self._breakers[account] = new
 
     async def _disable(self, account: str, reason: str) -> None:
         if self._loader is not None:

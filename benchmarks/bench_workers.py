@@ -303,6 +303,8 @@ async def postgres_run(
     try:
         document = {
             "url": info["url"],
+            # The one endpoint may take as many deliveries at once as the bare loop sends.
+            "max_in_flight": conc,
             "auth": {
                 "token_url": info["token_url"],
                 "client_id": info["client_id"],

@@ -68,7 +68,8 @@ SELECT validation_id, count(*), $5, min(account) FROM new
 GROUP BY validation_id ORDER BY validation_id
 ON CONFLICT (validation_id) DO UPDATE
 SET pending = h.pending + excluded.pending,
-    due = CASE WHEN h.pending = 0 THEN excluded.due ELSE h.due END
+    due = CASE WHEN h.pending = 0 THEN excluded.due ELSE h.due END,
+    version = h.version + 1
 """
 
 # Accounts take turns: each account's due heads are ranked, rank 1 of every account comes
@@ -80,7 +81,7 @@ WITH busy AS (
     SELECT account, count(*) AS n FROM heads
     WHERE lease_token IS NOT NULL AND lease_until > $1 GROUP BY account
 ), candidates AS (
-    SELECT h.validation_id, h.account, h.due,
+    SELECT h.validation_id, h.account, h.due, h.version,
            row_number() OVER (PARTITION BY h.account ORDER BY h.due) AS rank,
            CASE WHEN h.account = ANY($8::text[]) THEN 1
                 WHEN $5::text[] IS NOT NULL THEN $6::int
@@ -94,17 +95,20 @@ WITH busy AS (
                     AND (k.state IS NULL OR k.state = 'closed' OR h.account = ANY($8::text[]))
           END
 ), chosen AS (
-    SELECT c.validation_id, c.rank, c.due
+    SELECT c.validation_id, c.rank, c.due, c.version
     FROM candidates AS c LEFT JOIN busy AS b ON b.account = c.account
     WHERE c.cap IS NULL OR c.rank + coalesce(b.n, 0) <= c.cap
     ORDER BY c.rank, c.due LIMIT $2
 ), picked AS (
-    SELECT validation_id FROM heads
-    WHERE validation_id IN (SELECT validation_id FROM chosen) AND lease_until <= $1
-    ORDER BY validation_id
-    FOR UPDATE SKIP LOCKED
+    -- Locked rows are rechecked as they are now: a head that another worker claimed or
+    -- completed since this statement's snapshot has a new version and is left alone, for the
+    -- events read below are as of that snapshot.
+    SELECT h.validation_id FROM heads AS h JOIN chosen AS c ON c.validation_id = h.validation_id
+    WHERE h.lease_until <= $1 AND h.version = c.version
+    ORDER BY h.validation_id
+    FOR UPDATE OF h SKIP LOCKED
 ), leased AS (
-    UPDATE heads AS h SET lease_until = $1 + $3, lease_token = $4
+    UPDATE heads AS h SET lease_until = $1 + $3, lease_token = $4, version = h.version + 1
     FROM picked WHERE h.validation_id = picked.validation_id
     RETURNING h.validation_id, h.account
 )
@@ -142,7 +146,7 @@ WITH input AS (
 UPDATE heads AS h
 SET pending = h.pending - CASE WHEN o.state IN ('sent', 'failed') THEN 1 ELSE 0 END,
     due = CASE WHEN o.state IN ('sent', 'failed') THEN o.at ELSE o.next_at END,
-    lease_until = 0, lease_token = NULL
+    lease_until = 0, lease_token = NULL, version = h.version + 1
 FROM (SELECT * FROM owned ORDER BY validation_id) AS o
 WHERE h.validation_id = o.validation_id AND h.lease_token = o.token
 """
@@ -184,7 +188,7 @@ RETURNING k.account
 BREAKER_COLUMNS = "state, since, reason, failures, pause, probe_at"
 
 RELEASE = """
-UPDATE heads SET lease_until = 0, lease_token = NULL
+UPDATE heads SET lease_until = 0, lease_token = NULL, version = version + 1
 WHERE validation_id = ANY($1::text[]) AND lease_token = ANY($2::text[])
 """
 
@@ -197,7 +201,8 @@ WITH again AS (
 INSERT INTO heads AS h (validation_id, pending, due, account)
 SELECT validation_id, 1, $2, account FROM again
 ON CONFLICT (validation_id) DO UPDATE
-SET pending = h.pending + 1, due = CASE WHEN h.pending = 0 THEN excluded.due ELSE h.due END
+SET pending = h.pending + 1, due = CASE WHEN h.pending = 0 THEN excluded.due ELSE h.due END,
+    version = h.version + 1
 RETURNING validation_id
 """
 
@@ -352,7 +357,7 @@ class PostgresEvents:
             # them back now, rather than leave their events waiting for the lease to expire.
             async with translated("cannot give back lost claims"):
                 await self._pool.execute(
-                    "UPDATE heads SET lease_until = 0, lease_token = NULL"
+                    "UPDATE heads SET lease_until = 0, lease_token = NULL, version = version + 1"
                     " WHERE lease_token = ANY($1::text[])",
                     sorted(self._orphans),
                 )
@@ -388,12 +393,17 @@ class PostgresEvents:
             if r["seq"] is not None
         ]
         if len(claims) < len(rows):
-            # A head without a pending event (cannot happen through this module): mark it empty.
+            # A head whose count says pending but whose events do not (it should not happen):
+            # count them again, as of now, and give the head back.
             empty = [r["validation_id"] for r in rows if r["seq"] is None]
+            log.error("%d heads had no pending event: counting them again", len(empty))
             async with translated("cannot repair a head"):
                 await self._pool.execute(
-                    "UPDATE heads SET pending = 0, lease_until = 0, lease_token = NULL"
-                    " WHERE validation_id = ANY($1::text[]) AND lease_token = $2",
+                    "UPDATE heads AS h SET lease_until = 0, lease_token = NULL,"
+                    " version = h.version + 1, pending = (SELECT count(*) FROM events AS e"
+                    " WHERE e.validation_id = h.validation_id"
+                    " AND e.state IN ('pending', 'retrying'))"
+                    " WHERE h.validation_id = ANY($1::text[]) AND h.lease_token = $2",
                     empty,
                     token,
                 )

@@ -126,6 +126,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX signing_keys_by_account ON signing_keys (account);
     """,
+    # 4: a version per head, changed by every write to it: a claim leases a head only if no
+    # one changed it since the claim's snapshot (whose view of the head's events it uses).
+    """
+    ALTER TABLE heads ADD COLUMN version bigint NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -304,7 +304,7 @@ async def postgres_run(
         document = {
             "url": info["url"],
             # The one endpoint may take as many deliveries at once as the bare loop sends.
-            "max_in_flight": conc,
+            "max_in_flight": 64,
             "auth": {
                 "token_url": info["token_url"],
                 "client_id": info["client_id"],

@@ -28,6 +28,7 @@ from tests.storage.workers import (
     start_serve,
     start_worker,
 )
+from webhook_kit.delivery.dispatcher import PREFETCH
 
 pytestmark = pytest.mark.slow
 
@@ -66,13 +67,13 @@ def test_sigkilled_workers_lose_nothing_keep_order_and_bound_duplicates(
     (a) Nothing is lost: every event is ``sent`` in the database and reached the endpoint.
     (b) Order: for each validation the endpoint first saw its events in the order they were
         inserted, and never saw one again after a later one of its validation.
-    (c) Duplicates are bounded. A worker holds at most ``2 × concurrency`` heads: the
+    (c) Duplicates are bounded. A worker holds at most ``PREFETCH × concurrency`` heads: the
         coordinator claims up to that many, and every claim first flushes the completions
         buffered so far, so the heads it holds are those claimed and not attempted, in flight,
         or attempted with their completion still buffered (≤ 10 ms). A SIGKILL loses exactly
         those leases; only they can be delivered twice (once by the dead worker, once by the
         worker that takes the expired lease). So duplicates from kills are at most
-        ``kills × 2 × concurrency``. A failed attempt that is recorded (e.g. a timeout on a
+        ``kills × PREFETCH × concurrency``. A failed attempt that is recorded (e.g. a timeout on a
         machine so busy the endpoint answered late) and retried may also have reached the
         endpoint; those are counted in the database and added to the bound, and reported.
     """
@@ -161,10 +162,10 @@ def test_sigkilled_workers_lose_nothing_keep_order_and_bound_duplicates(
     distinct = {r.event_id for r in seen}
     duplicates = len(seen) - len(distinct)
     retried = attempts - TOTAL
-    bound = len(kills) * 2 * CONCURRENCY + retried
+    bound = len(kills) * PREFETCH * CONCURRENCY + retried
     print(
         f"{TOTAL} events, {len(kills)} kills, {len(seen)} received, {duplicates} duplicates "
-        f"(bound {bound}: {len(kills)} × 2 × {CONCURRENCY} + {retried} recorded retries), "
+        f"(bound {bound}: {len(kills)} × {PREFETCH} × {CONCURRENCY} + {retried} recorded retries), "
         f"{len(refused)} refused, {seconds:.1f} s"
     )
 

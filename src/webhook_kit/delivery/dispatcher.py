@@ -49,7 +49,15 @@ STATE_FOR_ACTION: dict[str, EventState] = {
 #: How long the coordinator waits for news before it looks at the store again (other processes'
 #: completions and expired leases are not announced).
 POLL_SECONDS = 1.0
+#: Claims held per slot (in flight plus waiting), and the level at which more are claimed: a
+#: claim (and the write of the completions before it) is a database round trip or two, so a
+#: round of claims waits in the local queue while the next is fetched, instead of the slots
+#: idling through it.
+PREFETCH = 4
+REFILL_AT = PREFETCH - 1
 MIN_WAIT = 0.01
+#: Seconds a loaded target is used before its stored settings are read again.
+TARGET_TTL = 60.0
 #: Seconds kept between the end of an attempt and its lease's end; an attempt needs at least
 #: MIN_ATTEMPT seconds of lease left to start.
 LEASE_MARGIN = 0.5
@@ -67,7 +75,11 @@ class Target:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        for name, value in (("url", self.url), ("token URL", self.oauth.token_url)):
+        token = ("token URL", self.oauth.token_url)
+        if not self.oauth.token_url and self.oauth.issuer:
+            # The token URL comes from the issuer's metadata, when the first token is fetched.
+            token = ("issuer", self.oauth.issuer)
+        for name, value in (("url", self.url), token):
             problem = url_problem(value)
             if problem is not None:
                 raise ConfigError(f"the {name} {problem}")
@@ -176,6 +188,8 @@ class Dispatcher:
         #: Breakers known not to be closed or to count failures; absent means closed and clean.
         self._breakers: dict[str, Breaker] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._targets_loaded_at = time.monotonic()
+        self._stale: set[str] = set()
         self._observer = observer
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -263,6 +277,14 @@ class Dispatcher:
             target = self._usable()
             oauth = self._oauth
             return None if target is None or oauth is None else (target, oauth)
+        if self._targets_loaded_at + TARGET_TTL < time.monotonic():
+            # Look at the stored settings again now and then: what they imply may change with
+            # no change to them (an account's signing key rotates at a set time).
+            self._targets_loaded_at = time.monotonic()
+            self._stale = set(self._targets)
+        if account in self._stale:
+            self._stale.discard(account)
+            await self._reload(account)
         if account not in self._targets:
             # One load per account at a time: concurrent first deliveries share one client (one
             # token), instead of each building its own.
@@ -282,6 +304,15 @@ class Dispatcher:
                         )
                         self._targets[account] = (target, client)
         return self._targets.get(account)
+
+    async def _reload(self, account: str) -> None:
+        """Load the account's target again; keep its client (and token) if nothing changed."""
+        assert self._loader is not None
+        target = await self._loader(account)
+        known = self._targets.get(account)
+        if known is not None and target is not None and known[0] == target:
+            return
+        self._targets.pop(account, None)
 
     def set_target(self, target: Target | None) -> None:
         """Deliver to ``target`` from now on (``None`` or disabled: hold every event)."""
@@ -344,12 +375,13 @@ class Dispatcher:
     async def _coordinate(self) -> None:
         """Claim due work while there is room for it; otherwise sleep until the next due time.
 
-        It keeps up to two rounds of claims (``2 × concurrency``) and refills once a round has
-        drained, so that a claim fetches ``concurrency`` events at a time rather than one per
-        completion. Only this loop sleeps, so an injected sleep that advances a fake clock is
-        called once per wait.
+        It keeps up to ``PREFETCH × concurrency`` claims and refills once a round has drained,
+        so that a claim fetches ``concurrency`` events at a time rather than one per completion,
+        and the slots have a round in hand while it does. Only this loop sleeps, so an injected
+        sleep that advances a fake clock is called once per wait.
         """
-        capacity = 2 * self.settings.concurrency
+        capacity = PREFETCH * self.settings.concurrency
+        refill = capacity - self.settings.concurrency
         backoff = 0.0
         while not self._stopping:
             self._wake.clear()
@@ -360,7 +392,7 @@ class Dispatcher:
                     self._loader is not None or self._usable() is not None
                 ) and self.events.writable:
                     held = self._in_flight + len(self._claims)
-                    if held <= self.settings.concurrency:
+                    if held <= refill:
                         now = self._clock()
                         started = time.monotonic()
                         claims = await self.events.claim(
@@ -462,7 +494,7 @@ class Dispatcher:
                 self._attempting.pop(me, None)
                 self._in_flight -= 1
                 self._progress.set()
-                if self._in_flight + len(self._claims) <= self.settings.concurrency:
+                if self._in_flight + len(self._claims) <= REFILL_AT * self.settings.concurrency:
                     self._wake.set()
 
     async def _release(self, claim: Claim) -> None:

@@ -59,7 +59,13 @@ class PostgresStorage:
         connect: dict[str, Any] = {
             "timeout": CONNECT_TIMEOUT,
             "command_timeout": COMMAND_TIMEOUT,
-            "server_settings": {"search_path": name, "application_name": "webhook-kit"},
+            # Generic plans: the statements are prepared once per connection, and planning a
+            # claim afresh on every call cost more than the generic plan's execution lost.
+            "server_settings": {
+                "search_path": name,
+                "application_name": "webhook-kit",
+                "plan_cache_mode": "force_generic_plan",
+            },
         }
         async with translated(f"cannot open database {where}"):
             conn = await asyncpg.connect(url.connect_target, **connect)

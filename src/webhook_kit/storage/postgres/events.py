@@ -81,24 +81,37 @@ WITH busy AS (
     SELECT account, count(*) AS n FROM heads
     WHERE lease_token IS NOT NULL AND lease_until > $1 GROUP BY account
 ), candidates AS (
+    -- The earliest due heads of accounts that may send now (enabled, breaker closed or
+    -- probed, under their cap), at most a few claims' worth: the work of a claim does not
+    -- grow with the backlog. An account that fills this window is at its cap after this claim
+    -- and is left out of the next one.
     SELECT h.validation_id, h.account, h.due, h.version,
-           row_number() OVER (PARTITION BY h.account ORDER BY h.due) AS rank,
            CASE WHEN h.account = ANY($8::text[]) THEN 1
                 WHEN $5::text[] IS NOT NULL THEN $6::int
-                ELSE coalesce(s.max_in_flight, $7::int) END AS cap
+                ELSE coalesce(s.max_in_flight, $7::int) END - coalesce(b.n, 0) AS room
     FROM heads AS h
     LEFT JOIN account_settings AS s ON s.account = h.account
     LEFT JOIN breakers AS k ON k.account = h.account
+    LEFT JOIN busy AS b ON b.account = h.account
     WHERE h.pending > 0 AND h.due <= $1 AND h.lease_until <= $1
       AND CASE WHEN $5::text[] IS NOT NULL THEN h.account = ANY($5::text[])
                ELSE coalesce(s.enabled, false)
                     AND (k.state IS NULL OR k.state = 'closed' OR h.account = ANY($8::text[]))
           END
+      AND (($5::text[] IS NOT NULL AND $6::int IS NULL)
+           OR coalesce(b.n, 0) < CASE WHEN h.account = ANY($8::text[]) THEN 1
+                                      WHEN $5::text[] IS NOT NULL THEN $6::int
+                                      ELSE coalesce(s.max_in_flight, $7::int) END)
+    ORDER BY h.due
+    LIMIT $2 * 2
+), ranked AS (
+    SELECT c.*, row_number() OVER (PARTITION BY c.account ORDER BY c.due) AS rank
+    FROM candidates AS c
 ), chosen AS (
-    SELECT c.validation_id, c.rank, c.due, c.version
-    FROM candidates AS c LEFT JOIN busy AS b ON b.account = c.account
-    WHERE c.cap IS NULL OR c.rank + coalesce(b.n, 0) <= c.cap
-    ORDER BY c.rank, c.due LIMIT $2
+    SELECT r.validation_id, r.rank, r.due, r.version
+    FROM ranked AS r
+    WHERE r.room IS NULL OR r.rank <= r.room
+    ORDER BY r.rank, r.due LIMIT $2
 ), picked AS (
     -- Locked rows are rechecked as they are now: a head that another worker claimed or
     -- completed since this statement's snapshot has a new version and is left alone, for the

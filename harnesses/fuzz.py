@@ -1024,9 +1024,14 @@ def fuzz_provider_hostile(
     good_settings: dict[str, Any],
     examples: int,
     tally: Tally,
+    other_key: str | None = None,
 ) -> int:
     """Hostile requests to every provider surface; after each write, the settings and the event
-    list must still read back (a value stored once must not break every later read)."""
+    list must still read back (a value stored once must not break every later read).
+
+    With ``other_key`` (another account's), some requests go with it: its answers must never
+    carry the first account's validation ids (an isolation failure).
+    """
     count = [0]
     current: list[str] = []
     tally.secrets.update((apikey, good_settings["auth"]["client_secret"]))
@@ -1054,7 +1059,8 @@ def fuzz_provider_hostile(
     @settings(max_examples=examples, derandomize=tally.derandomize, **SETTINGS)
     @given(
         op=provider_ops(netloc, good_settings),
-        key=st.sampled_from([apikey] * 7 + ["wrong"]) | header_value,
+        key=st.sampled_from([apikey] * 7 + ["wrong"] + [other_key] * 2 * bool(other_key))
+        | header_value,
     )
     def run(op: Op, key: Any) -> None:
         count[0] += 1
@@ -1062,13 +1068,23 @@ def fuzz_provider_hostile(
             op = dataclasses.replace(op, path=op.path.replace(CURRENT_VALIDATION, validation_id()))
         headers = {"apikey": key, **op.kwargs.get("headers", {})}
         kwargs = {k: v for k, v in op.kwargs.items() if k != "headers"}
-        shown_key = "good" if key == apikey else repr(key)
+        shown_key = "good" if key == apikey else "other" if key == other_key else repr(key)
         tally.case = f"{op.method} {op.path[:200]} apikey={shown_key} {str(kwargs)[:400]}"
         response = tally.send(
             http, op.method, base_url + op.path, headers=headers, where=op.label, **kwargs
         )
         if response is not None:
             tally.check_api_error(response, op.label)
+            if other_key is not None and key == other_key:
+                # The first account's validations may never show to the other; what the request
+                # carried itself may come back (a 404 naming the id it asked for). (Settings
+                # are not compared: the other account may save the very same ones.)
+                asked = op.path + str(kwargs)
+                leaked = [v for v in current if v in response.text and v not in asked]
+                if leaked:
+                    tally.fail(
+                        "isolation", f"{op.label}: another account's answer held {leaked[0]}"
+                    )
         for path in op.reads:
             tally.send(
                 http,

@@ -45,8 +45,27 @@ from harnesses.fuzz import (  # noqa: E402
 from webhook_kit.delivery.dispatcher import DispatcherSettings
 from webhook_kit.endpoint.service import running_endpoint  # noqa: E402
 from webhook_kit.endpoint.settings import EndpointSettings  # noqa: E402
+from webhook_kit.provider.apikeys import new_key  # noqa: E402
 from webhook_kit.provider.openapi import build_openapi  # noqa: E402
 from webhook_kit.provider.service import ProviderSettings, running_provider  # noqa: E402
+
+
+def add_account(db: str, name: str, key: str) -> None:
+    """Add an account with this key to the SQLite file ``db``."""
+    import asyncio
+
+    from webhook_kit.provider.apikeys import key_hash
+    from webhook_kit.storage.url import open_storage
+
+    async def add() -> None:
+        storage = await open_storage(db)
+        try:
+            await storage.records.add_account(name, key_hash(key), time.time())
+        finally:
+            await storage.close()
+
+    asyncio.run(add())
+
 
 SURFACES = ("webhook", "token", "kit", "provider-openapi", "provider-hostile", "serve-console")
 
@@ -136,10 +155,15 @@ def main() -> int:
             },
         }
         operations = sum(len(methods) for methods in build_openapi()["paths"].values())
+        # A second account, made before the provider holds the SQLite file: the hostile
+        # requests use its key too, and must never see the first account's objects.
+        db = str(certs.parent / "provider.db")
+        other_key = new_key()
+        add_account(db, "fuzz-other", other_key)
         with running_provider(
             ProviderSettings(
                 port=0,
-                db=":memory:",
+                db=db,
                 certs_dir=certs,
                 server=args.server,
                 delivery=DispatcherSettings(ca_file=certs / "ca.pem", address_policy="local"),
@@ -157,7 +181,7 @@ def main() -> int:
             run(
                 "provider-hostile",
                 lambda t: fuzz_provider_hostile(
-                    api.http, api.base, apikey, netloc, good, args.cases, t
+                    api.http, api.base, apikey, netloc, good, args.cases, t, other_key
                 ),
             )
             provider_health = api.base.replace("/validas/v1", "/_kit/health")

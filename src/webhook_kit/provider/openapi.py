@@ -175,6 +175,7 @@ def build_openapi() -> dict[str, Any]:
             **_event_paths(),
             **_validations_query_path(),
             **_validation_paths(),
+            **_jwks_path(),
         },
         "components": {
             "securitySchemes": {"apikey": {"type": "apiKey", "in": "header", "name": "apikey"}},
@@ -343,6 +344,46 @@ def _validations_query_path() -> dict[str, Any]:
                 },
             }
         },
+    }
+
+
+def _jwks_path() -> dict[str, Any]:
+    return {
+        "/accounts/{account}/jwks.json": {
+            "get": {
+                "summary": "An account's public keys for private_key_jwt (no apikey)",
+                "description": "The keys the provider signs this account's client assertions "
+                "with: register this URL at the customer's authorization server. Public: no "
+                "apikey, public key fields only.",
+                "security": [],
+                "parameters": [
+                    {
+                        "name": "account",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A JWKS",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["keys"],
+                                    "properties": {
+                                        "keys": {"type": "array", "items": {"type": "object"}}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "404": _error("No such account"),
+                    "503": _error("storage_unavailable: try again after Retry-After seconds"),
+                },
+            }
+        }
     }
 
 

@@ -212,6 +212,9 @@ def test_worker_metrics_after_deliveries(
                 value(samples, deliveries, account=a, outcome="success") == 3
                 and value(samples, "webhook_kit_breaker_state", account=b, state="open") == 1
                 and (value(samples, "webhook_kit_queue_depth", account=b) or 0) >= 1
+                # The queue snapshot is refreshed every few seconds: wait for one taken after
+                # A's completions were written.
+                and value(samples, "webhook_kit_queue_depth", account=a) in (None, 0)
             )
 
         deadline = time.monotonic() + WAIT

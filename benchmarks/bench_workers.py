@@ -294,6 +294,8 @@ async def postgres_run(
     conc: int,
     logs: Path,
     window: Window,
+    *,
+    per_worker: bool = False,
 ) -> Result:
     url = f"{dsn}?schema={schema}"
     port = urlsplit(dsn).port or 5432
@@ -312,7 +314,8 @@ async def postgres_run(
             },
         }
         await storage.records.put_settings(webhook_settings.validate(document), time.time())
-        workers = Workers.start(count, url, info, max(1, conc // count), logs)
+        each = conc if per_worker else max(1, conc // count)
+        workers = Workers.start(count, url, info, each, logs)
         await asyncio.sleep(0.2)  # past the workers' first claim and settings read
         before = DbSnapshot.take(port, workers.pids)
         workers_cpu = workers.cpu()
@@ -362,6 +365,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16, help="in flight, in total")
+    parser.add_argument(
+        "--per-worker",
+        action="store_true",
+        help="give every worker the whole --concurrency (as `webhook-kit worker` would run), "
+        "instead of splitting it between them",
+    )
     parser.add_argument("--workers", default="1,2,4", help="worker counts to run")
     parser.add_argument("--dsn", default=os.environ.get("WEBHOOK_KIT_TEST_POSTGRES", DEFAULT_DSN))
     args = parser.parse_args()
@@ -393,7 +402,15 @@ def main() -> None:
                     schema = f"bench_{os.getpid()}_{runs}"
                     got[config] = run(
                         postgres_run(
-                            info, args.dsn, schema, n, events, args.concurrency, work, window
+                            info,
+                            args.dsn,
+                            schema,
+                            n,
+                            events,
+                            args.concurrency,
+                            work,
+                            window,
+                            per_worker=args.per_worker,
                         )
                     )
                 r = got[config]
@@ -417,7 +434,9 @@ def main() -> None:
     print()
     print(
         f"machine: {machine()}; {n} events x {args.rounds} rounds; total concurrency "
-        f"{args.concurrency} (split between workers); configurations rotate each round"
+        f"{args.concurrency} "
+        f"({'each worker' if args.per_worker else 'split between workers'}); "
+        "configurations rotate each round"
     )
     header = (
         "| configuration | deliveries/s (median) | ratio to bare (median of paired) | rounds | "

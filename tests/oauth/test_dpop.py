@@ -6,6 +6,8 @@ import base64
 import hashlib
 import json
 import re
+import string
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from webhook_kit.oauth.dpop import (
     NonceSource,
     ProofKeys,
     ProofPolicy,
+    RouteTargets,
     access_token_hash,
     jwk_thumbprint,
     make_proof,
@@ -318,3 +321,223 @@ def test_proof_keys_remember_the_key_and_still_verify_every_signature(key: DPoPK
     assert check(third, clock, replay=replay, keys=keys).jkt == other.thumbprint  # evicts
     assert keys.get(first.split(".")[0]) is None
     assert keys.get(third.split(".")[0]) is not None
+
+
+# The proof is parsed here, not by joserfc: every edge of that parsing is refused.
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def good_proof() -> str:
+    return sign({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(), EC, "ES256")
+
+
+def test_a_hand_made_proof_verifies() -> None:
+    """The refusals below alter one part of this proof: unaltered, it is accepted."""
+    assert check(good_proof(), Clock()).jkt == jwk_thumbprint(EC_PUBLIC)
+
+
+def respell(proof: str, index: int, segment: str) -> str:
+    parts = proof.split(".")
+    parts[index] = segment
+    return ".".join(parts)
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda s: s + "=" * (-len(s) % 4 or 4),  # padded
+        lambda s: s[:-1] + "+",  # the standard alphabet
+        lambda s: s[:-1] + "/",
+        lambda s: s[:5] + " " + s[5:],  # a character base64 would skip
+        lambda s: s[:5] + "\n" + s[5:],
+        lambda s: s + "A" * ((1 - len(s)) % 4 or 4),  # a length no bytes have (1 mod 4)
+    ],
+)
+def test_bad_base64_in_any_segment_is_malformed(index: int, spoil: Callable[[str], str]) -> None:
+    proof = good_proof()
+    spoiled = respell(proof, index, spoil(proof.split(".")[index]))
+    error = refusal(spoiled)
+    assert error.error == INVALID_PROOF
+    assert "malformed" in error.description, error.description
+
+
+def test_stray_bits_are_a_second_spelling_and_refused() -> None:
+    """A last character differing only in bits beyond the data decodes to the same bytes:
+    refused, so a proof has one spelling."""
+    proof = good_proof()
+    signature = proof.split(".")[2]
+    assert len(signature) % 4 == 2  # 64 bytes: the last character carries 2 bits of data
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    stray = signature[:-1] + alphabet[alphabet.index(signature[-1]) ^ 1]
+    assert base64.urlsafe_b64decode(stray + "==") == base64.urlsafe_b64decode(signature + "==")
+    assert "malformed" in refusal(respell(proof, 2, stray)).description
+
+
+@pytest.mark.parametrize("proof", ["a.b.c.d", "a.b.c.d.e", ".", "...", "a..b..", "abc.def"])
+def test_any_other_number_of_segments_is_not_a_jwt(proof: str) -> None:
+    assert "not a signed JWT" in refusal(proof).description
+
+
+def test_three_empty_segments_are_malformed() -> None:
+    assert "malformed" in refusal("..").description
+
+
+def test_a_jwe_shaped_value_is_not_a_jwt() -> None:
+    head, body, signature = good_proof().split(".")
+    assert "not a signed JWT" in refusal(f"{head}..{body}.{signature}.tag").description
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"not json", b"[1, 2]", b'"dpop+jwt"', b"\xff\xfe{}", b"", b"{"],
+)
+def test_a_header_that_is_not_a_json_object_is_malformed(header: bytes) -> None:
+    proof = respell(good_proof(), 0, b64(header))
+    assert "malformed" in refusal(proof).description
+
+
+def test_signature_of_the_wrong_shape_does_not_verify() -> None:
+    proof = good_proof()
+    raw = base64.urlsafe_b64decode(proof.split(".")[2] + "==")
+    for signature in (b"", raw[:63], raw + b"\0", raw[:32] + raw[:32]):
+        message = refusal(respell(proof, 2, b64(signature))).description
+        assert "signature does not verify" in message
+
+
+def test_a_der_ecdsa_signature_is_refused() -> None:
+    """JWS ES256 is r||s; the DER form cryptography makes must not pass for it."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    proof = good_proof()
+    signing_input = proof.rsplit(".", 1)[0].encode()
+    der = EC.private_key.sign(signing_input, ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr]
+    assert "signature does not verify" in refusal(respell(proof, 2, b64(der))).description
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256", "ES384", "RS512", "EdDSA", None, 5, ["ES256"]])
+def test_every_alg_outside_the_allow_list_is_refused(alg: Any) -> None:
+    header: dict[str, Any] = {"typ": "dpop+jwt", "jwk": EC_PUBLIC}
+    if alg is not None:
+        header["alg"] = alg
+    proof = respell(good_proof(), 0, b64(json.dumps(header).encode()))
+    assert "is not allowed" in refusal(proof).description
+
+
+def test_hs256_signed_with_the_public_jwk_as_secret_is_refused() -> None:
+    """The classic key confusion: an HMAC keyed by the public key's bytes."""
+    secret = OctKey.import_key(json.dumps(EC_PUBLIC).encode())
+    proof = sign({"typ": "dpop+jwt", "jwk": EC_PUBLIC}, good_claims(), secret, "HS256")
+    assert "'HS256' is not allowed" in refusal(proof).description
+
+
+RSA = RSAKey.generate_key(2048)
+
+
+@pytest.mark.parametrize("member", ["d", "p", "q", "dp", "dq", "qi", "oth"])
+def test_an_rsa_jwk_with_any_private_member_is_refused(member: str) -> None:
+    private = RSA.as_dict(private=True)
+    jwk = {**RSA.as_dict(private=False), member: private.get(member, [])}
+    proof = sign({"typ": "dpop+jwt", "jwk": jwk}, good_claims(), RSA, "RS256")
+    assert "not a public EC or RSA key" in refusal(proof).description
+
+
+def test_rsa_proofs_with_a_public_jwk_verify() -> None:
+    for alg in ("RS256", "PS256"):
+        jwk = RSA.as_dict(private=False)
+        proof = sign({"typ": "dpop+jwt", "jwk": jwk}, good_claims(jti=alg), RSA, alg)
+        assert check(proof, Clock()).jkt == RSA.thumbprint()
+        # The same bytes under the other RSA scheme: refused.
+        other = "PS256" if alg == "RS256" else "RS256"
+        head = b64(json.dumps({"typ": "dpop+jwt", "alg": other, "jwk": jwk}).encode())
+        resigned = respell(proof, 0, head)
+        assert "signature does not verify" in refusal(resigned).description
+
+
+@pytest.mark.parametrize(
+    ("jwk", "key", "alg"),
+    [
+        ({**EC_PUBLIC, "use": "enc"}, EC, "ES256"),
+        ({**EC_PUBLIC, "alg": "ES384"}, EC, "ES256"),
+        ({**EC_PUBLIC, "key_ops": ["sign"]}, EC, "ES256"),
+        (ECKey.generate_key("P-384").as_dict(private=False), None, "ES256"),
+        (RSA.as_dict(private=False), EC, "ES256"),
+    ],
+)
+def test_a_jwk_unfit_for_the_alg_is_unusable(jwk: dict[str, Any], key: Any, alg: str) -> None:
+    if key is None:  # sign with the jwk's own curve but claim ES256
+        head = b64(json.dumps({"typ": "dpop+jwt", "alg": alg, "jwk": jwk}).encode())
+        proof = f"{head}.{b64(json.dumps(good_claims()).encode())}.{b64(bytes(96))}"
+    else:
+        proof = sign({"typ": "dpop+jwt", "jwk": jwk}, good_claims(), key, alg)
+    assert "unusable" in refusal(proof).description
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"crit": ["exp"]},  # a critical member nobody here understands
+        {"crit": ["kid"]},  # listed as critical but absent
+        {"b64": False, "crit": ["b64"]},  # RFC 7797: an unencoded payload is no JWT
+        {"x-custom": 1},  # a member outside the JWS registry
+        {"kid": 5},  # a registered member of the wrong type
+    ],
+)
+def test_header_members_joserfc_would_refuse_are_refused(extra: dict[str, Any]) -> None:
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": EC_PUBLIC, **extra}
+    head = b64(json.dumps(header).encode())
+    body = b64(json.dumps(good_claims()).encode())
+    signing_input = f"{head}.{body}".encode()
+    signature = jws.JWSRegistry.algorithms["ES256"].sign(signing_input, EC)
+    assert "malformed" in refusal(f"{head}.{body}.{b64(signature)}").description
+
+
+def test_an_oversized_header_is_malformed() -> None:
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": EC_PUBLIC, "kid": "k" * 1600}
+    proof = respell(good_proof(), 0, b64(json.dumps(header).encode()))
+    assert len(proof) <= 4096
+    assert "too long" in refusal(proof).description
+
+
+def test_route_targets_give_the_same_answers_as_normalising_every_time(key: DPoPKey) -> None:
+    """A proof's htu equal to the remembered htu skips normalising only where that changes
+    nothing: ``https:////x`` normalises to ``https://x``, which is not its own normal form."""
+    routes = RouteTargets()
+    clock = Clock()
+    for url, htu, accepted in [
+        (URL, URL, True),
+        ("HTTPS://Receiver.Example:8443/webhook?q=1", URL, True),
+        (
+            URL,
+            "HTTPS://RECEIVER.EXAMPLE:8443/webhook",
+            True,
+        ),  # the proof's htu is still normalised when unequal
+        (URL, URL + "/", False),
+        ("https:////x", "https://x", False),
+        ("https:////x", "https://x/", False),
+    ]:
+        body = b64(json.dumps(good_claims(htu=htu, jti=f"{url}{htu}")).encode())
+        head = key._header_segment.decode()
+        proof = f"{head}.{body}.{b64(key._signer(f'{head}.{body}'.encode()))}"
+        for memo in (routes, None):
+            replay = ReplayCache(clock=clock)
+            if accepted:
+                assert check(proof, clock, url=url, routes=memo, replay=replay).htu == htu
+            else:
+                assert (
+                    "htu does not match" in refusal(proof, clock, url=url, routes=memo).description
+                )
+    assert routes.htu("https:////x") == ("https://x", False)
+    assert routes.htu(URL) == (URL, True)
+
+
+def test_route_targets_stay_bounded() -> None:
+    routes = RouteTargets(size=2)
+    for n in range(5):
+        assert routes.htu(f"https://h/{n}?x") == (f"https://h/{n}", True)
+    assert len(routes._targets) <= 2
+    assert RouteTargets(size=0).htu("https://H/") == ("https://h/", True)

@@ -108,3 +108,21 @@ def test_a_full_proof_replay_cache_is_busy_not_a_bad_proof() -> None:
         proof = make_proof(key, method="POST", url=URL, access_token=TOKEN)
         check(constraint, "DPoP", claims, proofs=[proof])
     assert caught.value.error == "temporarily_unavailable"
+
+
+def test_the_remembered_route_htu_still_refuses_a_proof_for_another_url() -> None:
+    """The route's htu is worked out once and remembered; proofs are still held to it."""
+    key = DPoPKey.generate()
+    claims = {"cnf": {"jkt": key.thumbprint}}
+    constraint = SenderConstraint("dpop")
+    for _ in range(3):
+        proof = make_proof(key, method="POST", url=URL, access_token=TOKEN)
+        check(constraint, "DPoP", claims, proofs=[proof], url=URL + "?n=1")
+    assert constraint.routes.htu(URL + "?n=1") == (URL, True)
+    other = make_proof(key, method="POST", url=URL + "/x", access_token=TOKEN)
+    with pytest.raises(TokenError, match="htu does not match") as caught:
+        check(constraint, "DPoP", claims, proofs=[other], url=URL + "?n=1")
+    assert caught.value.error == "invalid_dpop_proof"
+    host = make_proof(key, method="POST", url="https://other.example/webhook", access_token=TOKEN)
+    with pytest.raises(TokenError, match="htu does not match"):
+        check(constraint, "DPoP", claims, proofs=[host])

@@ -10,6 +10,21 @@ signs with ``cryptography`` directly; the proofs are the compact JWS joserfc mad
 for byte but for the signature. Measured with ``timeit`` (best of 5 runs of 2,000 proofs, one
 shared 2-core machine): ES256 89.7 µs before, 57.1 µs after; PS256 409 µs before, 393 µs after
 (the RSA signature itself is most of it).
+
+A receiver verifies one proof per request the same way: the compact JWS is parsed here (strict
+base64url, ``json``), each header's key is checked and imported once (:class:`ProofKeys`), and
+the signature is verified with ``cryptography`` on that key; the route's ``htu`` is normalised
+once per URL (:class:`RouteTargets`). ``verify_proof`` as ``serve --token-binding dpop`` calls
+it (with ``ath`` and ``jkt``), best of 5 runs of 2,000 proofs, before and after in one process,
+two runs on the shared machine:
+
+=========  ================  ====================  ==========================================
+algorithm  joserfc (before)  cryptography (after)  after, with RouteTargets
+=========  ================  ====================  ==========================================
+ES256      165–222 µs        129–171 µs            116–142 µs (P-256 verify alone: 87–112 µs)
+PS256      109–131 µs        77–91 µs              62–79 µs
+RS256      105–112 µs        71–78 µs              55–57 µs
+=========  ================  ====================  ==========================================
 """
 
 from __future__ import annotations
@@ -19,6 +34,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -28,7 +44,7 @@ from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 from joserfc import jws
-from joserfc.errors import BadSignatureError, JoseError
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey, import_key
 
 from webhook_kit.errors import ConfigError, TokenError
@@ -249,13 +265,15 @@ def verify_proof(
     policy: ProofPolicy = ProofPolicy(),
     clock: Callable[[], float] = time.time,
     keys: ProofKeys | None = None,
+    routes: RouteTargets | None = None,
 ) -> VerifiedProof:
     """Check ``proof`` for the request ``method url``; :class:`TokenError` naming why not.
 
     ``error`` is ``invalid_dpop_proof``, or ``use_dpop_nonce`` when ``nonces`` is given and the
     proof lacks a current nonce. ``access_token`` requires a matching ``ath``; ``jkt`` requires
     the proof's key to be that one (the token's ``cnf.jkt``). ``keys`` remembers the keys of
-    recent proofs, which saves importing the same key for every request.
+    recent proofs, which saves importing the same key for every request; ``routes`` remembers
+    the normalised ``htu`` of recent request URLs.
     """
     claims, proof_jkt = _decode(proof, policy, keys if keys is not None else ProofKeys(0))
     if jkt is not None and not hmac.compare_digest(proof_jkt, jkt):
@@ -264,7 +282,14 @@ def verify_proof(
     if not isinstance(htm, str) or htm != method.upper():
         raise _refuse(f"htm does not match the request method {method.upper()}")
     htu = claims.get("htu")
-    if not isinstance(htu, str) or normalise_htu(htu) != normalise_htu(url):
+    if routes is None:
+        expected, canonical = normalise_htu(url), False
+    else:
+        expected, canonical = routes.htu(url)
+    # A sender's htu is normally the normalised URL itself, which then needs no second pass.
+    if not isinstance(htu, str) or not (
+        (canonical and htu == expected) or normalise_htu(htu) == expected
+    ):
         raise _refuse("htu does not match the request URL")
     iat = _check_iat(claims.get("iat"), clock(), policy)
     jti = claims.get("jti")
@@ -292,24 +317,53 @@ class _ProofRegistry(jws.JWSRegistry):
     max_header_length = 2048
 
 
+#: Members of an RSA or EC JWK that only a private key has (RFC 7518 section 6).
+_PRIVATE_MEMBERS: Final[frozenset[str]] = frozenset(("d", "p", "q", "dp", "dq", "qi", "oth"))
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+#: The last character of a segment whose length leaves 2 or 3 over mod 4, when the bits that
+#: do not fit in a whole byte are zero: anything else is a second spelling of the same bytes.
+_CANONICAL_ENDINGS: Final[tuple[str, str, str]] = ("", "AQgw", "AEIMQUYcgkosw048")
+
+
+def _unb64(segment: str) -> bytes:
+    """Strict base64url (RFC 7515 section 2): the URL-safe alphabet, no padding, no stray
+    bits; :class:`ValueError` otherwise. ``base64`` alone would skip foreign characters."""
+    spare = len(segment) % 4
+    if spare == 1 or not _BASE64URL.fullmatch(segment):
+        raise ValueError("not base64url")
+    if spare and segment[-1] not in _CANONICAL_ENDINGS[spare - 1]:
+        raise ValueError("not canonical base64url")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+@dataclass(frozen=True)
+class ProofKey:
+    """What one proof header yields once checked: ``alg``, the key's thumbprint, and a
+    function telling whether a signature by that key over some bytes verifies."""
+
+    algorithm: str
+    jkt: str
+    verify: Callable[[bytes, bytes], bool] = field(repr=False)
+
+
 class ProofKeys:
     """The public keys of recent proofs, by their protected header, bounded to ``size``.
 
-    A client signs every proof with one key and the same header, so each header's key is
-    imported and its thumbprint hashed once: measured, that is about 40 % of a verification.
-    The signature is still verified on every proof."""
+    A client signs every proof with one key and the same header, so each header is parsed and
+    checked, its key imported and its thumbprint hashed once. The signature is still verified
+    on every proof."""
 
     def __init__(self, size: int = 1024) -> None:
         self._size = size
-        self._keys: OrderedDict[str, tuple[str, RSAKey | ECKey, str]] = OrderedDict()
+        self._keys: OrderedDict[str, ProofKey] = OrderedDict()
 
-    def get(self, header: str) -> tuple[str, RSAKey | ECKey, str] | None:
+    def get(self, header: str) -> ProofKey | None:
         found = self._keys.get(header)
         if found is not None:
             self._keys.move_to_end(header)
         return found
 
-    def put(self, header: str, entry: tuple[str, RSAKey | ECKey, str]) -> None:
+    def put(self, header: str, entry: ProofKey) -> None:
         if self._size < 1:
             return
         self._keys[header] = entry
@@ -317,61 +371,142 @@ class ProofKeys:
             self._keys.popitem(last=False)
 
 
-def _header_key(proof: str, policy: ProofPolicy) -> tuple[str, RSAKey | ECKey, str]:
-    """``alg``, the public key and its thumbprint, from a proof's header (not yet verified)."""
+class RouteTargets:
+    """The normalised ``htu`` of recent request URLs, bounded to ``size``: a receiver's
+    routes repeat, so each URL is normalised once rather than on every proof.
+
+    Each entry also says whether the ``htu`` is its own normal form; only then may a proof
+    whose ``htu`` is that very string skip normalising it, with the same result."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._targets: dict[str, tuple[str, bool]] = {}
+
+    def htu(self, url: str) -> tuple[str, bool]:
+        found = self._targets.get(url)
+        if found is None:
+            htu = normalise_htu(url)
+            found = (htu, normalise_htu(htu) == htu)
+            if len(self._targets) >= self._size:
+                # Routes are few; a full table means varied query strings: start afresh.
+                self._targets.clear()
+            if self._size > 0:
+                self._targets[url] = found
+        return found
+
+
+def _verifier(public: object, algorithm: str) -> Callable[[bytes, bytes], bool]:
+    """A function checking a JWS ``algorithm`` signature (RFC 7518 section 3) with the
+    ``cryptography`` public key ``public``: ``make_proof``'s signers, the other way round."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    sha256 = hashes.SHA256()
+    if algorithm == "ES256":
+        if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+            raise ValueError("ES256 needs an EC P-256 key")
+        ecdsa = ec.ECDSA(sha256)
+
+        def verify_es256(data: bytes, signature: bytes) -> bool:
+            # JWS carries r and s as two 32-byte big-endian integers; cryptography takes DER.
+            if len(signature) != 64:
+                return False
+            r = int.from_bytes(signature[:32], "big")
+            s = int.from_bytes(signature[32:], "big")
+            try:
+                public.verify(encode_dss_signature(r, s), data, ecdsa)
+            except InvalidSignature:
+                return False
+            return True
+
+        return verify_es256
+    if algorithm not in ("PS256", "RS256") or not isinstance(public, rsa.RSAPublicKey):
+        raise ValueError(f"{algorithm} needs an RSA key")
+    scheme: padding.AsymmetricPadding = (
+        padding.PSS(mgf=padding.MGF1(sha256), salt_length=sha256.digest_size)
+        if algorithm == "PS256"
+        else padding.PKCS1v15()
+    )
+
+    def verify_rsa(data: bytes, signature: bytes) -> bool:
+        try:
+            public.verify(signature, data, scheme, sha256)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify_rsa
+
+
+def _header_key(segment: str, policy: ProofPolicy) -> ProofKey:
+    """The checked ``alg``, key and thumbprint of a proof's header segment (signature not yet
+    verified). joserfc still checks the header members and the key's ``use``/``alg``/
+    ``key_ops``/curve here, once per header; the signature is checked with ``cryptography``."""
+    if len(segment) > _ProofRegistry.max_header_length:
+        raise _refuse("malformed DPoP proof (the header is too long)")
     try:
-        unverified = jws.extract_compact(proof.encode("ascii"), registry=_ProofRegistry())
-    except JoseError as exc:
-        raise _refuse(f"malformed DPoP proof ({exc.description or exc.error})") from exc
-    except (ValueError, TypeError, UnicodeEncodeError) as exc:
-        raise _refuse("malformed DPoP proof") from exc
-    header = dict(unverified.protected)
+        header = json.loads(_unb64(segment))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _refuse("malformed DPoP proof (the header is not base64url JSON)") from exc
+    if not isinstance(header, dict):
+        raise _refuse("malformed DPoP proof (the header is not a JSON object)")
     if header.get("typ") != PROOF_TYPE:
         raise _refuse(f"the DPoP proof's typ is not {PROOF_TYPE}")
     alg = header.get("alg")
     if alg not in policy.algorithms:
         raise _refuse(f"DPoP proof algorithm {alg!r} is not allowed")
+    try:
+        _ProofRegistry().check_header(header)
+    except JoseError as exc:
+        raise _refuse(f"malformed DPoP proof ({exc.description or exc.error})") from exc
+    if header.get("b64", True) is not True:
+        # RFC 7797's unencoded payload: not a JWT, so never a proof.
+        raise _refuse("malformed DPoP proof (b64 is not true)")
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):
         raise _refuse("the DPoP proof has no jwk header")
-    if "d" in jwk or jwk.get("kty") not in ("EC", "RSA"):
+    if not _PRIVATE_MEMBERS.isdisjoint(jwk) or jwk.get("kty") not in ("EC", "RSA"):
         raise _refuse("the DPoP proof's jwk is not a public EC or RSA key")
     try:
         key = import_key(jwk)
+        assert isinstance(key, RSAKey | ECKey)
+        jws.JWSRegistry.algorithms[str(alg)].check_key(key)
+        verify = _verifier(key.get_op_key("verify"), str(alg))
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         raise _refuse("the DPoP proof's jwk or signature is unusable") from exc
-    assert isinstance(key, RSAKey | ECKey)
-    return str(alg), key, key.thumbprint()
+    return ProofKey(str(alg), key.thumbprint(), verify)
 
 
 def _decode(proof: str, policy: ProofPolicy, keys: ProofKeys) -> tuple[dict[str, Any], str]:
     if len(proof) > MAX_PROOF_LENGTH:
         raise _refuse("the DPoP proof is too long")
-    if proof.count(".") != 2:
+    segments = proof.split(".")
+    if len(segments) != 3:
         raise _refuse("the DPoP proof is not a signed JWT")
-    segment = proof.split(".", 1)[0]
-    entry = keys.get(segment)
+    if not proof.isascii():
+        raise _refuse("malformed DPoP proof (not ASCII)")
+    head, body, signature = segments
+    entry = keys.get(head)
     if entry is None:
-        entry = _header_key(proof, policy)
-        keys.put(segment, entry)
-    alg, key, jkt = entry
-    if alg not in policy.algorithms:  # pragma: no cover - one verifier, one policy
-        raise _refuse(f"DPoP proof algorithm {alg!r} is not allowed")
+        entry = _header_key(head, policy)
+        keys.put(head, entry)
+    if entry.algorithm not in policy.algorithms:  # pragma: no cover - one verifier, one policy
+        raise _refuse(f"DPoP proof algorithm {entry.algorithm!r} is not allowed")
     try:
-        verified = jws.deserialize_compact(
-            proof, key, algorithms=[alg], registry=_ProofRegistry(algorithms=[alg])
-        )
-    except BadSignatureError as exc:
-        raise _refuse("the DPoP proof's signature does not verify") from exc
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise _refuse("the DPoP proof's jwk or signature is unusable") from exc
+        payload, raw_signature = _unb64(body), _unb64(signature)
+    except ValueError as exc:
+        raise _refuse("malformed DPoP proof (a segment is not base64url)") from exc
+    if not entry.verify(proof[: len(head) + 1 + len(body)].encode("ascii"), raw_signature):
+        raise _refuse("the DPoP proof's signature does not verify")
     try:
-        claims = json.loads(verified.payload)
+        claims = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _refuse("the DPoP proof's payload is not JSON") from exc
     if not isinstance(claims, dict):
         raise _refuse("the DPoP proof's payload is not a JSON object")
-    return claims, jkt
+    return claims, entry.jkt
 
 
 def _check_iat(iat: object, now: float, policy: ProofPolicy) -> int:

@@ -209,6 +209,7 @@ class SenderConstraint:
         # "is not None": an empty cache has no length, and so is falsy.
         self.replay = replay if replay is not None else ReplayCache(clock=clock)
         self.keys = dpop.ProofKeys()
+        self.routes = dpop.RouteTargets()
 
     def check(
         self,
@@ -244,6 +245,7 @@ class SenderConstraint:
                 policy=self.policy,
                 clock=self._clock,
                 keys=self.keys,
+                routes=self.routes,
             )
         elif scheme == "DPoP":
             raise TokenError("Authorization: DPoP with a token that is not DPoP-bound")

@@ -166,7 +166,8 @@ def test_secret_never_leaks(level: str, tmp_path: Path, certs_dir: Path) -> None
         assert secret not in everything
     assert "********" in everything  # settings reads show the mask
     if level in ("debug", "info"):
-        assert "webhook_kit.oauth: token for leak-test" in everything  # the logs were really on
+        # The logs were really on: the token fetch is logged (its scheme, then its client).
+        assert "webhook_kit.oauth: Bearer token for leak-test" in everything
     if level == "debug":
         assert "webhook_kit.dispatcher: event " in everything
 

@@ -385,6 +385,8 @@ class Dispatcher:
         backoff = 0.0
         while not self._stopping:
             self._wake.clear()
+            if self._claims and self.events.writable:
+                self._work.set()  # the store takes writes again: the workers may go on
             poll = self.events.poll_interval
             wait_for: float | None = poll
             try:
@@ -458,7 +460,9 @@ class Dispatcher:
         visible share of the per-delivery cost.
         """
         while not self._stopping:
-            if not self._claims:
+            # While the store cannot record attempts, nothing more goes out: what would be
+            # sent again after a restart stays bounded by what was in flight.
+            if not self._claims or not self.events.writable:
                 self._work.clear()
                 await self._work.wait()
                 continue

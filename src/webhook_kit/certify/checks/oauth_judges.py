@@ -189,6 +189,19 @@ def judge_valid_token(
             if scheme == "DPoP"
             else ""
         )
+        demands_dpop = scheme != "DPoP" and (answer.challenge or "").lstrip().lower().startswith(
+            "dpop"
+        )
+        if demands_dpop:
+            # The receiver asks for DPoP-bound tokens: certify's own token was the problem.
+            return CheckResult(
+                "oauth.valid_token",
+                "oauth",
+                "fail",
+                f"a bearer token was refused with HTTP {answer.status}{said}: this endpoint "
+                "requires DPoP-bound tokens (its challenge is DPoP). Certify it with --dpop "
+                "ES256 (and the sender must use DPoP too).",
+            )
         return CheckResult(
             "oauth.valid_token",
             "oauth",

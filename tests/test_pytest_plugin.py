@@ -34,8 +34,9 @@ def certify_args(sink: Endpoint, url: str | None = None) -> list[str]:
         info.token_url,
         "--webhook-client-id",
         info.client_id,
-        "--webhook-client-secret",
-        info.client_secret,
+        # One argument: a generated secret may begin with "-", which argparse would read as
+        # an option of its own.
+        f"--webhook-client-secret={info.client_secret}",
         "--webhook-ca",
         info.ca_file,
         "--webhook-probes",

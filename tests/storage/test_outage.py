@@ -30,7 +30,7 @@ def proxied(postgres_url: str) -> Iterator[tuple[str, TcpProxy]]:
     proxy.close()
 
 
-def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+def until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"

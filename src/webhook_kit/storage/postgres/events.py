@@ -44,7 +44,9 @@ PROBE_CHECK_SECONDS = 1.0
 POLL_SECONDS = 1.0
 FLUSH_SECONDS = 0.01
 FLUSH_SIZE = 512
-RETRY_MAX = 30.0
+#: The longest pause between tries to write held completions: short, because claims wait for
+#: them (a database that is back should not sit unused for half a minute).
+RETRY_MAX = 2.0
 #: Seconds between attempts to listen again after the listening connection was lost.
 LISTEN_RETRY = 5.0
 
@@ -239,6 +241,8 @@ class PostgresEvents:
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Tokens of claims that failed in flight (committed or not: unknown).
         self._orphans: set[str] = set()
+        #: Claims whose release failed (the database was away): released on the next claim.
+        self._unreleased: list[Claim] = []
         self._next_probe_check = 0.0
 
     # -- wake-ups ------------------------------------------------------------------------------
@@ -365,6 +369,9 @@ class PostgresEvents:
         if self._failing:
             return []
         probes = await self._probes(now, lease) if accounts is None else []
+        if self._unreleased:
+            held, self._unreleased = self._unreleased, []
+            await self.release(held)  # on failure, release keeps them for the next try
         if self._orphans:
             # Claims whose answer was lost with the connection may have been committed: give
             # them back now, rather than leave their events waiting for the lease to expire.
@@ -522,12 +529,17 @@ class PostgresEvents:
     async def release(self, claims: Sequence[Claim]) -> None:
         if not claims:
             return
-        async with translated("cannot give back claims"):
-            await self._pool.execute(
-                RELEASE,
-                sorted({c.validation_id for c in claims}),
-                sorted({c.token for c in claims}),
-            )
+        try:
+            async with translated("cannot give back claims"):
+                await self._pool.execute(
+                    RELEASE,
+                    sorted({c.validation_id for c in claims}),
+                    sorted({c.token for c in claims}),
+                )
+        except StoreError:
+            # Given back once the database answers again, not left to their leases.
+            self._unreleased.extend(claims)
+            raise
         self._wake.set()
 
     async def next_due(

@@ -132,10 +132,6 @@ class EventStore(Protocol):
 
     async def set_breaker(self, account: str, breaker: Breaker) -> None: ...
 
-    async def drop_account(self, account: str) -> None:
-        """Delete every event and attempt of ``account`` (it was removed)."""
-        ...
-
     async def outstanding(self) -> int:
         """Events still to deliver (claimed or not)."""
         ...

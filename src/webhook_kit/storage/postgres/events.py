@@ -710,9 +710,6 @@ class PostgresEvents:
         if breaker.state == "open":
             self._next_probe_check = 0.0
 
-    async def drop_account(self, account: str) -> None:
-        """Nothing is cached per account here: the records delete the rows."""
-
     async def outstanding(self) -> int:
         await self.flush()
         async with translated("cannot read the queue"):

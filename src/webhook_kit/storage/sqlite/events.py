@@ -61,8 +61,6 @@ class SqliteEvents:
         #: Per account with stored settings: (enabled, in-flight cap), kept by the records.
         self._stored: dict[str, tuple[bool, int | None]] = {}
         self._breakers: dict[str, Breaker] = {}
-        #: When each queued event was created (for the oldest-pending metric).
-        self._created: dict[str, float] = {}
 
     def load(self) -> None:
         """Queue what a restart must deliver: events not yet sent or failed, oldest first."""
@@ -524,9 +522,6 @@ class SqliteEvents:
             )
         self._breakers[account] = breaker
         self._wake.set()
-
-    async def drop_account(self, account: str) -> None:
-        self.forget(account)
 
     async def outstanding(self) -> int:
         return len(self._scheduler)

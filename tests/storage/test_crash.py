@@ -68,9 +68,10 @@ def test_sigkilled_workers_lose_nothing_keep_order_and_bound_duplicates(
     (b) Order: for each validation the endpoint first saw its events in the order they were
         inserted, and never saw one again after a later one of its validation.
     (c) Duplicates are bounded. A worker holds at most ``PREFETCH × concurrency`` heads: the
-        coordinator claims up to that many, and every claim first flushes the completions
-        buffered so far, so the heads it holds are those claimed and not attempted, in flight,
-        or attempted with their completion still buffered (≤ 10 ms). A SIGKILL loses exactly
+        coordinator claims up to that many, and every claim first writes the completions
+        buffered so far (in the same round trip), so the heads it holds are those claimed and not
+        attempted, in flight, or attempted with their completion still buffered (≤ 50 ms). A
+        SIGKILL loses exactly
         those leases; only they can be delivered twice (once by the dead worker, once by the
         worker that takes the expired lease). So duplicates from kills are at most
         ``kills × PREFETCH × concurrency``. A failed attempt that is recorded (e.g. a timeout on a

@@ -49,12 +49,14 @@ STATE_FOR_ACTION: dict[str, EventState] = {
 #: How long the coordinator waits for news before it looks at the store again (other processes'
 #: completions and expired leases are not announced).
 POLL_SECONDS = 1.0
-#: Claims held per slot (in flight plus waiting), and the level at which more are claimed: a
-#: claim (and the write of the completions before it) is a database round trip or two, so a
-#: round of claims waits in the local queue while the next is fetched, instead of the slots
-#: idling through it.
+#: Claims held per slot (in flight plus waiting): a claim (which carries the completions
+#: before it) is a database round trip, so claims wait in the local queue while the next ones
+#: are fetched, instead of the slots idling through it.
 PREFETCH = 4
-REFILL_AT = PREFETCH - 1
+#: A claim is sent once there is room for this many heads (or half of what is held, for a
+#: small concurrency): its round trip costs about the same whatever it brings, so small
+#: claims, one per completion, would cost the database and the worker most per delivery.
+MIN_BATCH = 16
 MIN_WAIT = 0.01
 #: Seconds a loaded target is used before its stored settings are read again.
 TARGET_TTL = 60.0
@@ -166,6 +168,8 @@ class Dispatcher:
         #: Claims waiting for a worker, each with the monotonic time its lease runs out here.
         self._claims: deque[tuple[Claim, float]] = deque()
         self._in_flight = 0
+        capacity, batch = claim_sizes(self.settings.concurrency)
+        self._refill = capacity - batch  # held claims at which the coordinator claims more
         #: The claim each worker task is attempting now (given back if it is cut off).
         self._attempting: dict[asyncio.Task[Any] | None, Claim] = {}
         #: Wakes the coordinator: a slot freed, the target changed, or stopping.
@@ -375,13 +379,13 @@ class Dispatcher:
     async def _coordinate(self) -> None:
         """Claim due work while there is room for it; otherwise sleep until the next due time.
 
-        It keeps up to ``PREFETCH × concurrency`` claims and refills once a round has drained,
-        so that a claim fetches ``concurrency`` events at a time rather than one per completion,
-        and the slots have a round in hand while it does. Only this loop sleeps, so an injected
-        sleep that advances a fake clock is called once per wait.
+        It keeps up to ``PREFETCH × concurrency`` claims and refills once there is room for a
+        batch (:func:`claim_sizes`), so that a claim fetches many events at a time rather than
+        one per completion, and the slots have claims in hand while it does. Only this loop
+        sleeps, so an injected sleep that advances a fake clock is called once per wait.
         """
-        capacity = PREFETCH * self.settings.concurrency
-        refill = capacity - self.settings.concurrency
+        capacity, batch = claim_sizes(self.settings.concurrency)
+        refill = capacity - batch
         backoff = 0.0
         while not self._stopping:
             self._wake.clear()
@@ -498,7 +502,7 @@ class Dispatcher:
                 self._attempting.pop(me, None)
                 self._in_flight -= 1
                 self._progress.set()
-                if self._in_flight + len(self._claims) <= REFILL_AT * self.settings.concurrency:
+                if self._in_flight + len(self._claims) <= self._refill:
                     self._wake.set()
 
     async def _release(self, claim: Claim) -> None:
@@ -599,6 +603,14 @@ class Dispatcher:
             self.set_target(Target(self._target.url, self._target.oauth, enabled=False))
         if self._on_disable is not None:
             await self._on_disable(account, reason)
+
+
+def claim_sizes(concurrency: int) -> tuple[int, int]:
+    """(capacity, batch): at most ``capacity`` heads held by a dispatcher of this concurrency
+    (claimed, in flight, or attempted and their completion not yet written), and a claim sent
+    once there is room for ``batch`` more."""
+    capacity = PREFETCH * concurrency
+    return capacity, min(capacity // 2, max(concurrency, MIN_BATCH))
 
 
 def _scrubbed(result: AttemptResult, target: Target) -> AttemptResult:

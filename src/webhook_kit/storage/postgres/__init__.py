@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from webhook_kit.storage.postgres.errors import translated
-from webhook_kit.storage.postgres.events import PostgresEvents
+from webhook_kit.storage.postgres.events import CLAIM_ROUTINE, PostgresEvents
 from webhook_kit.storage.postgres.migrations import migrate, quote
 from webhook_kit.storage.postgres.records import PostgresRecords
 
@@ -70,7 +70,7 @@ class PostgresStorage:
         async with translated(f"cannot open database {where}"):
             conn = await asyncpg.connect(url.connect_target, **connect)
             try:
-                await migrate(conn, name, where)
+                await migrate(conn, name, where, (CLAIM_ROUTINE,))
             finally:
                 await conn.close()
             pool = await asyncpg.create_pool(

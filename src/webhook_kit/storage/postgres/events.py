@@ -10,6 +10,7 @@ Heads are always locked in ``validation_id`` order, so two batches never deadloc
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import time
@@ -18,6 +19,7 @@ from contextlib import suppress
 from typing import Any
 
 import asyncpg
+import orjson
 
 from webhook_kit.delivery.breaker import Breaker
 from webhook_kit.errors import DuplicateEvent, StoreError
@@ -42,7 +44,9 @@ Clock = Callable[[], float]
 PROBE_CHECK_SECONDS = 1.0
 #: Other workers' completions and expired leases are not announced: look this often.
 POLL_SECONDS = 1.0
-FLUSH_SECONDS = 0.01
+#: Completions wait at most this long to be written; under load they ride on the next claim
+#: sooner, so this is the pace of the write only when no claim comes.
+FLUSH_SECONDS = 0.05
 FLUSH_SIZE = 512
 #: The longest pause between tries to write held completions: short, because claims wait for
 #: them (a database that is back should not sit unused for half a minute).
@@ -79,40 +83,38 @@ SET pending = h.pending + excluded.pending,
 # $5: only these accounts (a fixed target; NULL: every account with enabled settings),
 # $6: their cap (NULL: none), $7: the cap for settings without one, $8: accounts to probe.
 CLAIM = """
-WITH busy AS (
-    SELECT account, count(*) AS n FROM heads
-    WHERE lease_token IS NOT NULL AND lease_until > $1 GROUP BY account
+WITH accounts AS (
+    -- Who may send now: a fixed target's accounts, or every account with enabled settings
+    -- whose breaker is closed or which is to be probed; and how many more heads each may hold.
+    SELECT a.account,
+           CASE WHEN a.account = ANY($8::text[]) THEN 1 ELSE a.cap END
+           - (SELECT count(*) FROM heads AS b WHERE b.account = a.account
+              AND b.lease_token IS NOT NULL AND b.lease_until > $1) AS room
+    FROM (
+        SELECT t.account, $6::int AS cap FROM unnest($5::text[]) AS t(account)
+        UNION ALL
+        SELECT s.account, coalesce(s.max_in_flight, $7::int)
+        FROM account_settings AS s LEFT JOIN breakers AS k ON k.account = s.account
+        WHERE $5::text[] IS NULL AND s.enabled
+          AND (k.state IS NULL OR k.state = 'closed' OR s.account = ANY($8::text[]))
+    ) AS a
 ), candidates AS (
-    -- The earliest due heads of accounts that may send now (enabled, breaker closed or
-    -- probed, under their cap), at most a few claims' worth: the work of a claim does not
-    -- grow with the backlog. An account that fills this window is at its cap after this claim
-    -- and is left out of the next one.
-    SELECT h.validation_id, h.account, h.due, h.version,
-           CASE WHEN h.account = ANY($8::text[]) THEN 1
-                WHEN $5::text[] IS NOT NULL THEN $6::int
-                ELSE coalesce(s.max_in_flight, $7::int) END - coalesce(b.n, 0) AS room
-    FROM heads AS h
-    LEFT JOIN account_settings AS s ON s.account = h.account
-    LEFT JOIN breakers AS k ON k.account = h.account
-    LEFT JOIN busy AS b ON b.account = h.account
-    WHERE h.pending > 0 AND h.due <= $1 AND h.lease_until <= $1
-      AND CASE WHEN $5::text[] IS NOT NULL THEN h.account = ANY($5::text[])
-               ELSE coalesce(s.enabled, false)
-                    AND (k.state IS NULL OR k.state = 'closed' OR h.account = ANY($8::text[]))
-          END
-      AND (($5::text[] IS NOT NULL AND $6::int IS NULL)
-           OR coalesce(b.n, 0) < CASE WHEN h.account = ANY($8::text[]) THEN 1
-                                      WHEN $5::text[] IS NOT NULL THEN $6::int
-                                      ELSE coalesce(s.max_in_flight, $7::int) END)
-    ORDER BY h.due
-    LIMIT $2 * 2
+    -- Each account's earliest due heads, at most its room, read in index order: the work of
+    -- a claim grows with the accounts that may send, not with the backlog.
+    SELECT h.validation_id, h.account, h.due, h.version
+    FROM accounts AS a CROSS JOIN LATERAL (
+        SELECT validation_id, account, due, version FROM heads
+        WHERE account = a.account AND pending > 0 AND due <= $1 AND lease_until <= $1
+        ORDER BY due
+        LIMIT greatest(least(a.room, $2), 0)
+    ) AS h
+    WHERE a.room IS NULL OR a.room > 0
 ), ranked AS (
     SELECT c.*, row_number() OVER (PARTITION BY c.account ORDER BY c.due) AS rank
     FROM candidates AS c
 ), chosen AS (
     SELECT r.validation_id, r.rank, r.due, r.version
     FROM ranked AS r
-    WHERE r.room IS NULL OR r.rank <= r.room
     ORDER BY r.rank, r.due LIMIT $2
 ), picked AS (
     -- Locked rows are rechecked as they are now: a head that another worker claimed or
@@ -137,34 +139,60 @@ LEFT JOIN LATERAL (
 ORDER BY c.rank, c.due
 """
 
+# Completions travel as one JSON document: one parameter, where eleven arrays cost the driver
+# more to encode than the statement costs the server.
+COMPLETIONS = """
+SELECT * FROM json_to_recordset({document}::json) AS t(
+    seq bigint, validation_id text, token text, attempt int, at float8, duration_ms float8,
+    outcome text, http_status int, reason text, state text, next_at float8)
+"""
+
 # A completion moves the event and its head on only while the head is still leased to the
 # claim (the fencing token): a worker whose lease expired records its attempt, nothing more.
-COMPLETE = """
-WITH input AS (
-    SELECT * FROM unnest(
-        $1::bigint[], $2::text[], $3::text[], $4::int[], $5::float8[], $6::float8[],
-        $7::text[], $8::int[], $9::text[], $10::text[], $11::float8[]
-    ) AS t(seq, validation_id, token, attempt, at, duration_ms, outcome, http_status, reason,
-           state, next_at)
-), recorded AS (
+COMPLETE_FROM = """
+WITH input AS ({input}), recorded AS (
     INSERT INTO attempts (seq, attempt, at, duration_ms, outcome, http_status, reason)
     SELECT seq, attempt, at, duration_ms, outcome, http_status, reason FROM input
 ), owned AS (
-    SELECT i.* FROM input AS i
-    JOIN heads AS h ON h.validation_id = i.validation_id AND h.lease_token = i.token
-), moved AS (
-    UPDATE events AS e
-    SET state = o.state, attempts = o.attempt, next_attempt_at = o.next_at,
-        sent_at = CASE WHEN o.state = 'sent' THEN o.at ELSE e.sent_at END
-    FROM owned AS o WHERE e.seq = o.seq
+    UPDATE heads AS h
+    SET pending = h.pending - CASE WHEN o.state IN ('sent', 'failed') THEN 1 ELSE 0 END,
+        due = CASE WHEN o.state IN ('sent', 'failed') THEN o.at ELSE o.next_at END,
+        lease_until = 0, lease_token = NULL, version = h.version + 1
+    FROM (SELECT * FROM input ORDER BY validation_id) AS o
+    WHERE h.validation_id = o.validation_id AND h.lease_token = o.token
+    RETURNING o.seq, o.state, o.attempt, o.at, o.next_at
 )
-UPDATE heads AS h
-SET pending = h.pending - CASE WHEN o.state IN ('sent', 'failed') THEN 1 ELSE 0 END,
-    due = CASE WHEN o.state IN ('sent', 'failed') THEN o.at ELSE o.next_at END,
-    lease_until = 0, lease_token = NULL, version = h.version + 1
-FROM (SELECT * FROM owned ORDER BY validation_id) AS o
-WHERE h.validation_id = o.validation_id AND h.lease_token = o.token
+UPDATE events AS e
+SET state = o.state, attempts = o.attempt, next_attempt_at = o.next_at,
+    sent_at = CASE WHEN o.state = 'sent' THEN o.at ELSE e.sent_at END
+FROM owned AS o WHERE e.seq = o.seq
 """
+COMPLETE = COMPLETE_FROM.format(input=COMPLETIONS.format(document="$1"))
+
+
+def _claim_routine() -> tuple[str, str]:
+    """A server-side function that writes completions, then claims, in one round trip.
+
+    Two statements, so the claim sees the heads that the completions freed (one statement would
+    see them as of its start). Its name carries a digest of its text: builds that differ install
+    and call their own, side by side.
+    """
+    body = (
+        "BEGIN\n"
+        f"IF $9 IS NOT NULL THEN\n{COMPLETE_FROM.format(input=COMPLETIONS.format(document='$9'))};"
+        f"\nEND IF;\nRETURN QUERY {CLAIM};\nEND"
+    )
+    name = "webhook_kit_claim_" + hashlib.sha256(body.encode()).hexdigest()[:12]
+    ddl = (
+        f"CREATE FUNCTION {name}(float8, int, float8, text, text[], int, int, text[], json)"
+        " RETURNS TABLE (o_validation_id text, o_seq bigint, o_event_id text, o_body text,"
+        f" o_attempts int, o_account text) LANGUAGE plpgsql AS $routine$\n{body}\n$routine$"
+    )
+    return name, ddl
+
+
+#: (name, definition) of the claim routine, installed by :func:`~.migrations.migrate`.
+CLAIM_ROUTINE = _claim_routine()
 
 # When the earliest head that a claim could take is due: leased heads when their lease ends,
 # accounts at their cap and behind an open breaker left out (but a breaker's next probe).
@@ -231,6 +259,11 @@ class PostgresEvents:
         self._clock = clock
         self._inserts: list[tuple[Sequence[NewEvent], asyncio.Future[None]]] = []
         self._completions: list[AttemptRecord] = []
+        #: Completions buffered and written so far, and a future resolved by the next write:
+        #: :meth:`flush` waits for what was buffered when it was called, not for later ones.
+        self._queued = 0
+        self._written = 0
+        self._progress: asyncio.Future[None] | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._failing = False
@@ -365,7 +398,9 @@ class PostgresEvents:
         accounts: Sequence[str] | None = None,
         cap: int | None = None,
     ) -> list[Claim]:
-        await self.flush()  # a completion frees its validation's next event: see it
+        # Completions buffered now ride on the claim (one round trip for both); one that a write
+        # has already taken is waited for, so that the claim sees every completion before it.
+        await self._written_up_to(self._queued - len(self._completions))
         if self._failing:
             return []
         probes = await self._probes(now, lease) if accounts is None else []
@@ -383,10 +418,11 @@ class PostgresEvents:
                 )
             self._orphans.clear()
         token = secrets.token_hex(8)
+        done, self._completions = self._completions, []
         try:
             async with translated("cannot claim work"):
                 rows = await self._pool.fetch(
-                    CLAIM,
+                    f"SELECT * FROM {CLAIM_ROUTINE[0]}($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     now,
                     limit,
                     lease,
@@ -395,27 +431,24 @@ class PostgresEvents:
                     cap,
                     DEFAULT_MAX_IN_FLIGHT,
                     probes,
+                    _document(done) if done else None,
                 )
         except StoreError:
             self._orphans.add(token)
+            if done:  # written or not: unknown; the write loop tries them (again)
+                self._completions[:0] = done
+                self._start_flush()
             raise
+        self._wrote(len(done))
         claims = [
-            Claim(
-                r["seq"],
-                r["event_id"],
-                r["validation_id"],
-                r["body"].encode(),
-                r["attempts"],
-                token,
-                r["account"],
-            )
-            for r in rows
-            if r["seq"] is not None
+            Claim(seq, event_id, validation_id, body.encode(), attempts, token, account)
+            for validation_id, seq, event_id, body, attempts, account in rows
+            if seq is not None
         ]
         if len(claims) < len(rows):
             # A head whose count says pending but whose events do not (it should not happen):
             # count them again, as of now, and give the head back.
-            empty = [r["validation_id"] for r in rows if r["seq"] is None]
+            empty = [r[0] for r in rows if r[1] is None]
             log.error("%d heads had no pending event: counting them again", len(empty))
             async with translated("cannot repair a head"):
                 await self._pool.execute(
@@ -431,6 +464,7 @@ class PostgresEvents:
 
     def complete(self, record: AttemptRecord) -> None:
         self._completions.append(record)
+        self._queued += 1
         if len(self._completions) >= FLUSH_SIZE:
             self._start_flush()
         elif self._flush_timer is None and not self._failing:
@@ -463,6 +497,7 @@ class PostgresEvents:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)
                 continue
+            self._wrote(len(batch))
             if self._failing:
                 self._failing = False
                 log.warning("the database takes writes again: deliveries resume")
@@ -470,30 +505,38 @@ class PostgresEvents:
 
     async def _write(self, records: Sequence[AttemptRecord]) -> None:
         async with translated("cannot record attempts"):
-            await self._pool.execute(
-                COMPLETE,
-                [r.claim.seq for r in records],
-                [r.claim.validation_id for r in records],
-                [r.claim.token for r in records],
-                [r.attempt for r in records],
-                [r.at for r in records],
-                [r.result.duration_ms for r in records],
-                [r.result.outcome for r in records],
-                [r.result.http_status for r in records],
-                [storable(r.result.reason[:500]) for r in records],
-                [r.state for r in records],
-                [r.next_attempt_at for r in records],
-            )
+            await self._pool.execute(COMPLETE, _document(records))
+
+    def _wrote(self, count: int) -> None:
+        self._written += count
+        if self._progress is not None:
+            self._progress.set_result(None)
+            self._progress = None
+
+    async def _written_up_to(self, target: int) -> None:
+        """Wait until the first ``target`` completions are written (or writes fail)."""
+        while self._written < target and not self._failing:
+            flushing = self._flushing
+            if flushing is None or flushing.done():
+                return
+            if self._progress is None:
+                self._progress = asyncio.get_running_loop().create_future()
+            # Neither is cancelled if this caller is: the writes go on.
+            await asyncio.wait({flushing, self._progress}, return_when=asyncio.FIRST_COMPLETED)
 
     async def flush(self) -> None:
-        """Write buffered completions now (before a read: this process reads its own writes)."""
+        """Write the completions buffered now (before a read: this process reads its own
+        writes). Those that arrive meanwhile are left to the next write: a claim that waited for
+        them too would wait for as long as deliveries keep completing."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        if self._completions and not self._failing:
+        if self._failing:
+            return
+        target = self._queued
+        if self._completions:
             self._start_flush()
-        if self._flushing is not None and not self._failing:
-            await asyncio.shield(self._flushing)
+        await self._written_up_to(target)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         try:
@@ -717,3 +760,25 @@ class PostgresEvents:
                 "SELECT coalesce(sum(pending), 0) FROM heads WHERE pending > 0"
             )
         return int(count)
+
+
+def _document(records: Sequence[AttemptRecord]) -> str:
+    """Completions as the JSON document that :data:`COMPLETIONS` reads."""
+    return orjson.dumps(
+        [
+            {
+                "seq": r.claim.seq,
+                "validation_id": r.claim.validation_id,
+                "token": r.claim.token,
+                "attempt": r.attempt,
+                "at": r.at,
+                "duration_ms": r.result.duration_ms,
+                "outcome": r.result.outcome,
+                "http_status": r.result.http_status,
+                "reason": storable(r.result.reason[:500]),
+                "state": r.state,
+                "next_at": r.next_attempt_at,
+            }
+            for r in records
+        ]
+    ).decode()

@@ -264,6 +264,8 @@ class PostgresEvents:
         self._queued = 0
         self._written = 0
         self._progress: asyncio.Future[None] | None = None
+        #: Completions taken by the claim being sent, which writes them first.
+        self._carried = 0
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._failing = False
@@ -419,6 +421,7 @@ class PostgresEvents:
             self._orphans.clear()
         token = secrets.token_hex(8)
         done, self._completions = self._completions, []
+        self._carried = len(done)
         try:
             async with translated("cannot claim work"):
                 rows = await self._pool.fetch(
@@ -433,12 +436,15 @@ class PostgresEvents:
                     probes,
                     _document(done) if done else None,
                 )
-        except StoreError:
+        except BaseException:  # a database error, or this task cancelled (stopping)
             self._orphans.add(token)
+            self._carried = 0
             if done:  # written or not: unknown; the write loop tries them (again)
                 self._completions[:0] = done
                 self._start_flush()
+            self._moved()
             raise
+        self._carried = 0
         self._wrote(len(done))
         claims = [
             Claim(seq, event_id, validation_id, body.encode(), attempts, token, account)
@@ -478,8 +484,13 @@ class PostgresEvents:
             self._flushing = asyncio.ensure_future(self._flush_loop())
 
     async def _flush_loop(self) -> None:
-        """Write completions until none are left; while the database is down, keep them and
-        claim nothing more (:attr:`writable`), trying again with a growing pause."""
+        """Write the buffered completions (again and again while a full batch is waiting);
+        while the database is down, keep them and claim nothing more (:attr:`writable`),
+        trying again with a growing pause.
+
+        Those that arrive during a write wait for their own timer or the next claim, which
+        carries them: writing them at once, under load, would keep a write always running
+        beside the claims."""
         pause = 0.25
         while self._completions:
             batch, self._completions = self._completions, []
@@ -494,6 +505,7 @@ class PostgresEvents:
                         exc,
                     )
                 self._failing = True
+                self._moved()
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)
                 continue
@@ -502,6 +514,12 @@ class PostgresEvents:
                 self._failing = False
                 log.warning("the database takes writes again: deliveries resume")
                 self._wake.set()
+            if len(self._completions) < FLUSH_SIZE:
+                break
+        if self._completions and self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                FLUSH_SECONDS, self._start_flush
+            )
 
     async def _write(self, records: Sequence[AttemptRecord]) -> None:
         async with translated("cannot record attempts"):
@@ -509,34 +527,42 @@ class PostgresEvents:
 
     def _wrote(self, count: int) -> None:
         self._written += count
+        self._moved()
+
+    def _moved(self) -> None:
+        """Wake those waiting for completions to be written: some were, or a write failed."""
         if self._progress is not None:
             self._progress.set_result(None)
             self._progress = None
 
-    async def _written_up_to(self, target: int) -> None:
-        """Wait until the first ``target`` completions are written (or writes fail)."""
+    async def _written_up_to(self, target: int, *, start: bool = False) -> None:
+        """Wait until the first ``target`` completions are written (by a write or a claim), or
+        writes fail. ``start``: write those still buffered; otherwise only wait for those that a
+        write or a claim has taken."""
         while self._written < target and not self._failing:
             flushing = self._flushing
             if flushing is None or flushing.done():
-                return
+                if start and self._completions:
+                    self._start_flush()
+                    continue
+                if not self._carried:
+                    return
             if self._progress is None:
                 self._progress = asyncio.get_running_loop().create_future()
-            # Neither is cancelled if this caller is: the writes go on.
-            await asyncio.wait({flushing, self._progress}, return_when=asyncio.FIRST_COMPLETED)
+            waiters: set[asyncio.Future[Any]] = {self._progress}
+            if flushing is not None and not flushing.done():
+                waiters.add(flushing)
+            # None is cancelled if this caller is: the writes go on.
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
 
     async def flush(self) -> None:
         """Write the completions buffered now (before a read: this process reads its own
-        writes). Those that arrive meanwhile are left to the next write: a claim that waited for
-        them too would wait for as long as deliveries keep completing."""
+        writes). Those that arrive meanwhile are left to the next write: a reader that waited
+        for them too would wait for as long as deliveries keep completing."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        if self._failing:
-            return
-        target = self._queued
-        if self._completions:
-            self._start_flush()
-        await self._written_up_to(target)
+        await self._written_up_to(self._queued, start=True)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         try:

@@ -1,10 +1,13 @@
 """The delivery queue on PostgreSQL, shared by any number of worker processes.
 
-Every operation on the delivery path is one statement over arrays (``unnest``), so a batch costs
-one round trip: inserts are batched per event-loop turn, claims fetch up to a round of heads,
-completions are written every few milliseconds. Idle workers are woken by ``NOTIFY``, sent after
-the insert commits (never inside it, so a slow listener cannot hold the insert's locks).
-Heads are always locked in ``validation_id`` order, so two batches never deadlock.
+Every operation on the delivery path is one round trip per batch: inserts are batched per
+event-loop turn (arrays, ``unnest``); a claim fetches many heads and carries the completions
+buffered since the last one (a server-side routine, :data:`CLAIM_ROUTINE`), and completions that
+no claim carries are written by a timer. A claim reads each account's first due heads in index
+order, so its work does not grow with the backlog. Idle workers are woken by ``NOTIFY``, sent
+after the insert commits (never inside it, so a slow listener cannot hold the insert's locks).
+Statements that wait for a head's lock (inserts, completions) lock heads in ``validation_id``
+order, and claims skip locked heads rather than wait: no two batches deadlock.
 """
 
 from __future__ import annotations
@@ -83,13 +86,13 @@ SET pending = h.pending + excluded.pending,
 # $5: only these accounts (a fixed target; NULL: every account with enabled settings),
 # $6: their cap (NULL: none), $7: the cap for settings without one, $8: accounts to probe.
 CLAIM = """
-WITH accounts AS (
+WITH accounts AS MATERIALIZED (
     -- Who may send now: a fixed target's accounts, or every account with enabled settings
-    -- whose breaker is closed or which is to be probed; and how many more heads each may hold.
+    -- whose breaker is closed or which is to be probed; and how many more heads each may hold
+    -- (NULL: no cap, and nothing to count).
     SELECT a.account,
-           CASE WHEN a.account = ANY($8::text[]) THEN 1 ELSE a.cap END
-           - (SELECT count(*) FROM heads AS b WHERE b.account = a.account
-              AND b.lease_token IS NOT NULL AND b.lease_until > $1) AS room
+           CASE WHEN a.account = ANY($8::text[]) THEN 1 - busy.n
+                WHEN a.cap IS NOT NULL THEN a.cap - busy.n END AS room
     FROM (
         SELECT t.account, $6::int AS cap FROM unnest($5::text[]) AS t(account)
         UNION ALL
@@ -98,31 +101,35 @@ WITH accounts AS (
         WHERE $5::text[] IS NULL AND s.enabled
           AND (k.state IS NULL OR k.state = 'closed' OR s.account = ANY($8::text[]))
     ) AS a
+    LEFT JOIN LATERAL (
+        SELECT count(*) AS n FROM heads AS b WHERE b.account = a.account
+        AND b.lease_token IS NOT NULL AND b.lease_until > $1
+        AND (a.cap IS NOT NULL OR a.account = ANY($8::text[]))
+    ) AS busy ON true
 ), candidates AS (
     -- Each account's earliest due heads, at most its room, read in index order: the work of
-    -- a claim grows with the accounts that may send, not with the backlog.
-    SELECT h.validation_id, h.account, h.due, h.version
+    -- a claim grows with the accounts that may send, not with the backlog. Up to twice what
+    -- the claim takes: other workers are claiming the first ones at the same moment, and a
+    -- claim that finds them taken goes on to the next.
+    SELECT h.validation_id, h.account, h.due, h.version, a.room
     FROM accounts AS a CROSS JOIN LATERAL (
         SELECT validation_id, account, due, version FROM heads
         WHERE account = a.account AND pending > 0 AND due <= $1 AND lease_until <= $1
         ORDER BY due
-        LIMIT greatest(least(a.room, $2), 0)
+        LIMIT greatest(least(a.room, 2 * $2), 0)
     ) AS h
     WHERE a.room IS NULL OR a.room > 0
-), ranked AS (
-    SELECT c.*, row_number() OVER (PARTITION BY c.account ORDER BY c.due) AS rank
-    FROM candidates AS c
 ), chosen AS (
-    SELECT r.validation_id, r.rank, r.due, r.version
-    FROM ranked AS r
-    ORDER BY r.rank, r.due LIMIT $2
+    SELECT c.validation_id, c.due, c.version,
+           row_number() OVER (PARTITION BY c.account ORDER BY c.due) AS rank
+    FROM candidates AS c
 ), picked AS (
     -- Locked rows are rechecked as they are now: a head that another worker claimed or
     -- completed since this statement's snapshot has a new version and is left alone, for the
-    -- events read below are as of that snapshot.
+    -- events read below are as of that snapshot. Skipped rows do not count toward the limit.
     SELECT h.validation_id FROM heads AS h JOIN chosen AS c ON c.validation_id = h.validation_id
     WHERE h.lease_until <= $1 AND h.version = c.version
-    ORDER BY h.validation_id
+    ORDER BY c.rank, c.due LIMIT $2
     FOR UPDATE OF h SKIP LOCKED
 ), leased AS (
     UPDATE heads AS h SET lease_until = $1 + $3, lease_token = $4, version = h.version + 1
@@ -167,11 +174,11 @@ SET state = o.state, attempts = o.attempt, next_attempt_at = o.next_at,
     sent_at = CASE WHEN o.state = 'sent' THEN o.at ELSE e.sent_at END
 FROM owned AS o WHERE e.seq = o.seq
 """
-COMPLETE = COMPLETE_FROM.format(input=COMPLETIONS.format(document="$1"))
 
 
 def _claim_routine() -> tuple[str, str]:
-    """A server-side function that writes completions, then claims, in one round trip.
+    """A server-side function that writes completions, then claims (if its limit is not 0), in
+    one round trip.
 
     Two statements, so the claim sees the heads that the completions freed (one statement would
     see them as of its start). Its name carries a digest of its text: builds that differ install
@@ -180,14 +187,20 @@ def _claim_routine() -> tuple[str, str]:
     body = (
         "BEGIN\n"
         f"IF $9 IS NOT NULL THEN\n{COMPLETE_FROM.format(input=COMPLETIONS.format(document='$9'))};"
-        f"\nEND IF;\nRETURN QUERY {CLAIM};\nEND"
+        f"\nEND IF;\nIF $2 > 0 THEN\nRETURN QUERY {CLAIM};\nEND IF;\nEND"
     )
-    name = "webhook_kit_claim_" + hashlib.sha256(body.encode()).hexdigest()[:12]
-    ddl = (
-        f"CREATE FUNCTION {name}(float8, int, float8, text, text[], int, int, text[], json)"
+    definition = (
+        "(float8, int, float8, text, text[], int, int, text[], json)"
         " RETURNS TABLE (o_validation_id text, o_seq bigint, o_event_id text, o_body text,"
-        f" o_attempts int, o_account text) LANGUAGE plpgsql AS $routine$\n{body}\n$routine$"
+        " o_attempts int, o_account text) LANGUAGE plpgsql"
+        # Its plans are generic (a claim's limits are parameters): without these, once the
+        # tables grow, the planner may read an account's every due head and sort them, instead
+        # of walking heads_ready in order and stopping, or join completions to every head.
+        " SET enable_bitmapscan = off SET enable_seqscan = off"
+        f" AS $routine$\n{body}\n$routine$"
     )
+    name = "webhook_kit_claim_" + hashlib.sha256(definition.encode()).hexdigest()[:12]
+    ddl = f"CREATE FUNCTION {name}{definition}"
     return name, ddl
 
 
@@ -523,7 +536,11 @@ class PostgresEvents:
 
     async def _write(self, records: Sequence[AttemptRecord]) -> None:
         async with translated("cannot record attempts"):
-            await self._pool.execute(COMPLETE, _document(records))
+            await self._pool.execute(
+                f"SELECT count(*) FROM {CLAIM_ROUTINE[0]}"
+                "(0, 0, 0, NULL, NULL, NULL, NULL, NULL, $1)",
+                _document(records),
+            )
 
     def _wrote(self, count: int) -> None:
         self._written += count

@@ -70,8 +70,8 @@ def test_sigkilled_workers_lose_nothing_keep_order_and_bound_duplicates(
     (c) Duplicates are bounded. A worker holds at most ``PREFETCH × concurrency`` heads: the
         coordinator claims up to that many, and every claim first writes the completions
         buffered so far (in the same round trip), so the heads it holds are those claimed and not
-        attempted, in flight, or attempted with their completion still buffered (≤ 50 ms). A
-        SIGKILL loses exactly
+        attempted, in flight, or attempted with their completion not yet written (buffered
+        for at most 50 ms, or in the write or claim that carries it). A SIGKILL loses exactly
         those leases; only they can be delivered twice (once by the dead worker, once by the
         worker that takes the expired lease). So duplicates from kills are at most
         ``kills × PREFETCH × concurrency``. A failed attempt that is recorded (e.g. a timeout on a

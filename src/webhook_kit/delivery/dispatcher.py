@@ -384,8 +384,8 @@ class Dispatcher:
         one per completion, and the slots have claims in hand while it does. Only this loop
         sleeps, so an injected sleep that advances a fake clock is called once per wait.
         """
-        capacity, batch = claim_sizes(self.settings.concurrency)
-        refill = capacity - batch
+        capacity = claim_sizes(self.settings.concurrency)[0]
+        refill = self._refill
         backoff = 0.0
         while not self._stopping:
             self._wake.clear()
@@ -614,6 +614,8 @@ def claim_sizes(concurrency: int) -> tuple[int, int]:
 
 
 def _scrubbed(result: AttemptResult, target: Target) -> AttemptResult:
+    if result.outcome == "success":  # its reason is the status code: nothing to scrub
+        return result
     reason = scrub(result.reason, list(target.oauth.secrets))
     if reason == result.reason:
         return result

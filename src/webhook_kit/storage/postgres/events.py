@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import secrets
 import time
@@ -86,18 +87,27 @@ SET pending = h.pending + excluded.pending,
 # $5: only these accounts (a fixed target; NULL: every account with enabled settings),
 # $6: their cap (NULL: none), $7: the cap for settings without one, $8: accounts to probe.
 CLAIM = """
-WITH accounts AS MATERIALIZED (
-    -- Who may send now: a fixed target's accounts, or every account with enabled settings
-    -- whose breaker is closed or which is to be probed; and how many more heads each may hold
-    -- (NULL: no cap, and nothing to count).
+WITH RECURSIVE waiting(account) AS (
+    -- The accounts with pending heads, one index probe each (a skip scan of heads_ready): the
+    -- work of a claim grows with the accounts that have work, not with every account.
+    (SELECT account FROM heads WHERE pending > 0 ORDER BY account LIMIT 1)
+    UNION ALL
+    SELECT (SELECT h.account FROM heads AS h WHERE h.pending > 0 AND h.account > w.account
+            ORDER BY h.account LIMIT 1)
+    FROM waiting AS w WHERE w.account IS NOT NULL
+), accounts AS MATERIALIZED (
+    -- Who may send now: a fixed target's accounts, or every account with work and enabled
+    -- settings whose breaker is closed or which is to be probed; and how many more heads each
+    -- may hold (NULL: no cap, and nothing to count).
     SELECT a.account,
            CASE WHEN a.account = ANY($8::text[]) THEN 1 - busy.n
                 WHEN a.cap IS NOT NULL THEN a.cap - busy.n END AS room
     FROM (
-        SELECT t.account, $6::int AS cap FROM unnest($5::text[]) AS t(account)
+        SELECT DISTINCT t.account, $6::int AS cap FROM unnest($5::text[]) AS t(account)
         UNION ALL
         SELECT s.account, coalesce(s.max_in_flight, $7::int)
-        FROM account_settings AS s LEFT JOIN breakers AS k ON k.account = s.account
+        FROM waiting AS w JOIN account_settings AS s ON s.account = w.account
+        LEFT JOIN breakers AS k ON k.account = s.account
         WHERE $5::text[] IS NULL AND s.enabled
           AND (k.state IS NULL OR k.state = 'closed' OR s.account = ANY($8::text[]))
     ) AS a
@@ -272,13 +282,12 @@ class PostgresEvents:
         self._clock = clock
         self._inserts: list[tuple[Sequence[NewEvent], asyncio.Future[None]]] = []
         self._completions: list[AttemptRecord] = []
-        #: Completions buffered and written so far, and a future resolved by the next write:
-        #: :meth:`flush` waits for what was buffered when it was called, not for later ones.
-        self._queued = 0
-        self._written = 0
-        self._progress: asyncio.Future[None] | None = None
-        #: Completions taken by the claim being sent, which writes them first.
-        self._carried = 0
+        #: Who waits for the buffered completions to be written (readers flushing), and for each
+        #: batch being written (by the timer's write or carried by a claim): resolved when it
+        #: is written, or when writes fail.
+        self._buffer_waiters: list[asyncio.Future[None]] = []
+        self._transit: dict[int, list[asyncio.Future[None]]] = {}
+        self._batches = itertools.count()
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._failing = False
@@ -413,9 +422,10 @@ class PostgresEvents:
         accounts: Sequence[str] | None = None,
         cap: int | None = None,
     ) -> list[Claim]:
-        # Completions buffered now ride on the claim (one round trip for both); one that a write
-        # has already taken is waited for, so that the claim sees every completion before it.
-        await self._written_up_to(self._queued - len(self._completions))
+        # Completions buffered now ride on the claim (one round trip for both); those a write
+        # has already taken are waited for, so that the claim sees every completion before it.
+        if not self._failing:
+            await self._wait_written(buffered=False)
         if self._failing:
             return []
         probes = await self._probes(now, lease) if accounts is None else []
@@ -432,9 +442,10 @@ class PostgresEvents:
                     sorted(self._orphans),
                 )
             self._orphans.clear()
+        if self._failing:  # a write failed meanwhile: its batch is back in the buffer, its own
+            return []
         token = secrets.token_hex(8)
-        done, self._completions = self._completions, []
-        self._carried = len(done)
+        done, batch = self._take() if self._completions else ([], None)
         try:
             async with translated("cannot claim work"):
                 rows = await self._pool.fetch(
@@ -451,14 +462,12 @@ class PostgresEvents:
                 )
         except BaseException:  # a database error, or this task cancelled (stopping)
             self._orphans.add(token)
-            self._carried = 0
-            if done:  # written or not: unknown; the write loop tries them (again)
-                self._completions[:0] = done
+            if batch is not None:  # written or not: unknown; the write loop tries them (again)
+                self._returned(done, batch)
                 self._start_flush()
-            self._moved()
             raise
-        self._carried = 0
-        self._wrote(len(done))
+        if batch is not None:
+            self._settled(batch)
         claims = [
             Claim(seq, event_id, validation_id, body.encode(), attempts, token, account)
             for validation_id, seq, event_id, body, attempts, account in rows
@@ -483,7 +492,6 @@ class PostgresEvents:
 
     def complete(self, record: AttemptRecord) -> None:
         self._completions.append(record)
-        self._queued += 1
         if len(self._completions) >= FLUSH_SIZE:
             self._start_flush()
         elif self._flush_timer is None and not self._failing:
@@ -492,7 +500,9 @@ class PostgresEvents:
             )
 
     def _start_flush(self) -> None:
-        self._flush_timer = None
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.ensure_future(self._flush_loop())
 
@@ -506,28 +516,31 @@ class PostgresEvents:
         beside the claims."""
         pause = 0.25
         while self._completions:
-            batch, self._completions = self._completions, []
+            records, batch = self._take()
             try:
-                await self._write(batch)
+                await self._write(records)
+            except asyncio.CancelledError:  # stopping: shutdown reports what is left
+                self._returned(records, batch)
+                raise
             except StoreError as exc:
-                self._completions[:0] = batch
+                self._returned(records, batch)
                 if not self._failing:
                     log.error(
                         "cannot record %d attempts (%s): deliveries paused until it can",
-                        len(batch),
+                        len(records),
                         exc,
                     )
                 self._failing = True
-                self._moved()
+                self._release_waiters()
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)
                 continue
-            self._wrote(len(batch))
+            self._settled(batch)
             if self._failing:
                 self._failing = False
                 log.warning("the database takes writes again: deliveries resume")
                 self._wake.set()
-            if len(self._completions) < FLUSH_SIZE:
+            if len(self._completions) < FLUSH_SIZE and not self._buffer_waiters:
                 break
         if self._completions and self._flush_timer is None:
             self._flush_timer = asyncio.get_running_loop().call_later(
@@ -542,44 +555,56 @@ class PostgresEvents:
                 _document(records),
             )
 
-    def _wrote(self, count: int) -> None:
-        self._written += count
-        self._moved()
+    def _take(self) -> tuple[list[AttemptRecord], int]:
+        """The buffered completions as a batch in transit; their waiters go with them."""
+        records, self._completions = self._completions, []
+        batch = next(self._batches)
+        self._transit[batch], self._buffer_waiters = self._buffer_waiters, []
+        return records, batch
 
-    def _moved(self) -> None:
-        """Wake those waiting for completions to be written: some were, or a write failed."""
-        if self._progress is not None:
-            self._progress.set_result(None)
-            self._progress = None
+    def _settled(self, batch: int) -> None:
+        for waiter in self._transit.pop(batch, []):
+            if not waiter.done():
+                waiter.set_result(None)
 
-    async def _written_up_to(self, target: int, *, start: bool = False) -> None:
-        """Wait until the first ``target`` completions are written (by a write or a claim), or
-        writes fail. ``start``: write those still buffered; otherwise only wait for those that a
-        write or a claim has taken."""
-        while self._written < target and not self._failing:
-            flushing = self._flushing
-            if flushing is None or flushing.done():
-                if start and self._completions:
-                    self._start_flush()
-                    continue
-                if not self._carried:
-                    return
-            if self._progress is None:
-                self._progress = asyncio.get_running_loop().create_future()
-            waiters: set[asyncio.Future[Any]] = {self._progress}
-            if flushing is not None and not flushing.done():
-                waiters.add(flushing)
-            # None is cancelled if this caller is: the writes go on.
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    def _returned(self, records: list[AttemptRecord], batch: int) -> None:
+        """A batch whose write failed (or may have): back to the front of the buffer."""
+        self._completions[:0] = records
+        self._buffer_waiters[:0] = self._transit.pop(batch, [])
+
+    def _release_waiters(self) -> None:
+        """Writes fail: no one waits for them (a read then fails, or reads what is there)."""
+        for waiters in (self._buffer_waiters, *self._transit.values()):
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            waiters.clear()
+
+    async def _wait_written(self, *, buffered: bool) -> None:
+        """Wait until the batches being written now, and if ``buffered`` the completions
+        buffered now, are written (or writes fail); not for those that come later."""
+        loop = asyncio.get_running_loop()
+        waiting: list[asyncio.Future[None]] = []
+        for waiters in self._transit.values():
+            waiters.append(loop.create_future())
+            waiting.append(waiters[-1])
+        if buffered and self._completions:
+            self._buffer_waiters.append(loop.create_future())
+            waiting.append(self._buffer_waiters[-1])
+            self._start_flush()  # a write under way takes them next: a reader is waiting
+        if waiting:
+            # Not cancelled with this caller: the writes go on.
+            await asyncio.wait(waiting)
 
     async def flush(self) -> None:
         """Write the completions buffered now (before a read: this process reads its own
-        writes). Those that arrive meanwhile are left to the next write: a reader that waited
-        for them too would wait for as long as deliveries keep completing."""
+        writes), and wait for those being written; not for those that come later, which a
+        reader would otherwise wait for as long as deliveries keep completing."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        await self._written_up_to(self._queued, start=True)
+        if not self._failing:
+            await self._wait_written(buffered=True)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         try:

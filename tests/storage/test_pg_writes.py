@@ -1,0 +1,139 @@
+"""How the PostgreSQL store writes completions: carried by claims, or by its own timed write.
+
+Two orderings that once went wrong, each forced with a real row lock held by another connection
+(the database makes the statement wait, as a busy server would):
+
+- a reader's flush must wait for a completion that a claim is carrying, not only count writes;
+- a claim must not carry the batch of a write that has just failed (the write keeps retrying it,
+  and only its success may say that the database takes writes again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.storage.test_contract import ONE, done, event, now
+from webhook_kit.errors import StoreUnavailable
+from webhook_kit.storage.postgres.events import PostgresEvents
+from webhook_kit.storage.url import DatabaseUrl, open_storage
+
+#: Long enough for a statement that is not blocked to finish on a loaded machine.
+SETTLE = 1.0
+
+
+@asynccontextmanager
+async def head_locked(url: str, validation_id: str) -> AsyncIterator[None]:
+    """Another connection holds the validation's head row locked until the block ends."""
+    parsed = DatabaseUrl.parse(url)
+    conn = await asyncpg.connect(
+        parsed.connect_target, server_settings={"search_path": parsed.schema}
+    )
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM heads WHERE validation_id = $1 FOR UPDATE", validation_id
+            )
+            yield
+    finally:
+        await conn.close()
+
+
+async def blocked(task: asyncio.Future[Any]) -> bool:
+    """True if ``task`` is still waiting after :data:`SETTLE` seconds."""
+    done_, _ = await asyncio.wait({task}, timeout=SETTLE)
+    return not done_
+
+
+def test_a_flush_waits_for_a_completion_that_a_claim_carries(postgres_url: str) -> None:
+    async def main() -> None:
+        s = await open_storage(postgres_url)
+        events = s.events
+        assert isinstance(events, PostgresEvents)
+        try:
+            a, b, c = event("A"), event("B"), event("C")
+            await events.insert([a, b, c, event("D")])
+            claims = {x.validation_id: x for x in await events.claim(now(), 3, 60.0, **ONE)}
+            async with head_locked(postgres_url, "A"):
+                events.complete(done(claims["A"]))
+                # The claim carries A's completion and waits on A's locked head.
+                carrying = asyncio.ensure_future(events.claim(now(), 1, 60.0, **ONE))
+                assert await blocked(carrying)
+                events.complete(done(claims["B"]))
+                reader = asyncio.ensure_future(events.flush())
+                for _ in range(20):  # the reader's write of B is under way
+                    await asyncio.sleep(0)
+                events.complete(done(claims["C"]))  # after the read began: C is written too,
+                # which must not count for A: A is not written until the lock goes.
+                assert await blocked(reader), "flush returned before the carried completion"
+            await asyncio.wait_for(reader, 10)
+            await asyncio.wait_for(carrying, 10)
+            for e in (a, b, c):
+                row = await events.event(e.event_id)
+                assert row is not None and row.state == "sent", (e.validation_id, row)
+        finally:
+            await s.close()
+
+    asyncio.run(main())
+
+
+def test_a_claim_leaves_a_failed_write_its_batch_and_the_store_recovers(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> None:
+        s = await open_storage(postgres_url)
+        events = s.events
+        assert isinstance(events, PostgresEvents)
+        try:
+            a = event("A")
+            await events.insert([a, event("B")])
+            claims = {x.validation_id: x for x in await events.claim(now(), 2, 60.0, **ONE)}
+            # B's claim could not be given back earlier: the next claim gives it back first,
+            # and that release waits on B's locked head.
+            events._unreleased.append(claims["B"])
+            async with head_locked(postgres_url, "B"):
+                claiming = asyncio.ensure_future(events.claim(now(), 5, 60.0, **ONE))
+                assert await blocked(claiming)
+                # Meanwhile A completes, and the timed write of it fails once.
+                real_write = events._write
+                calls = 0
+
+                async def failing_once(records: Any) -> None:
+                    nonlocal calls
+                    calls += 1
+                    if calls == 1:
+                        raise StoreUnavailable("the database went away (test)")
+                    await real_write(records)
+
+                monkeypatch.setattr(events, "_write", failing_once)
+                events.complete(done(claims["A"]))
+                events._start_flush()
+                for _ in range(100):
+                    if not events.writable:
+                        break
+                    await asyncio.sleep(0.01)
+                assert not events.writable
+            # The claim goes on once B is given back (it may take B again, nothing else).
+            got = await asyncio.wait_for(claiming, 10)
+            assert [x.validation_id for x in got] in ([], ["B"])
+            # The write retries A by itself, and the store takes writes again.
+            for _ in range(500):
+                if events.writable:
+                    break
+                await asyncio.sleep(0.01)
+            assert events.writable, "the store never said it takes writes again"
+            assert calls >= 2
+            row = await events.event(a.event_id)
+            assert row is not None and row.state == "sent"
+            if not got:
+                (again,) = await events.claim(now(), 5, 60.0, **ONE)
+                assert again.validation_id == "B"
+        finally:
+            await s.close()
+
+    asyncio.run(main())

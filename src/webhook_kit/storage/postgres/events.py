@@ -442,7 +442,7 @@ class PostgresEvents:
                     sorted(self._orphans),
                 )
             self._orphans.clear()
-        if self._failing:  # a write failed meanwhile: its batch is back in the buffer, its own
+        if self._failing:  # a write failed meanwhile: the batch it put back is its to retry
             return []
         token = secrets.token_hex(8)
         done, batch = self._take() if self._completions else ([], None)

@@ -168,8 +168,9 @@ class Dispatcher:
         #: Claims waiting for a worker, each with the monotonic time its lease runs out here.
         self._claims: deque[tuple[Claim, float]] = deque()
         self._in_flight = 0
-        capacity, batch = claim_sizes(self.settings.concurrency)
-        self._refill = capacity - batch  # held claims at which the coordinator claims more
+        #: Heads this dispatcher may hold, and the level at which the coordinator claims more.
+        self._capacity, batch = claim_sizes(self.settings.concurrency)
+        self._refill = self._capacity - batch
         #: The claim each worker task is attempting now (given back if it is cut off).
         self._attempting: dict[asyncio.Task[Any] | None, Claim] = {}
         #: Wakes the coordinator: a slot freed, the target changed, or stopping.
@@ -384,8 +385,6 @@ class Dispatcher:
         one per completion, and the slots have claims in hand while it does. Only this loop
         sleeps, so an injected sleep that advances a fake clock is called once per wait.
         """
-        capacity = claim_sizes(self.settings.concurrency)[0]
-        refill = self._refill
         backoff = 0.0
         while not self._stopping:
             self._wake.clear()
@@ -398,11 +397,11 @@ class Dispatcher:
                     self._loader is not None or self._usable() is not None
                 ) and self.events.writable:
                     held = self._in_flight + len(self._claims)
-                    if held <= refill:
+                    if held <= self._refill:
                         now = self._clock()
                         started = time.monotonic()
                         claims = await self.events.claim(
-                            now, capacity - held, self.settings.lease, **self._scope
+                            now, self._capacity - held, self.settings.lease, **self._scope
                         )
                         if claims:
                             # The lease as this process sees it, from before the claim was

@@ -156,18 +156,16 @@ LEFT JOIN LATERAL (
 ORDER BY c.rank, c.due
 """
 
-# Completions travel as one JSON document: one parameter, where eleven arrays cost the driver
-# more to encode than the statement costs the server.
-COMPLETIONS = """
-SELECT * FROM json_to_recordset({document}::json) AS t(
-    seq bigint, validation_id text, token text, attempt int, at float8, duration_ms float8,
-    outcome text, http_status int, reason text, state text, next_at float8)
-"""
-
 # A completion moves the event and its head on only while the head is still leased to the
 # claim (the fencing token): a worker whose lease expired records its attempt, nothing more.
-COMPLETE_FROM = """
-WITH input AS ({input}), recorded AS (
+# Completions travel as one JSON document ($9 of the claim routine): one parameter, where
+# eleven arrays cost the driver more to encode than the statement costs the server.
+COMPLETE = """
+WITH input AS (
+    SELECT * FROM json_to_recordset($9::json) AS t(
+        seq bigint, validation_id text, token text, attempt int, at float8, duration_ms float8,
+        outcome text, http_status int, reason text, state text, next_at float8)
+), recorded AS (
     INSERT INTO attempts (seq, attempt, at, duration_ms, outcome, http_status, reason)
     SELECT seq, attempt, at, duration_ms, outcome, http_status, reason FROM input
 ), owned AS (
@@ -196,8 +194,8 @@ def _claim_routine() -> tuple[str, str]:
     """
     body = (
         "BEGIN\n"
-        f"IF $9 IS NOT NULL THEN\n{COMPLETE_FROM.format(input=COMPLETIONS.format(document='$9'))};"
-        f"\nEND IF;\nIF $2 > 0 THEN\nRETURN QUERY {CLAIM};\nEND IF;\nEND"
+        f"IF $9 IS NOT NULL THEN\n{COMPLETE};\nEND IF;\n"
+        f"IF $2 > 0 THEN\nRETURN QUERY {CLAIM};\nEND IF;\nEND"
     )
     definition = (
         "(float8, int, float8, text, text[], int, int, text[], json)"
@@ -216,6 +214,9 @@ def _claim_routine() -> tuple[str, str]:
 
 #: (name, definition) of the claim routine, installed by :func:`~.migrations.migrate`.
 CLAIM_ROUTINE = _claim_routine()
+#: A claim that carries completions ($9, or NULL), and a write of completions alone.
+CLAIM_CALL = f"SELECT * FROM {CLAIM_ROUTINE[0]}($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+WRITE_CALL = f"SELECT count(*) FROM {CLAIM_ROUTINE[0]}(0, 0, 0, NULL, NULL, NULL, NULL, NULL, $1)"
 
 # When the earliest head that a claim could take is due: leased heads when their lease ends,
 # accounts at their cap and behind an open breaker left out (but a breaker's next probe).
@@ -449,7 +450,7 @@ class PostgresEvents:
         try:
             async with translated("cannot claim work"):
                 rows = await self._pool.fetch(
-                    f"SELECT * FROM {CLAIM_ROUTINE[0]}($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    CLAIM_CALL,
                     now,
                     limit,
                     lease,
@@ -549,11 +550,7 @@ class PostgresEvents:
 
     async def _write(self, records: Sequence[AttemptRecord]) -> None:
         async with translated("cannot record attempts"):
-            await self._pool.execute(
-                f"SELECT count(*) FROM {CLAIM_ROUTINE[0]}"
-                "(0, 0, 0, NULL, NULL, NULL, NULL, NULL, $1)",
-                _document(records),
-            )
+            await self._pool.execute(WRITE_CALL, _document(records))
 
     def _take(self) -> tuple[list[AttemptRecord], int]:
         """The buffered completions as a batch in transit; their waiters go with them."""
@@ -563,9 +560,7 @@ class PostgresEvents:
         return records, batch
 
     def _settled(self, batch: int) -> None:
-        for waiter in self._transit.pop(batch, []):
-            if not waiter.done():
-                waiter.set_result(None)
+        _resolve(self._transit.pop(batch, []))
 
     def _returned(self, records: list[AttemptRecord], batch: int) -> None:
         """A batch whose write failed (or may have): back to the front of the buffer."""
@@ -575,9 +570,7 @@ class PostgresEvents:
     def _release_waiters(self) -> None:
         """Writes fail: no one waits for them (a read then fails, or reads what is there)."""
         for waiters in (self._buffer_waiters, *self._transit.values()):
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+            _resolve(waiters)
             waiters.clear()
 
     async def _wait_written(self, *, buffered: bool) -> None:
@@ -830,8 +823,14 @@ class PostgresEvents:
         return int(count)
 
 
+def _resolve(waiters: Sequence[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+
+
 def _document(records: Sequence[AttemptRecord]) -> str:
-    """Completions as the JSON document that :data:`COMPLETIONS` reads."""
+    """Completions as the JSON document that :data:`COMPLETE` reads."""
     return orjson.dumps(
         [
             {

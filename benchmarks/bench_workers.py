@@ -305,8 +305,10 @@ async def postgres_run(
     try:
         document = {
             "url": info["url"],
-            # The one endpoint may take as many deliveries at once as the bare loop sends.
-            "max_in_flight": 64,
+            # The cap counts every event the workers hold for the endpoint (sent, queued in a
+            # worker, or not yet recorded), up to 16 per slot: the most, so that it holds back
+            # no configuration here (the bare loop has no cap).
+            "max_in_flight": 1024,
             "auth": {
                 "token_url": info["token_url"],
                 "client_id": info["client_id"],

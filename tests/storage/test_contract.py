@@ -182,6 +182,21 @@ def test_attempts_and_their_states_are_readable_by_this_process_at_once(db_url: 
     with_storage(db_url, scenario)
 
 
+def test_completions_not_yet_written_are_counted_until_written(db_url: str) -> None:
+    async def scenario(s: Storage) -> None:
+        await s.events.insert([event("A"), event("B")])
+        claims = await s.events.claim(now(), 10, LEASE, **ONE)
+        assert s.events.unwritten == 0
+        for claim in claims:
+            s.events.complete(done(claim))
+        assert s.events.unwritten == 2
+        await s.events.written()
+        assert s.events.unwritten == 0
+        assert await s.events.counts() == {"sent": 2}
+
+    with_storage(db_url, scenario)
+
+
 def test_a_released_claim_is_due_again(db_url: str) -> None:
     async def scenario(s: Storage) -> None:
         e = event("A")

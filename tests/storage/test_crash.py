@@ -28,7 +28,7 @@ from tests.storage.workers import (
     start_serve,
     start_worker,
 )
-from webhook_kit.delivery.dispatcher import PREFETCH
+from webhook_kit.delivery.dispatcher import UNRECORDED
 
 pytestmark = pytest.mark.slow
 
@@ -67,16 +67,16 @@ def test_sigkilled_workers_lose_nothing_keep_order_and_bound_duplicates(
     (a) Nothing is lost: every event is ``sent`` in the database and reached the endpoint.
     (b) Order: for each validation the endpoint first saw its events in the order they were
         inserted, and never saw one again after a later one of its validation.
-    (c) Duplicates are bounded. A worker holds at most ``PREFETCH × concurrency`` heads: the
-        coordinator claims up to that many, and every claim first writes the completions
-        buffered so far (in the same round trip), so the heads it holds are those claimed and not
-        attempted, in flight, or attempted with their completion not yet written (buffered
-        for at most 50 ms, or in the write or claim that carries it). A SIGKILL loses exactly
-        those leases; only they can be delivered twice (once by the dead worker, once by the
-        worker that takes the expired lease). So duplicates from kills are at most
-        ``kills × PREFETCH × concurrency``. A failed attempt that is recorded (e.g. a timeout on a
-        machine so busy the endpoint answered late) and retried may also have reached the
-        endpoint; those are counted in the database and added to the bound, and reported.
+    (c) Duplicates are bounded. Only an attempt that reached the endpoint and whose completion
+        was not yet written when its worker died can be delivered twice (once by the dead worker,
+        once by the worker that takes the expired lease): a claimed event not yet attempted was
+        never sent, and a chain's next event is sent only once the completion before it is
+        written. A worker starts an attempt only while its attempts in flight plus its unwritten
+        completions are fewer than ``UNRECORDED × concurrency``. So duplicates from kills are at
+        most ``kills × UNRECORDED × concurrency``. A failed attempt that is recorded (e.g. a
+        timeout on a machine so busy the endpoint answered late) and retried may also have
+        reached the endpoint; those are counted in the database and added to the bound, and
+        reported.
     """
     seed = int(os.environ.get(SEED_VARIABLE) or random.SystemRandom().randrange(2**32))
     print(f"crash seed: {seed} (replay with {SEED_VARIABLE}={seed})")
@@ -163,10 +163,11 @@ def test_sigkilled_workers_lose_nothing_keep_order_and_bound_duplicates(
     distinct = {r.event_id for r in seen}
     duplicates = len(seen) - len(distinct)
     retried = attempts - TOTAL
-    bound = len(kills) * PREFETCH * CONCURRENCY + retried
+    bound = len(kills) * UNRECORDED * CONCURRENCY + retried
     print(
         f"{TOTAL} events, {len(kills)} kills, {len(seen)} received, {duplicates} duplicates "
-        f"(bound {bound}: {len(kills)} × {PREFETCH} × {CONCURRENCY} + {retried} recorded retries), "
+        f"(bound {bound}: {len(kills)} × {UNRECORDED} × {CONCURRENCY} + {retried} recorded "
+        "retries), "
         f"{len(refused)} refused, {seconds:.1f} s"
     )
 

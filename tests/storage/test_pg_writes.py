@@ -4,8 +4,9 @@ Two orderings that once went wrong, each forced with a real row lock held by ano
 (the database makes the statement wait, as a busy server would):
 
 - a reader's flush must wait for a completion that a claim is carrying, not only count writes;
-- a claim must not carry the batch of a write that has just failed (the write keeps retrying it,
-  and only its success may say that the database takes writes again).
+- one batch of completions is in transit at a time, so that a chain's completions are written in
+  the order they were made; a write that fails keeps its batch, and only its success may say
+  that the database takes writes again.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def test_a_flush_waits_for_a_completion_that_a_claim_carries(postgres_url: str) 
     asyncio.run(main())
 
 
-def test_a_claim_leaves_a_failed_write_its_batch_and_the_store_recovers(
+def test_one_batch_is_in_transit_at_a_time_and_a_failed_write_keeps_its_batch(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def main() -> None:
@@ -90,49 +91,55 @@ def test_a_claim_leaves_a_failed_write_its_batch_and_the_store_recovers(
         events = s.events
         assert isinstance(events, PostgresEvents)
         try:
-            a = event("A")
-            await events.insert([a, event("B")])
-            claims = {x.validation_id: x for x in await events.claim(now(), 2, 60.0, **ONE)}
+            a, c = event("A"), event("C")
+            await events.insert([a, event("B"), c])
+            claims = {x.validation_id: x for x in await events.claim(now(), 3, 60.0, **ONE)}
+            real_write = events._write
+            calls = 0
+
+            async def failing_once(records: Any) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    raise StoreUnavailable("the database went away (test)")
+                await real_write(records)
+
+            monkeypatch.setattr(events, "_write", failing_once)
             # B's claim could not be given back earlier: the next claim gives it back first,
             # and that release waits on B's locked head.
             events._unreleased.append(claims["B"])
             async with head_locked(postgres_url, "B"):
                 claiming = asyncio.ensure_future(events.claim(now(), 5, 60.0, **ONE))
                 assert await blocked(claiming)
-                # Meanwhile A completes, and the timed write of it fails once.
-                real_write = events._write
-                calls = 0
-
-                async def failing_once(records: Any) -> None:
-                    nonlocal calls
-                    calls += 1
-                    if calls == 1:
-                        raise StoreUnavailable("the database went away (test)")
-                    await real_write(records)
-
-                monkeypatch.setattr(events, "_write", failing_once)
+                # A completes meanwhile: its timed write waits for the claim, which is
+                # writing too (a chain's completions must not overtake one another).
                 events.complete(done(claims["A"]))
                 events._start_flush()
-                for _ in range(100):
-                    if not events.writable:
-                        break
-                    await asyncio.sleep(0.01)
-                assert not events.writable
-            # The claim goes on once B is given back (it may take B again, nothing else).
+                assert await blocked(asyncio.ensure_future(events.flush()))
+                assert calls == 0, "a write went out beside the claim"
+            # The claim carries A, once B is given back (it may take B again, nothing else).
             got = await asyncio.wait_for(claiming, 10)
             assert [x.validation_id for x in got] in ([], ["B"])
-            # The write retries A by itself, and the store takes writes again.
+            row = await events.event(a.event_id)
+            assert row is not None and row.state == "sent"
+            # C's write fails once: the store takes no more claims until the write, retried
+            # with C in it, succeeds.
+            events.complete(done(claims["C"]))
+            events._start_flush()
+            for _ in range(100):
+                if not events.writable:
+                    break
+                await asyncio.sleep(0.01)
+            assert not events.writable
+            assert await events.claim(now(), 5, 60.0, **ONE) == []
             for _ in range(500):
                 if events.writable:
                     break
                 await asyncio.sleep(0.01)
             assert events.writable, "the store never said it takes writes again"
             assert calls >= 2
-            row = await events.event(a.event_id)
+            row = await events.event(c.event_id)
             assert row is not None and row.state == "sent"
-            if not got:
-                (again,) = await events.claim(now(), 5, 60.0, **ONE)
-                assert again.validation_id == "B"
         finally:
             await s.close()
 

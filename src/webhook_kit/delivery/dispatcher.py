@@ -30,6 +30,7 @@ from webhook_kit.delivery.breaker import Breaker, BreakerPolicy, BreakerState, a
 from webhook_kit.delivery.guard import AddressPolicy, url_problem
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.delivery.policy import RetryPolicy
+from webhook_kit.delivery.prefetch import Prefetch
 from webhook_kit.errors import ConfigError, StoreError
 from webhook_kit.oauth.client import OAuthClient, OAuthSettings
 from webhook_kit.redact import scrub
@@ -46,17 +47,17 @@ STATE_FOR_ACTION: dict[str, EventState] = {
     "fail": "failed",
     "disable": "pending",
 }
+#: The states after which a validation's next event may go.
+DONE: frozenset[EventState] = frozenset({"sent", "failed"})
 #: How long the coordinator waits for news before it looks at the store again (other processes'
 #: completions and expired leases are not announced).
 POLL_SECONDS = 1.0
-#: Claims held per slot (in flight plus waiting): a claim (which carries the completions
-#: before it) is a database round trip, so claims wait in the local queue while the next ones
-#: are fetched, instead of the slots idling through it.
-PREFETCH = 4
-#: A claim is sent once there is room for this many heads (or half of what is held, for a
-#: small concurrency): its round trip costs about the same whatever it brings, so small
-#: claims, one per completion, would cost the database and the worker most per delivery.
-MIN_BATCH = 16
+#: Attempts made and not yet written, per slot, at most: what a crash can make a worker send
+#: twice (in flight, or done and its completion buffered).
+UNRECORDED = 8
+#: Events of one validation a claim may carry, sent one after the other under its lease with no
+#: claim between them: a backlog of a validation's events costs one claim per ``CHAIN``.
+CHAIN = 8
 MIN_WAIT = 0.01
 #: Seconds a loaded target is used before its stored settings are read again.
 TARGET_TTL = 60.0
@@ -169,8 +170,12 @@ class Dispatcher:
         self._claims: deque[tuple[Claim, float]] = deque()
         self._in_flight = 0
         #: Heads this dispatcher may hold, and the level at which the coordinator claims more.
-        self._capacity, batch = claim_sizes(self.settings.concurrency)
-        self._refill = self._capacity - batch
+        self._prefetch = Prefetch(self.settings.concurrency)
+        #: At or below this many heads held, a completion wakes the coordinator to claim more.
+        self._refill = self._prefetch.sizes()[1]
+        #: Chains' next events, each queued once the completion before it is written.
+        self._chained: list[tuple[Claim, float]] = []
+        self._chaining: asyncio.Task[None] | None = None
         #: The claim each worker task is attempting now (given back if it is cut off).
         self._attempting: dict[asyncio.Task[Any] | None, Claim] = {}
         #: Wakes the coordinator: a slot freed, the target changed, or stopping.
@@ -234,9 +239,13 @@ class Dispatcher:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        if self._chaining is not None:
+            self._chaining.cancel()
+            await asyncio.gather(self._chaining, return_exceptions=True)
         cut_off = list(self._attempting.values())
-        unattempted = [*cut_off, *(claim for claim, _ in self._claims)]
-        self._claims = deque()
+        waiting = [*self._claims, *self._chained]
+        unattempted = [*cut_off, *(claim for claim, _ in waiting)]
+        self._claims, self._chained = deque(), []
         if unattempted:
             try:
                 await self.events.release(unattempted)
@@ -373,6 +382,11 @@ class Dispatcher:
             return {}
         return {"accounts": [DEFAULT_ACCOUNT], "cap": None}
 
+    @property
+    def _held(self) -> int:
+        """Heads held here: in flight, queued, or a chain's next event waiting for a write."""
+        return self._in_flight + len(self._claims) + len(self._chained)
+
     def _usable(self) -> Target | None:
         target = self._target
         return target if target is not None and target.enabled else None
@@ -380,10 +394,11 @@ class Dispatcher:
     async def _coordinate(self) -> None:
         """Claim due work while there is room for it; otherwise sleep until the next due time.
 
-        It keeps up to ``PREFETCH × concurrency`` claims and refills once there is room for a
-        batch (:func:`claim_sizes`), so that a claim fetches many events at a time rather than
-        one per completion, and the slots have claims in hand while it does. Only this loop
-        sleeps, so an injected sleep that advances a fake clock is called once per wait.
+        It keeps as many claims as :class:`~webhook_kit.delivery.prefetch.Prefetch` says and
+        refills once there is room for a batch, so that a claim fetches many events at a time
+        rather than one per completion, and the slots have claims in hand while it does. Only
+        this loop sleeps, so an injected sleep that advances a fake clock is called once per
+        wait.
         """
         backoff = 0.0
         while not self._stopping:
@@ -396,12 +411,17 @@ class Dispatcher:
                 if (
                     self._loader is not None or self._usable() is not None
                 ) and self.events.writable:
-                    held = self._in_flight + len(self._claims)
+                    held = self._held
+                    capacity, self._refill = self._prefetch.sizes()
                     if held <= self._refill:
                         now = self._clock()
                         started = time.monotonic()
                         claims = await self.events.claim(
-                            now, self._capacity - held, self.settings.lease, **self._scope
+                            now,
+                            capacity - held,
+                            self.settings.lease,
+                            chain=CHAIN,
+                            **self._scope,
                         )
                         if claims:
                             # The lease as this process sees it, from before the claim was
@@ -469,6 +489,11 @@ class Dispatcher:
                 self._work.clear()
                 await self._work.wait()
                 continue
+            if self._in_flight + self.events.unwritten >= UNRECORDED * self.settings.concurrency:
+                # What a crash would send again (attempts in flight, and those made but not
+                # yet written) stays within a bound, chains included.
+                await self.events.written()
+                continue
             claim, until = self._claims.popleft()
             found = await self._found(claim)
             left = until - time.monotonic() - LEASE_MARGIN
@@ -493,7 +518,13 @@ class Dispatcher:
             me = asyncio.current_task()
             self._attempting[me] = claim
             try:
-                await self._attempt(claim, target, oauth, min(self.settings.timeout, left))
+                following = await self._attempt(
+                    claim, target, oauth, min(self.settings.timeout, left)
+                )
+                if following is not None:
+                    self._chained.append((following, until))
+                    if self._chaining is None or self._chaining.done():
+                        self._chaining = asyncio.ensure_future(self._chain())
             except Exception:  # a bug must not stop the worker; the claim goes back
                 log.exception("delivery of %s failed unexpectedly", claim.event_id)
                 await self._release(claim)
@@ -501,8 +532,29 @@ class Dispatcher:
                 self._attempting.pop(me, None)
                 self._in_flight -= 1
                 self._progress.set()
-                if self._in_flight + len(self._claims) <= self._refill:
+                self._prefetch.ended()
+                if self._held <= self._refill:
                     self._wake.set()
+
+    async def _chain(self) -> None:
+        """Queue each chain's next event once the completion before it is written, behind what
+        is queued (as the accounts' turns ordered it).
+
+        Not sooner: a worker that takes a validation over after a crash sends again what was
+        not recorded, and it must never send an earlier event after a later one. Written
+        first, only the event in flight can go twice, and it goes again in its place."""
+        while self._chained and not self._stopping:
+            count = len(self._chained)
+            await self.events.written()
+            if self._stopping:
+                return
+            ready = self._chained[:count]
+            del self._chained[:count]
+            if self.events.writable:
+                self._claims.extend(ready)
+                self._work.set()
+            else:  # not known to be written: left to their leases, as a stalled process's are
+                log.warning("%d events wait for their leases: attempts cannot be written", count)
 
     async def _release(self, claim: Claim) -> None:
         try:
@@ -519,8 +571,9 @@ class Dispatcher:
 
     async def _attempt(
         self, claim: Claim, target: Target, oauth: OAuthClient, timeout: float
-    ) -> None:
-        """One attempt, bounded by ``timeout`` (at most what is left of the claim's lease)."""
+    ) -> Claim | None:
+        """One attempt, bounded by ``timeout`` (at most what is left of the claim's lease);
+        returns the claim of the validation's next event if this one is done and it has one."""
         event_id = claim.event_id
         fetches = oauth.fetches
         attempt = claim.attempts + 1
@@ -567,6 +620,7 @@ class Dispatcher:
             await self._update_breaker(claim.account, result)
         if decision.action == "disable":
             await self._disable(claim.account, decision.reason)
+        return claim.next() if state in DONE else None
 
     async def _update_breaker(self, account: str, result: AttemptResult) -> None:
         """Move the account's breaker on; only a failure, or a breaker that is not closed and
@@ -602,14 +656,6 @@ class Dispatcher:
             self.set_target(Target(self._target.url, self._target.oauth, enabled=False))
         if self._on_disable is not None:
             await self._on_disable(account, reason)
-
-
-def claim_sizes(concurrency: int) -> tuple[int, int]:
-    """(capacity, batch): at most ``capacity`` heads held by a dispatcher of this concurrency
-    (claimed, in flight, or attempted and their completion not yet written), and a claim sent
-    once there is room for ``batch`` more."""
-    capacity = PREFETCH * concurrency
-    return capacity, min(capacity // 2, max(concurrency, MIN_BATCH))
 
 
 def _scrubbed(result: AttemptResult, target: Target) -> AttemptResult:

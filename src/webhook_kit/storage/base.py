@@ -69,21 +69,32 @@ class EventStore(Protocol):
         *,
         accounts: Sequence[str] | None = None,
         cap: int | None = None,
+        chain: int = 1,
     ) -> list[Claim]:
         """Up to ``limit`` due validation heads, leased to this process for ``lease`` seconds
-        (see the module's docstring for the two scopes)."""
+        (see the module's docstring for the two scopes).
+
+        A claim may carry up to ``chain`` events of its validation: the first, and in
+        :attr:`~webhook_kit.storage.rows.Claim.rest` those due after it, in order. The lease is
+        kept while their completions are ``sent`` or ``failed`` (see :meth:`complete`); a
+        store may always carry fewer."""
         ...
 
     def complete(self, record: AttemptRecord) -> None:
         """Record an attempt and move its event (and its validation's head) on.
 
         Buffered: written within a few milliseconds, in a batch; a crash before the write means
-        the event is delivered again, which at-least-once allows.
+        the event is delivered again, which at-least-once allows. The head's lease is given
+        back, unless the event is done (``sent`` or ``failed``) and its claim has a
+        :attr:`~webhook_kit.storage.rows.Claim.rest`: the chain goes on with :meth:`Claim.next
+        <webhook_kit.storage.rows.Claim.next>`, or gives it back with :meth:`release`.
+        Completions are written in the order they are made.
         """
         ...
 
     async def release(self, claims: Sequence[Claim]) -> None:
-        """Give claims back unattempted (stopping, or the webhook was disabled)."""
+        """Give claims back unattempted (stopping, or the webhook was disabled), after the
+        completions made before."""
         ...
 
     async def next_due(
@@ -145,6 +156,15 @@ class EventStore(Protocol):
     @property
     def writable(self) -> bool:
         """False while completions cannot be written: claim nothing more until they can."""
+        ...
+
+    @property
+    def unwritten(self) -> int:
+        """Completions made here and not yet written (buffered, or being written)."""
+        ...
+
+    async def written(self) -> None:
+        """Return once the completions made so far are written, or writes fail."""
         ...
 
 

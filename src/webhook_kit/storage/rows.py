@@ -60,6 +60,34 @@ class Claim(NamedTuple):
     attempts: int
     token: str
     account: str = DEFAULT_ACCOUNT
+    #: The validation's next pending events, claimed with this one under the same lease: each
+    #: is sent once the one before it is done (sent, or failed for good), with no claim between.
+    rest: tuple[Next, ...] = ()
+
+    def next(self) -> Claim | None:
+        """The claim of the following event, under the same lease; ``None`` at the end."""
+        if not self.rest:
+            return None
+        first = self.rest[0]
+        return Claim(
+            first.seq,
+            first.event_id,
+            self.validation_id,
+            first.body,
+            first.attempts,
+            self.token,
+            self.account,
+            self.rest[1:],
+        )
+
+
+class Next(NamedTuple):
+    """A later event of a claimed validation (see :attr:`Claim.rest`)."""
+
+    seq: int
+    event_id: str
+    body: bytes
+    attempts: int
 
 
 class AttemptRecord(NamedTuple):

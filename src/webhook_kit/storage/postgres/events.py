@@ -37,6 +37,7 @@ from webhook_kit.storage.rows import (
     EventFilter,
     EventRow,
     NewEvent,
+    Next,
     QueueStat,
     ValidationSummary,
     storable,
@@ -146,41 +147,55 @@ WITH RECURSIVE waiting(account) AS (
     FROM picked WHERE h.validation_id = picked.validation_id
     RETURNING h.validation_id, h.account
 )
-SELECT l.validation_id, e.seq, e.event_id, e.body, e.attempts, l.account
+SELECT l.validation_id, e.seq, e.event_id, e.body, e.attempts, l.account, e.next_attempt_at
 FROM leased AS l JOIN chosen AS c ON c.validation_id = l.validation_id
 LEFT JOIN LATERAL (
-    SELECT seq, event_id, body, attempts FROM events
+    SELECT seq, event_id, body, attempts, next_attempt_at FROM events
     WHERE validation_id = l.validation_id AND state IN ('pending', 'retrying')
-    ORDER BY seq LIMIT 1
+    ORDER BY seq LIMIT $10
 ) AS e ON true
-ORDER BY c.rank, c.due
+ORDER BY c.rank, c.due, e.seq
 """
 
 # A completion moves the event and its head on only while the head is still leased to the
 # claim (the fencing token): a worker whose lease expired records its attempt, nothing more.
+# Only an event still to deliver moves, and the head counts only the events that moved: a batch
+# written twice (its first write's answer was lost) changes nothing the second time, even while
+# a chain keeps its lease. A chain's completions in one batch move their head once: the last of
+# them (by seq) says when it is due next and whether the chain keeps the lease.
 # Completions travel as one JSON document ($9 of the claim routine): one parameter, where
 # eleven arrays cost the driver more to encode than the statement costs the server.
 COMPLETE = """
 WITH input AS (
     SELECT * FROM json_to_recordset($9::json) AS t(
         seq bigint, validation_id text, token text, attempt int, at float8, duration_ms float8,
-        outcome text, http_status int, reason text, state text, next_at float8)
+        outcome text, http_status int, reason text, state text, next_at float8, keep bool)
 ), recorded AS (
     INSERT INTO attempts (seq, attempt, at, duration_ms, outcome, http_status, reason)
     SELECT seq, attempt, at, duration_ms, outcome, http_status, reason FROM input
-), owned AS (
-    UPDATE heads AS h
-    SET pending = h.pending - CASE WHEN o.state IN ('sent', 'failed') THEN 1 ELSE 0 END,
-        due = CASE WHEN o.state IN ('sent', 'failed') THEN o.at ELSE o.next_at END,
-        lease_until = 0, lease_token = NULL, version = h.version + 1
-    FROM (SELECT * FROM input ORDER BY validation_id) AS o
-    WHERE h.validation_id = o.validation_id AND h.lease_token = o.token
-    RETURNING o.seq, o.state, o.attempt, o.at, o.next_at
+), moved AS (
+    UPDATE events AS e
+    SET state = i.state, attempts = i.attempt, next_attempt_at = i.next_at,
+        sent_at = CASE WHEN i.state = 'sent' THEN i.at ELSE e.sent_at END
+    FROM input AS i JOIN heads AS h
+        ON h.validation_id = i.validation_id AND h.lease_token = i.token
+    WHERE e.seq = i.seq AND e.state IN ('pending', 'retrying')
+    RETURNING i.validation_id, i.token, i.seq, i.state, i.at, i.next_at, i.keep
 )
-UPDATE events AS e
-SET state = o.state, attempts = o.attempt, next_attempt_at = o.next_at,
-    sent_at = CASE WHEN o.state = 'sent' THEN o.at ELSE e.sent_at END
-FROM owned AS o WHERE e.seq = o.seq
+UPDATE heads AS h
+SET pending = h.pending - o.done, due = o.due,
+    lease_until = CASE WHEN o.keep THEN h.lease_until ELSE 0 END,
+    lease_token = CASE WHEN o.keep THEN h.lease_token END,
+    version = h.version + 1
+FROM (
+    SELECT validation_id, token,
+           count(*) FILTER (WHERE state IN ('sent', 'failed')) AS done,
+           (array_agg(CASE WHEN state IN ('sent', 'failed') THEN at ELSE next_at END
+                      ORDER BY seq DESC))[1] AS due,
+           (array_agg(keep ORDER BY seq DESC))[1] AS keep
+    FROM moved GROUP BY validation_id, token ORDER BY validation_id
+) AS o
+WHERE h.validation_id = o.validation_id AND h.lease_token = o.token
 """
 
 
@@ -198,9 +213,9 @@ def _claim_routine() -> tuple[str, str]:
         f"IF $2 > 0 THEN\nRETURN QUERY {CLAIM};\nEND IF;\nEND"
     )
     definition = (
-        "(float8, int, float8, text, text[], int, int, text[], json)"
+        "(float8, int, float8, text, text[], int, int, text[], json, int)"
         " RETURNS TABLE (o_validation_id text, o_seq bigint, o_event_id text, o_body text,"
-        " o_attempts int, o_account text) LANGUAGE plpgsql"
+        " o_attempts int, o_account text, o_due float8) LANGUAGE plpgsql"
         # Its plans are generic (a claim's limits are parameters): without these, once the
         # tables grow, the planner may read an account's every due head and sort them, instead
         # of walking heads_ready in order and stopping, or join completions to every head.
@@ -215,8 +230,10 @@ def _claim_routine() -> tuple[str, str]:
 #: (name, definition) of the claim routine, installed by :func:`~.migrations.migrate`.
 CLAIM_ROUTINE = _claim_routine()
 #: A claim that carries completions ($9, or NULL), and a write of completions alone.
-CLAIM_CALL = f"SELECT * FROM {CLAIM_ROUTINE[0]}($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-WRITE_CALL = f"SELECT count(*) FROM {CLAIM_ROUTINE[0]}(0, 0, 0, NULL, NULL, NULL, NULL, NULL, $1)"
+CLAIM_CALL = f"SELECT * FROM {CLAIM_ROUTINE[0]}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+WRITE_CALL = (
+    f"SELECT count(*) FROM {CLAIM_ROUTINE[0]}(0, 0, 0, NULL, NULL, NULL, NULL, NULL, $1, 1)"
+)
 
 # When the earliest head that a claim could take is due: leased heads when their lease ends,
 # accounts at their cap and behind an open breaker left out (but a breaker's next probe).
@@ -301,6 +318,8 @@ class PostgresEvents:
         self._orphans: set[str] = set()
         #: Claims whose release failed (the database was away): released on the next claim.
         self._unreleased: list[Claim] = []
+        self._write_lock = asyncio.Lock()
+        self._in_transit = 0
         self._next_probe_check = 0.0
 
     # -- wake-ups ------------------------------------------------------------------------------
@@ -422,17 +441,29 @@ class PostgresEvents:
         *,
         accounts: Sequence[str] | None = None,
         cap: int | None = None,
+        chain: int = 1,
     ) -> list[Claim]:
-        # Completions buffered now ride on the claim (one round trip for both); those a write
-        # has already taken are waited for, so that the claim sees every completion before it.
-        if not self._failing:
-            await self._wait_written(buffered=False)
-        if self._failing:
-            return []
+        # One batch of completions in transit at a time (the lock), so that a chain's are
+        # written in the order they were made. Those buffered now ride on the claim (one round
+        # trip for both); a batch being written is waited for: the claim sees it.
+        async with self._write_lock:
+            if self._failing:
+                return []
+            return await self._claim(now, limit, lease, accounts, cap, chain)
+
+    async def _claim(
+        self,
+        now: float,
+        limit: int,
+        lease: float,
+        accounts: Sequence[str] | None,
+        cap: int | None,
+        chain: int,
+    ) -> list[Claim]:
         probes = await self._probes(now, lease) if accounts is None else []
         if self._unreleased:
             held, self._unreleased = self._unreleased, []
-            await self.release(held)  # on failure, release keeps them for the next try
+            await self._give_back(held)  # on failure, it keeps them for the next try
         if self._orphans:
             # Claims whose answer was lost with the connection may have been committed: give
             # them back now, rather than leave their events waiting for the lease to expire.
@@ -460,6 +491,7 @@ class PostgresEvents:
                     DEFAULT_MAX_IN_FLIGHT,
                     probes,
                     _document(done) if done else None,
+                    max(chain, 1),
                 )
         except BaseException:  # a database error, or this task cancelled (stopping)
             self._orphans.add(token)
@@ -468,13 +500,29 @@ class PostgresEvents:
                 self._start_flush()
             raise
         if batch is not None:
-            self._settled(batch)
+            self._settled(batch, done)
+        claims: list[Claim] = []
+        chains: dict[str, list[Next]] = {}
+        stopped: set[str] = set()
+        for validation_id, seq, event_id, body, attempts, account, due in rows:
+            if seq is None:
+                continue
+            links = chains.get(validation_id)
+            if links is None:
+                chains[validation_id] = []
+                claims.append(
+                    Claim(seq, event_id, validation_id, body.encode(), attempts, token, account)
+                )
+            elif validation_id not in stopped:
+                if due <= now:
+                    links.append(Next(seq, event_id, body.encode(), attempts))
+                else:  # a retry waits for its own time, and what follows it waits too
+                    stopped.add(validation_id)
         claims = [
-            Claim(seq, event_id, validation_id, body.encode(), attempts, token, account)
-            for validation_id, seq, event_id, body, attempts, account in rows
-            if seq is not None
+            c._replace(rest=tuple(chains[c.validation_id])) if chains[c.validation_id] else c
+            for c in claims
         ]
-        if len(claims) < len(rows):
+        if any(r[1] is None for r in rows):
             # A head whose count says pending but whose events do not (it should not happen):
             # count them again, as of now, and give the head back.
             empty = [r[0] for r in rows if r[1] is None]
@@ -517,26 +565,32 @@ class PostgresEvents:
         beside the claims."""
         pause = 0.25
         while self._completions:
-            records, batch = self._take()
-            try:
-                await self._write(records)
-            except asyncio.CancelledError:  # stopping: shutdown reports what is left
-                self._returned(records, batch)
-                raise
-            except StoreError as exc:
-                self._returned(records, batch)
+            async with self._write_lock:
+                if not self._completions:  # a claim carried them meanwhile
+                    break
+                records, batch = self._take()
+                try:
+                    await self._write(records)
+                    failure = None
+                except asyncio.CancelledError:  # stopping: shutdown reports what is left
+                    self._returned(records, batch)
+                    raise
+                except StoreError as exc:
+                    self._returned(records, batch)
+                    failure = exc
+            if failure is not None:
                 if not self._failing:
                     log.error(
                         "cannot record %d attempts (%s): deliveries paused until it can",
                         len(records),
-                        exc,
+                        failure,
                     )
                 self._failing = True
                 self._release_waiters()
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)
                 continue
-            self._settled(batch)
+            self._settled(batch, records)
             if self._failing:
                 self._failing = False
                 log.warning("the database takes writes again: deliveries resume")
@@ -557,15 +611,25 @@ class PostgresEvents:
         records, self._completions = self._completions, []
         batch = next(self._batches)
         self._transit[batch], self._buffer_waiters = self._buffer_waiters, []
+        self._in_transit += len(records)
         return records, batch
 
-    def _settled(self, batch: int) -> None:
+    def _settled(self, batch: int, records: Sequence[AttemptRecord]) -> None:
+        self._in_transit -= len(records)
         _resolve(self._transit.pop(batch, []))
 
     def _returned(self, records: list[AttemptRecord], batch: int) -> None:
         """A batch whose write failed (or may have): back to the front of the buffer."""
+        self._in_transit -= len(records)
         self._completions[:0] = records
         self._buffer_waiters[:0] = self._transit.pop(batch, [])
+
+    @property
+    def unwritten(self) -> int:
+        return len(self._completions) + self._in_transit
+
+    async def written(self) -> None:
+        await self.flush()
 
     def _release_waiters(self) -> None:
         """Writes fail: no one waits for them (a read then fails, or reads what is there)."""
@@ -633,6 +697,23 @@ class PostgresEvents:
     async def release(self, claims: Sequence[Claim]) -> None:
         if not claims:
             return
+        async with self._write_lock:
+            await self._give_back(claims)
+        self._wake.set()
+
+    async def _give_back(self, claims: Sequence[Claim]) -> None:
+        """Release ``claims``, after writing the completions buffered now: a chain's head
+        given back before them would fence them off, and their events would go again."""
+        if self._completions:
+            records, batch = self._take()
+            try:
+                await self._write(records)
+            except BaseException:
+                self._returned(records, batch)
+                self._unreleased.extend(claims)
+                self._start_flush()
+                raise
+            self._settled(batch, records)
         try:
             async with translated("cannot give back claims"):
                 await self._pool.execute(
@@ -644,7 +725,6 @@ class PostgresEvents:
             # Given back once the database answers again, not left to their leases.
             self._unreleased.extend(claims)
             raise
-        self._wake.set()
 
     async def next_due(
         self, now: float, *, accounts: Sequence[str] | None = None, cap: int | None = None
@@ -845,6 +925,7 @@ def _document(records: Sequence[AttemptRecord]) -> str:
                 "reason": storable(r.result.reason[:500]),
                 "state": r.state,
                 "next_at": r.next_attempt_at,
+                "keep": bool(r.claim.rest) and r.state in ("sent", "failed"),
             }
             for r in records
         ]

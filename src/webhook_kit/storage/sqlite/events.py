@@ -284,6 +284,13 @@ class SqliteEvents:
     def writable(self) -> bool:
         return not self._failing
 
+    @property
+    def unwritten(self) -> int:
+        return len(self._completions)
+
+    async def written(self) -> None:
+        self.flush_now()
+
     def flush_now(self) -> None:
         """Write buffered completions before a read, so this process reads its own writes."""
         if self._completions and not self._failing:
@@ -333,7 +340,9 @@ class SqliteEvents:
         *,
         accounts: Sequence[str] | None = None,
         cap: int | None = None,
+        chain: int = 1,
     ) -> list[Claim]:
+        # One event per claim, whatever ``chain``: a claim here is a call, not a round trip.
         if self._failing:
             return []
         cap_of, admit = self._gates(now, accounts, cap)

@@ -1,0 +1,73 @@
+"""Chains on PostgreSQL: one claim carries several events of a validation, sent one after the
+other under its lease, each only once the completion before it is written."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.delivery.test_dispatcher import drive, settings_for, target_for
+from webhook_kit.contract import notifications
+from webhook_kit.contract.statuses import STATUSES
+from webhook_kit.delivery.dispatcher import CHAIN, Dispatcher
+from webhook_kit.endpoint.service import Endpoint
+from webhook_kit.storage.base import Storage
+from webhook_kit.storage.postgres.events import PostgresEvents
+from webhook_kit.storage.url import DatabaseUrl
+
+pytestmark = pytest.mark.slow
+
+#: Long enough for an event that is not held back to reach the endpoint on a loaded machine.
+SETTLE = 1.0
+
+
+async def arrived(sink: Endpoint, count: int, *, timeout: float) -> bool:
+    """Whether ``count`` events of v-1 reach the endpoint within ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(sink.recorder.query(validation_id="v-1")) < count:
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def test_a_chains_next_event_waits_until_the_completion_before_it_is_written(
+    start_endpoint: Any, postgres_url: str
+) -> None:
+    """While the database cannot record attempts (another session holds the attempts table in
+    SHARE mode: claims go on, writes of completions wait), a claimed chain sends its first
+    event and nothing more: were the worker killed then, the one that takes the validation
+    over would send that event again, and must never send it after a later one."""
+    sink: Endpoint = start_endpoint()
+    assert len(STATUSES) > 1 and CHAIN > 1
+    parsed = DatabaseUrl.parse(postgres_url)
+
+    async def scenario(storage: Storage) -> None:
+        assert isinstance(storage.events, PostgresEvents)
+        blocker = await asyncpg.connect(
+            parsed.connect_target, server_settings={"search_path": parsed.schema}
+        )
+        try:
+            async with Dispatcher(storage.events, settings_for(sink), target=target_for(sink)) as d:
+                lock = blocker.transaction()
+                await lock.start()
+                await blocker.execute("LOCK TABLE attempts IN SHARE MODE")
+                try:
+                    await d.enqueue_many(notifications.lifecycle(validation_id="v-1"))
+                    assert await arrived(sink, 1, timeout=30), "the first event never came"
+                    assert not await arrived(sink, 2, timeout=SETTLE), "a second event went"
+                    received = sink.recorder.query(validation_id="v-1")
+                    assert [r["status"] for r in received] == [STATUSES[0]]
+                finally:
+                    await lock.rollback()
+                assert await d.wait_idle(30)
+        finally:
+            await blocker.close()
+        assert await storage.events.counts() == {"sent": len(STATUSES)}
+
+    drive(scenario, db=postgres_url)
+    received = sink.recorder.query(validation_id="v-1")
+    assert [r["status"] for r in received] == list(STATUSES)

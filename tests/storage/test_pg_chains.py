@@ -1,0 +1,140 @@
+"""Chained claims in the PostgreSQL store: a claim carries up to ``chain`` events of a
+validation under one lease; each completion moves the head on, and the chain keeps the lease
+until its last event (or a retry) gives it back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from tests.storage.test_contract import BAD, LEASE, ONE, done, event, now
+from webhook_kit.storage.postgres.events import PostgresEvents
+from webhook_kit.storage.rows import Claim
+from webhook_kit.storage.url import DatabaseUrl, open_storage
+
+STATUSES = ("on-course", "document-uploaded", "document2-uploaded", "document3-uploaded")
+
+
+def run(
+    url: str, scenario: Callable[[PostgresEvents, asyncpg.Connection], Awaitable[None]]
+) -> None:
+    async def main() -> None:
+        storage = await open_storage(url)
+        parsed = DatabaseUrl.parse(url)
+        conn = await asyncpg.connect(
+            parsed.connect_target, server_settings={"search_path": parsed.schema}
+        )
+        try:
+            assert isinstance(storage.events, PostgresEvents)
+            await scenario(storage.events, conn)
+        finally:
+            await conn.close()
+            await storage.close()
+
+    asyncio.run(main())
+
+
+async def head(conn: asyncpg.Connection, validation_id: str) -> tuple[int, bool]:
+    """(pending, leased) of a validation's head, as the database has it."""
+    row = await conn.fetchrow(
+        "SELECT pending, lease_token IS NOT NULL AS leased FROM heads WHERE validation_id = $1",
+        validation_id,
+    )
+    assert row is not None
+    return row["pending"], row["leased"]
+
+
+def test_a_chain_keeps_its_lease_until_its_last_event(postgres_url: str) -> None:
+    async def scenario(events: PostgresEvents, conn: asyncpg.Connection) -> None:
+        a = [event("A", status) for status in STATUSES]
+        await events.insert(a)
+        (claim,) = await events.claim(now(), 10, LEASE, chain=3, **ONE)
+        assert claim.event_id == a[0].event_id
+        assert [n.event_id for n in claim.rest] == [a[1].event_id, a[2].event_id]
+        assert [n.body for n in claim.rest] == [a[1].body.encode(), a[2].body.encode()]
+        sent: list[str] = []
+        link: Claim | None = claim
+        while link is not None:
+            events.complete(done(link))
+            await events.written()
+            sent.append(link.event_id)
+            link = link.next()
+            if link is not None:  # the chain holds the head: nobody else may claim it
+                assert await head(conn, "A") == (len(a) - len(sent), True)
+                assert await events.claim(now(), 10, LEASE, chain=3, **ONE) == []
+        assert sent == [e.event_id for e in a[:3]]
+        assert await head(conn, "A") == (1, False)
+        (last,) = await events.claim(now(), 10, LEASE, chain=3, **ONE)
+        assert (last.event_id, last.rest) == (a[3].event_id, ())
+
+    run(postgres_url, scenario)
+
+
+def test_a_retry_ends_the_chain_and_the_head_waits_for_its_backoff(postgres_url: str) -> None:
+    async def scenario(events: PostgresEvents, conn: asyncpg.Connection) -> None:
+        a = [event("A", status) for status in STATUSES]
+        await events.insert(a)
+        (claim,) = await events.claim(now(), 10, LEASE, chain=4, **ONE)
+        events.complete(done(claim))
+        await events.written()
+        second = claim.next()
+        assert second is not None
+        retry_at = now() + 100
+        events.complete(done(second, "retrying", BAD, retry_at))
+        await events.written()
+        assert await head(conn, "A") == (3, False)  # given back, the retried event first
+        assert await events.claim(now(), 10, LEASE, chain=4, **ONE) == []
+        (again,) = await events.claim(retry_at + 1, 10, LEASE, chain=4, **ONE)
+        assert again.event_id == a[1].event_id and again.attempts == 1
+        assert [n.event_id for n in again.rest] == [a[2].event_id, a[3].event_id]
+
+    run(postgres_url, scenario)
+
+
+def test_a_batch_written_twice_moves_nothing_the_second_time(postgres_url: str) -> None:
+    """A write whose answer was lost is sent again; a chain still holds its lease then, so the
+    fencing token alone would let the head count the same event twice."""
+
+    async def scenario(events: PostgresEvents, conn: asyncpg.Connection) -> None:
+        a = [event("A", status) for status in STATUSES]
+        await events.insert(a)
+        (claim,) = await events.claim(now(), 10, LEASE, chain=4, **ONE)
+        record = done(claim)
+        events.complete(record)
+        await events.written()
+        assert await head(conn, "A") == (3, True)
+        await events._write([record])  # the same batch, again
+        assert await head(conn, "A") == (3, True)
+        rows = await conn.fetch(
+            "SELECT e.state, count(t.*) AS attempts FROM events AS e"
+            " JOIN attempts AS t ON t.seq = e.seq WHERE e.event_id = $1 GROUP BY e.state",
+            a[0].event_id,
+        )
+        # The attempt is recorded twice (the write cannot tell), the event moved once.
+        assert [(r["state"], r["attempts"]) for r in rows] == [("sent", 2)]
+
+    run(postgres_url, scenario)
+
+
+def test_a_release_writes_the_chains_completions_first(postgres_url: str) -> None:
+    """Stopping between two events of a chain gives the next one back; the completion before
+    it, still buffered, must be written first, or the release would fence it off and its
+    event would go again."""
+
+    async def scenario(events: PostgresEvents, conn: asyncpg.Connection) -> None:
+        a = [event("A", status) for status in STATUSES]
+        await events.insert(a)
+        (claim,) = await events.claim(now(), 10, LEASE, chain=4, **ONE)
+        events.complete(done(claim))  # buffered, not written
+        following = claim.next()
+        assert following is not None
+        await events.release([following])
+        row = await events.event(a[0].event_id)
+        assert row is not None and row.state == "sent"
+        assert await head(conn, "A") == (3, False)
+        (again,) = await events.claim(now(), 10, LEASE, chain=4, **ONE)
+        assert again.event_id == a[1].event_id
+
+    run(postgres_url, scenario)

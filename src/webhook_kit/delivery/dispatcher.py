@@ -545,7 +545,7 @@ class Dispatcher:
         first, only the event in flight can go twice, and it goes again in its place."""
         while self._chained and not self._stopping:
             count = len(self._chained)
-            await self.events.written()
+            await self.events.written(hurry=False)
             if self._stopping:
                 return
             ready = self._chained[:count]

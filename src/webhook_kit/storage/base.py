@@ -163,8 +163,9 @@ class EventStore(Protocol):
         """Completions made here and not yet written (buffered, or being written)."""
         ...
 
-    async def written(self) -> None:
-        """Return once the completions made so far are written, or writes fail."""
+    async def written(self, *, hurry: bool = True) -> None:
+        """Return once the completions made so far are written, or writes fail. Without
+        ``hurry`` they may wait a few milliseconds to go with others, in one write."""
         ...
 
 

@@ -52,6 +52,11 @@ POLL_SECONDS = 1.0
 #: Completions wait at most this long to be written; under load they ride on the next claim
 #: sooner, so this is the pace of the write only when no claim comes.
 FLUSH_SECONDS = 0.05
+#: While a chain waits for completions (:meth:`PostgresEvents.written` without ``hurry``), they
+#: are written once this many are buffered, or this long after: batches big enough that a
+#: worker's writes stay few per delivery, soon enough that its chains keep moving.
+CHAIN_BATCH = 16
+CHAIN_DELAY = 0.02
 FLUSH_SIZE = 512
 #: The longest pause between tries to write held completions: short, because claims wait for
 #: them (a database that is back should not sit unused for half a minute).
@@ -319,6 +324,8 @@ class PostgresEvents:
         #: Claims whose release failed (the database was away): released on the next claim.
         self._unreleased: list[Claim] = []
         self._write_lock = asyncio.Lock()
+        #: A reader waits for the buffered completions: write them at once, not in a batch.
+        self._hurry = False
         self._in_transit = 0
         self._next_probe_check = 0.0
 
@@ -541,7 +548,7 @@ class PostgresEvents:
 
     def complete(self, record: AttemptRecord) -> None:
         self._completions.append(record)
-        if len(self._completions) >= FLUSH_SIZE:
+        if len(self._completions) >= (CHAIN_BATCH if self._buffer_waiters else FLUSH_SIZE):
             self._start_flush()
         elif self._flush_timer is None and not self._failing:
             self._flush_timer = asyncio.get_running_loop().call_later(
@@ -595,11 +602,13 @@ class PostgresEvents:
                 self._failing = False
                 log.warning("the database takes writes again: deliveries resume")
                 self._wake.set()
-            if len(self._completions) < FLUSH_SIZE and not self._buffer_waiters:
+            if not self._hurry and len(self._completions) < (
+                CHAIN_BATCH if self._buffer_waiters else FLUSH_SIZE
+            ):
                 break
         if self._completions and self._flush_timer is None:
             self._flush_timer = asyncio.get_running_loop().call_later(
-                FLUSH_SECONDS, self._start_flush
+                CHAIN_DELAY if self._buffer_waiters else FLUSH_SECONDS, self._start_flush
             )
 
     async def _write(self, records: Sequence[AttemptRecord]) -> None:
@@ -609,6 +618,7 @@ class PostgresEvents:
     def _take(self) -> tuple[list[AttemptRecord], int]:
         """The buffered completions as a batch in transit; their waiters go with them."""
         records, self._completions = self._completions, []
+        self._hurry = False  # whoever hurried is in this batch
         batch = next(self._batches)
         self._transit[batch], self._buffer_waiters = self._buffer_waiters, []
         self._in_transit += len(records)
@@ -628,8 +638,24 @@ class PostgresEvents:
     def unwritten(self) -> int:
         return len(self._completions) + self._in_transit
 
-    async def written(self) -> None:
-        await self.flush()
+    async def written(self, *, hurry: bool = True) -> None:
+        if hurry:
+            await self.flush()
+            return
+        if self._failing:
+            return
+        if self._completions:
+            # Not now: with the next claim, a full batch, or the chain's timer, if sooner than
+            # the one set.
+            loop = asyncio.get_running_loop()
+            due = loop.time() + CHAIN_DELAY
+            if self._flush_timer is None or self._flush_timer.when() > due:
+                if self._flush_timer is not None:
+                    self._flush_timer.cancel()
+                self._flush_timer = loop.call_at(due, self._start_flush)
+            if len(self._completions) >= CHAIN_BATCH:
+                self._start_flush()
+        await self._wait_written(buffered=True, hurry=False)
 
     def _release_waiters(self) -> None:
         """Writes fail: no one waits for them (a read then fails, or reads what is there)."""
@@ -637,9 +663,10 @@ class PostgresEvents:
             _resolve(waiters)
             waiters.clear()
 
-    async def _wait_written(self, *, buffered: bool) -> None:
+    async def _wait_written(self, *, buffered: bool, hurry: bool = True) -> None:
         """Wait until the batches being written now, and if ``buffered`` the completions
-        buffered now, are written (or writes fail); not for those that come later."""
+        buffered now, are written (or writes fail); not for those that come later. With
+        ``hurry``, the buffered ones are written at once rather than with the next batch."""
         loop = asyncio.get_running_loop()
         waiting: list[asyncio.Future[None]] = []
         for waiters in self._transit.values():
@@ -648,7 +675,9 @@ class PostgresEvents:
         if buffered and self._completions:
             self._buffer_waiters.append(loop.create_future())
             waiting.append(self._buffer_waiters[-1])
-            self._start_flush()  # a write under way takes them next: a reader is waiting
+            if hurry:
+                self._hurry = True  # a write under way takes them next: a reader is waiting
+                self._start_flush()
         if waiting:
             # Not cancelled with this caller: the writes go on.
             await asyncio.wait(waiting)

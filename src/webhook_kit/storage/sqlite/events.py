@@ -288,8 +288,8 @@ class SqliteEvents:
     def unwritten(self) -> int:
         return len(self._completions)
 
-    async def written(self) -> None:
-        self.flush_now()
+    async def written(self, *, hurry: bool = True) -> None:
+        self.flush_now()  # a local write: batching it would save little
 
     def flush_now(self) -> None:
         """Write buffered completions before a read, so this process reads its own writes."""

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from tests.storage.test_contract import BAD, LEASE, ONE, done, event, now
-from webhook_kit.storage.postgres.events import PostgresEvents
+from webhook_kit.storage.postgres.events import CHAIN_BATCH, PostgresEvents
 from webhook_kit.storage.rows import Claim
 from webhook_kit.storage.url import DatabaseUrl, open_storage
 
@@ -136,5 +136,25 @@ def test_a_release_writes_the_chains_completions_first(postgres_url: str) -> Non
         assert await head(conn, "A") == (3, False)
         (again,) = await events.claim(now(), 10, LEASE, chain=4, **ONE)
         assert again.event_id == a[1].event_id
+
+    run(postgres_url, scenario)
+
+
+def test_a_chain_waits_for_a_batch_not_forever(postgres_url: str) -> None:
+    """Without ``hurry`` a completion goes with the next batch: a full one at once, else the
+    chain's timer; either way it is written, and nothing waits for a flush that never comes."""
+
+    async def scenario(events: PostgresEvents, conn: asyncpg.Connection) -> None:
+        one = [event(f"V{n}") for n in range(CHAIN_BATCH + 1)]
+        await events.insert(one)
+        claims = await events.claim(now(), len(one), LEASE, chain=2, **ONE)
+        events.complete(done(claims[0]))
+        await asyncio.wait_for(events.written(hurry=False), 10)  # by the timer
+        assert events.unwritten == 0
+        for claim in claims[1:]:
+            events.complete(done(claim))
+        await asyncio.wait_for(events.written(hurry=False), 10)  # a full batch
+        assert events.unwritten == 0
+        assert await events.counts() == {"sent": len(one)}
 
     run(postgres_url, scenario)

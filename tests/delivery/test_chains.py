@@ -9,19 +9,35 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.delivery.test_dispatcher import drive, settings_for, target_for
+from tests.delivery.test_dispatcher import drive, faults, settings_for, target_for
 from webhook_kit.contract import notifications
 from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.delivery.dispatcher import CHAIN, Dispatcher
+from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.storage.base import Storage
 from webhook_kit.storage.postgres.events import PostgresEvents
+from webhook_kit.storage.rows import Claim
 from webhook_kit.storage.url import DatabaseUrl
 
 pytestmark = pytest.mark.slow
 
 #: Long enough for an event that is not held back to reach the endpoint on a loaded machine.
 SETTLE = 1.0
+
+
+def recording(storage: Storage) -> list[Claim]:
+    """The claims of v-1 that the store hands out from now on."""
+    claimed: list[Claim] = []
+    real = storage.events.claim
+
+    async def claim(*args: Any, **kw: Any) -> list[Claim]:
+        got = await real(*args, **kw)
+        claimed.extend(c for c in got if c.validation_id == "v-1")
+        return got
+
+    storage.events.claim = claim  # type: ignore[method-assign]
+    return claimed
 
 
 async def arrived(sink: Endpoint, count: int, *, timeout: float) -> bool:
@@ -47,6 +63,7 @@ def test_a_chains_next_event_waits_until_the_completion_before_it_is_written(
 
     async def scenario(storage: Storage) -> None:
         assert isinstance(storage.events, PostgresEvents)
+        claimed = recording(storage)
         blocker = await asyncpg.connect(
             parsed.connect_target, server_settings={"search_path": parsed.schema}
         )
@@ -67,6 +84,35 @@ def test_a_chains_next_event_waits_until_the_completion_before_it_is_written(
         finally:
             await blocker.close()
         assert await storage.events.counts() == {"sent": len(STATUSES)}
+        # It was a chain: the first claim carried the next events, and they went with no
+        # claim of their own.
+        assert len(claimed[0].rest) == CHAIN - 1
+        assert len(claimed) == -(-len(STATUSES) // CHAIN)
+
+    drive(scenario, db=postgres_url)
+    received = sink.recorder.query(validation_id="v-1")
+    assert [r["status"] for r in received] == list(STATUSES)
+
+
+def test_an_endpoint_in_trouble_gets_no_more_of_a_chain(
+    start_endpoint: Any, postgres_url: str
+) -> None:
+    """The first event fails for good with a 500 (no retries configured): the chain's next event
+    goes back to the queue (behind the breaker) instead of straight to the endpoint."""
+    sink: Endpoint = start_endpoint(faults=faults(f"{STATUSES[0]}=500x1"))
+    settings = settings_for(sink, policy=RetryPolicy(schedule=()))
+
+    async def scenario(storage: Storage) -> None:
+        claimed = recording(storage)
+        async with Dispatcher(storage.events, settings, target=target_for(sink)) as d:
+            await d.enqueue_many(notifications.lifecycle(validation_id="v-1"))
+            assert await d.wait_idle(30)
+        assert await storage.events.counts() == {"failed": 1, "sent": len(STATUSES) - 1}
+        assert claimed[0].event_id != claimed[1].event_id
+        first = claimed[0]
+        assert first.rest, "the first claim was not a chain"
+        # The second claim starts where the chain was cut: the event after the failed one.
+        assert claimed[1].event_id == first.rest[0].event_id
 
     drive(scenario, db=postgres_url)
     received = sink.recorder.query(validation_id="v-1")

@@ -4,6 +4,8 @@ Two orderings that once went wrong, each forced with a real row lock held by ano
 (the database makes the statement wait, as a busy server would):
 
 - a reader's flush must wait for a completion that a claim is carrying, not only count writes;
+- a completion whose head a claim takes over while it waits for the head's lock moves nothing,
+  its event included;
 - one batch of completions is in transit at a time, so that a chain's completions are written in
   the order they were made; a write that fails keeps its batch, and only its success may say
   that the database takes writes again.
@@ -21,7 +23,8 @@ import pytest
 
 from tests.storage.test_contract import ONE, done, event, now
 from webhook_kit.errors import StoreUnavailable
-from webhook_kit.storage.postgres.events import PostgresEvents
+from webhook_kit.storage.postgres.events import CLAIM_CALL, PostgresEvents
+from webhook_kit.storage.rows import DEFAULT_MAX_IN_FLIGHT, Claim
 from webhook_kit.storage.url import DatabaseUrl, open_storage
 
 #: Long enough for a statement that is not blocked to finish on a loaded machine.
@@ -141,6 +144,54 @@ def test_one_batch_is_in_transit_at_a_time_and_a_failed_write_keeps_its_batch(
             row = await events.event(c.event_id)
             assert row is not None and row.state == "sent"
         finally:
+            await s.close()
+
+    asyncio.run(main())
+
+
+def test_a_completion_fenced_off_by_a_claim_committing_meanwhile_moves_nothing(
+    postgres_url: str,
+) -> None:
+    """Worker A's lease expired with its completion still buffered; worker B's claim of the
+    head commits while A's write waits on the head's lock. A's write must move neither the
+    head nor the event (B sends the event again, in its place), and B's completion must then
+    give the head back with the right count."""
+
+    async def main() -> None:
+        s = await open_storage(postgres_url)
+        events = s.events
+        assert isinstance(events, PostgresEvents)
+        parsed = DatabaseUrl.parse(postgres_url)
+        b = await asyncpg.connect(
+            parsed.connect_target, server_settings={"search_path": parsed.schema}
+        )
+        try:
+            first, second = event("V"), event("V")
+            await events.insert([first, second])
+            start = now()
+            (a,) = await events.claim(start, 10, 1.0, **ONE)  # a 1 s lease
+            events.complete(done(a))  # A stalls with it buffered
+            async with b.transaction():
+                rows = await b.fetch(
+                    CLAIM_CALL,
+                    *(start + 10, 10, 60.0, "token-b", ONE["accounts"], None),
+                    *(DEFAULT_MAX_IN_FLIGHT, [], None, 1),
+                )
+                assert [r[2] for r in rows] == [first.event_id]
+                writing = asyncio.ensure_future(events.written())
+                assert await blocked(writing), "A's write did not wait for the head"
+            await asyncio.wait_for(writing, 10)
+            state = await b.fetchval("SELECT state FROM events WHERE event_id = $1", a.event_id)
+            assert state == "pending"
+            head = await b.fetchrow("SELECT pending, lease_token FROM heads")
+            assert head is not None and tuple(head) == (2, "token-b")
+            r = rows[0]
+            events.complete(done(Claim(r[1], r[2], r[0], r[3].encode(), r[4], "token-b", r[5])))
+            await events.written()
+            head = await b.fetchrow("SELECT pending, lease_token FROM heads")
+            assert head is not None and tuple(head) == (1, None)
+        finally:
+            await b.close()
             await s.close()
 
     asyncio.run(main())

@@ -489,13 +489,15 @@ class Dispatcher:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            if self._in_flight + self.events.unwritten >= UNRECORDED * self.settings.concurrency:
-                # What a crash would send again (attempts in flight, and those made but not
-                # yet written) stays within a bound, chains included.
-                await self.events.written()
-                continue
             claim, until = self._claims.popleft()
             found = await self._found(claim)
+            if self._in_flight + self.events.unwritten >= UNRECORDED * self.settings.concurrency:
+                # What a crash would send again (attempts in flight, and those made but not
+                # yet written) stays within a bound, chains included. Checked after the
+                # settings load, which may wait, and with no wait until the slot is taken.
+                self._claims.appendleft((claim, until))
+                await self.events.written()
+                continue
             left = until - time.monotonic() - LEASE_MARGIN
             if left < MIN_ATTEMPT:
                 # This process was stalled past the lease (paused, swapped out): another worker
@@ -537,8 +539,7 @@ class Dispatcher:
                     self._wake.set()
 
     async def _chain(self) -> None:
-        """Queue each chain's next event once the completion before it is written, behind what
-        is queued (as the accounts' turns ordered it).
+        """Queue each chain's next event once the completion before it is written.
 
         Not sooner: a worker that takes a validation over after a crash sends again what was
         not recorded, and it must never send an earlier event after a later one. Written
@@ -550,11 +551,20 @@ class Dispatcher:
                 return
             ready = self._chained[:count]
             del self._chained[:count]
-            if self.events.writable:
-                self._claims.extend(ready)
-                self._work.set()
-            else:  # not known to be written: left to their leases, as a stalled process's are
+            if not self.events.writable:
+                # Not known to be written: left to their leases, as a stalled process's are.
                 log.warning("%d events wait for their leases: attempts cannot be written", count)
+                continue
+            # At the front: their leases are held already, and run from the chain's claim. One
+            # that could not have a whole attempt (after the one a slot may still be making)
+            # goes back, rather than be cut short and counted as a timeout.
+            need = 2 * self.settings.timeout + LEASE_MARGIN
+            now = time.monotonic()
+            late = [claim for claim, until in ready if until - now < need]
+            for claim in late:
+                await self._release(claim)
+            self._claims.extendleft(reversed([c for c in ready if c[1] - now >= need]))
+            self._work.set()
 
     async def _release(self, claim: Claim) -> None:
         try:
@@ -620,7 +630,17 @@ class Dispatcher:
             await self._update_breaker(claim.account, result)
         if decision.action == "disable":
             await self._disable(claim.account, decision.reason)
-        return claim.next() if state in DONE else None
+        following = claim.next() if state in DONE else None
+        if following is not None and (unwell(result) or not self._closed(claim.account)):
+            # An endpoint in trouble gets no more of the chain (a probe is one event): the
+            # rest goes back to the queue, behind its breaker and the accounts' turns.
+            await self._release(following)
+            return None
+        return following
+
+    def _closed(self, account: str) -> bool:
+        breaker = self._breakers.get(account)
+        return breaker is None or breaker.state == "closed"
 
     async def _update_breaker(self, account: str, result: AttemptResult) -> None:
         """Move the account's breaker on; only a failure, or a breaker that is not closed and

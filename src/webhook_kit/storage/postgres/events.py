@@ -164,10 +164,13 @@ ORDER BY c.rank, c.due, e.seq
 
 # A completion moves the event and its head on only while the head is still leased to the
 # claim (the fencing token): a worker whose lease expired records its attempt, nothing more.
-# Only an event still to deliver moves, and the head counts only the events that moved: a batch
-# written twice (its first write's answer was lost) changes nothing the second time, even while
-# a chain keeps its lease. A chain's completions in one batch move their head once: the last of
-# them (by seq) says when it is due next and whether the chain keeps the lease.
+# The heads are locked first (in one order), so that a claim committing meanwhile fences the
+# completion off whole, its event included. Only an event still to deliver, and not already
+# moved by this attempt, moves; the head counts only the events that moved: a batch written
+# twice (its first write's answer was lost) changes nothing the second time, even while a
+# chain keeps its lease or after the event was queued again. A chain's completions in one batch
+# move their head once: the last of them (by seq) says when it is due next and whether the
+# chain keeps the lease.
 # Completions travel as one JSON document ($9 of the claim routine): one parameter, where
 # eleven arrays cost the driver more to encode than the statement costs the server.
 COMPLETE = """
@@ -178,29 +181,36 @@ WITH input AS (
 ), recorded AS (
     INSERT INTO attempts (seq, attempt, at, duration_ms, outcome, http_status, reason)
     SELECT seq, attempt, at, duration_ms, outcome, http_status, reason FROM input
+), claims AS (
+    SELECT validation_id, token, (array_agg(keep ORDER BY seq DESC))[1] AS keep
+    FROM input GROUP BY validation_id, token
+), owned AS (
+    SELECT h.validation_id, c.token, c.keep
+    FROM heads AS h JOIN claims AS c
+        ON c.validation_id = h.validation_id AND c.token = h.lease_token
+    ORDER BY h.validation_id
+    FOR UPDATE OF h
 ), moved AS (
     UPDATE events AS e
     SET state = i.state, attempts = i.attempt, next_attempt_at = i.next_at,
         sent_at = CASE WHEN i.state = 'sent' THEN i.at ELSE e.sent_at END
-    FROM input AS i JOIN heads AS h
-        ON h.validation_id = i.validation_id AND h.lease_token = i.token
-    WHERE e.seq = i.seq AND e.state IN ('pending', 'retrying')
-    RETURNING i.validation_id, i.token, i.seq, i.state, i.at, i.next_at, i.keep
+    FROM input AS i JOIN owned AS o ON o.validation_id = i.validation_id AND o.token = i.token
+    WHERE e.seq = i.seq AND e.state IN ('pending', 'retrying') AND e.attempts < i.attempt
+    RETURNING i.validation_id, i.seq, i.state, i.at, i.next_at
+), heads_moved AS (
+    SELECT validation_id,
+           count(*) FILTER (WHERE state IN ('sent', 'failed')) AS done,
+           (array_agg(CASE WHEN state IN ('sent', 'failed') THEN at ELSE next_at END
+                      ORDER BY seq DESC))[1] AS due
+    FROM moved GROUP BY validation_id
 )
 UPDATE heads AS h
-SET pending = h.pending - o.done, due = o.due,
+SET pending = h.pending - coalesce(m.done, 0), due = coalesce(m.due, h.due),
     lease_until = CASE WHEN o.keep THEN h.lease_until ELSE 0 END,
     lease_token = CASE WHEN o.keep THEN h.lease_token END,
     version = h.version + 1
-FROM (
-    SELECT validation_id, token,
-           count(*) FILTER (WHERE state IN ('sent', 'failed')) AS done,
-           (array_agg(CASE WHEN state IN ('sent', 'failed') THEN at ELSE next_at END
-                      ORDER BY seq DESC))[1] AS due,
-           (array_agg(keep ORDER BY seq DESC))[1] AS keep
-    FROM moved GROUP BY validation_id, token ORDER BY validation_id
-) AS o
-WHERE h.validation_id = o.validation_id AND h.lease_token = o.token
+FROM owned AS o LEFT JOIN heads_moved AS m ON m.validation_id = o.validation_id
+WHERE h.validation_id = o.validation_id
 """
 
 
@@ -579,12 +589,12 @@ class PostgresEvents:
                 try:
                     await self._write(records)
                     failure = None
-                except asyncio.CancelledError:  # stopping: shutdown reports what is left
-                    self._returned(records, batch)
-                    raise
                 except StoreError as exc:
                     self._returned(records, batch)
                     failure = exc
+                except BaseException:  # stopping (shutdown reports what is left), or a bug
+                    self._returned(records, batch)
+                    raise
             if failure is not None:
                 if not self._failing:
                     log.error(

@@ -184,12 +184,18 @@ WITH input AS (
 ), claims AS (
     SELECT validation_id, token, (array_agg(keep ORDER BY seq DESC))[1] AS keep
     FROM input GROUP BY validation_id, token
-), owned AS (
-    SELECT h.validation_id, c.token, c.keep
-    FROM heads AS h JOIN claims AS c
-        ON c.validation_id = h.validation_id AND c.token = h.lease_token
-    ORDER BY h.validation_id
-    FOR UPDATE OF h
+), locked AS (
+    -- By primary key (a join here would read every leased head); a head leased to a token
+    -- of another of the batch's claims is dropped below.
+    SELECT validation_id, lease_token FROM heads
+    WHERE validation_id = ANY (ARRAY(SELECT validation_id FROM claims))
+      AND coalesce(lease_token, '') = ANY (ARRAY(SELECT token FROM claims))
+    ORDER BY validation_id
+    FOR UPDATE
+), owned AS MATERIALIZED (
+    SELECT c.validation_id, c.token, c.keep
+    FROM claims AS c JOIN locked AS l
+        ON l.validation_id = c.validation_id AND l.lease_token = c.token
 ), moved AS (
     UPDATE events AS e
     SET state = i.state, attempts = i.attempt, next_attempt_at = i.next_at,
@@ -197,20 +203,29 @@ WITH input AS (
     FROM input AS i JOIN owned AS o ON o.validation_id = i.validation_id AND o.token = i.token
     WHERE e.seq = i.seq AND e.state IN ('pending', 'retrying') AND e.attempts < i.attempt
     RETURNING i.validation_id, i.seq, i.state, i.at, i.next_at
-), heads_moved AS (
-    SELECT validation_id,
+), heads_moved AS MATERIALIZED (
+    -- Each owned head once, with what moved of it (one group, rather than a join that would
+    -- scan the moved events once per head).
+    SELECT validation_id, bool_or(keep) AS keep,
            count(*) FILTER (WHERE state IN ('sent', 'failed')) AS done,
            (array_agg(CASE WHEN state IN ('sent', 'failed') THEN at ELSE next_at END
-                      ORDER BY seq DESC))[1] AS due
-    FROM moved GROUP BY validation_id
+                      ORDER BY seq DESC) FILTER (WHERE seq IS NOT NULL))[1] AS due
+    FROM (
+        SELECT validation_id, keep, NULL::text AS state, NULL::float8 AS at,
+               NULL::float8 AS next_at, NULL::bigint AS seq
+        FROM owned
+        UNION ALL
+        SELECT validation_id, NULL, state, at, next_at, seq FROM moved
+    ) AS both_
+    GROUP BY validation_id
 )
 UPDATE heads AS h
-SET pending = h.pending - coalesce(m.done, 0), due = coalesce(m.due, h.due),
-    lease_until = CASE WHEN o.keep THEN h.lease_until ELSE 0 END,
-    lease_token = CASE WHEN o.keep THEN h.lease_token END,
+SET pending = h.pending - m.done, due = coalesce(m.due, h.due),
+    lease_until = CASE WHEN m.keep THEN h.lease_until ELSE 0 END,
+    lease_token = CASE WHEN m.keep THEN h.lease_token END,
     version = h.version + 1
-FROM owned AS o LEFT JOIN heads_moved AS m ON m.validation_id = o.validation_id
-WHERE h.validation_id = o.validation_id
+FROM heads_moved AS m
+WHERE h.validation_id = m.validation_id
 """
 
 

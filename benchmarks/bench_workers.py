@@ -22,7 +22,7 @@ includes other sessions' load on the shared server), of the workers, of the endp
 process. The same CPU figures are taken for the bare loop and SQLite (where "all postgres" is
 then the other sessions' noise floor).
 
-    python benchmarks/bench_workers.py [--events 5000] [--rounds 5] [--concurrency 16]
+    python benchmarks/bench_workers.py [--events 20000] [--rounds 5] [--concurrency 16]
         [--dsn postgresql://postgres@127.0.0.1:5432/test] [--workers 1,2,4] [--per-worker]
 """
 
@@ -364,7 +364,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16, help="in flight, in total")
     parser.add_argument(

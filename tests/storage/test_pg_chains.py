@@ -158,3 +158,25 @@ def test_a_chain_waits_for_a_batch_not_forever(postgres_url: str) -> None:
         assert await events.counts() == {"sent": len(one)}
 
     run(postgres_url, scenario)
+
+
+def test_a_batch_written_again_after_a_redelivery_leaves_it_queued(postgres_url: str) -> None:
+    """A chain's completion is written, its answer lost; an operator asks for the event again;
+    then the same batch goes again (the chain still holds the lease). The redelivery must stay
+    queued: the rewrite carries an attempt the event has already recorded."""
+
+    async def scenario(events: PostgresEvents, conn: asyncpg.Connection) -> None:
+        a = [event("A", status) for status in STATUSES]
+        await events.insert(a)
+        (claim,) = await events.claim(now(), 10, LEASE, chain=4, **ONE)
+        record = done(claim)
+        events.complete(record)
+        await events.written()
+        assert await events.requeue(a[0].event_id, now()) == "requeued"
+        assert await head(conn, "A") == (4, True)
+        await events._write([record])  # the lost answer's batch, again
+        row = await events.event(a[0].event_id)
+        assert row is not None and row.state == "pending"
+        assert await head(conn, "A") == (4, True)
+
+    run(postgres_url, scenario)

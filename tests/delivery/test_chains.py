@@ -15,6 +15,7 @@ from webhook_kit.contract.statuses import STATUSES
 from webhook_kit.delivery.dispatcher import CHAIN, Dispatcher
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.endpoint.service import Endpoint
+from webhook_kit.endpoint.settings import FaultSettings
 from webhook_kit.storage.base import Storage
 from webhook_kit.storage.postgres.events import PostgresEvents
 from webhook_kit.storage.rows import Claim
@@ -117,3 +118,31 @@ def test_an_endpoint_in_trouble_gets_no_more_of_a_chain(
     drive(scenario, db=postgres_url)
     received = sink.recorder.query(validation_id="v-1")
     assert [r["status"] for r in received] == list(STATUSES)
+
+
+def test_a_link_without_time_for_a_whole_attempt_goes_back_rather_than_be_cut_short(
+    start_endpoint: Any, postgres_url: str
+) -> None:
+    """A 3 s lease, a 1 s timeout, an endpoint that takes 0.6 s: after the first event, less than
+    two timeouts of the lease are left, so each next event of the chain is given back and claimed
+    on its own (with a lease of its own) rather than sent with a timeout cut short."""
+    sink: Endpoint = start_endpoint(faults=FaultSettings(delay=0.6))
+    settings = settings_for(sink, timeout=1.0, lease=3.0)
+    statuses = STATUSES[:3]
+
+    async def scenario(storage: Storage) -> None:
+        claimed = recording(storage)
+        async with Dispatcher(storage.events, settings, target=target_for(sink)) as d:
+            await d.enqueue_many(
+                notifications.lifecycle(statuses, validation_id="v-1")  # one chain's worth
+            )
+            assert await d.wait_idle(30)
+        assert await storage.events.counts() == {"sent": len(statuses)}
+        assert claimed[0].rest, "the first claim was not a chain"
+        assert len(claimed) == len(statuses), "a late link was sent under the first lease"
+        outcomes = [a.outcome for c in claimed for a in await storage.events.attempts(c.event_id)]
+        assert outcomes == ["success"] * len(statuses)
+
+    drive(scenario, db=postgres_url)
+    received = sink.recorder.query(validation_id="v-1")
+    assert [r["status"] for r in received] == list(statuses)

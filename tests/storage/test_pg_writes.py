@@ -195,3 +195,45 @@ def test_a_completion_fenced_off_by_a_claim_committing_meanwhile_moves_nothing(
             await s.close()
 
     asyncio.run(main())
+
+
+def test_a_write_that_fails_with_a_bug_keeps_its_batch_and_flushes_go_on(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a database error (a bug, say): the write loop's task ends with it, but its batch goes
+    back to the buffer, and the next flush writes it instead of waiting forever."""
+
+    async def main() -> None:
+        s = await open_storage(postgres_url)
+        events = s.events
+        assert isinstance(events, PostgresEvents)
+        try:
+            a = event("A")
+            await events.insert([a])
+            (claim,) = await events.claim(now(), 1, 60.0, **ONE)
+            real_write = events._write
+            calls = 0
+
+            async def buggy_once(records: Any) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    raise RuntimeError("a bug (test)")
+                await real_write(records)
+
+            monkeypatch.setattr(events, "_write", buggy_once)
+            events.complete(done(claim))
+            events._start_flush()
+            flushing = events._flushing
+            assert flushing is not None
+            with pytest.raises(RuntimeError):
+                await asyncio.wait_for(flushing, 10)
+            assert events.unwritten == 1
+            await asyncio.wait_for(events.flush(), 10)
+            assert calls == 2 and events.unwritten == 0
+            row = await events.event(a.event_id)
+            assert row is not None and row.state == "sent"
+        finally:
+            await s.close()
+
+    asyncio.run(main())

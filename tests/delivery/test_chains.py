@@ -12,7 +12,7 @@ import pytest
 from tests.delivery.test_dispatcher import drive, faults, settings_for, target_for
 from webhook_kit.contract import notifications
 from webhook_kit.contract.statuses import STATUSES
-from webhook_kit.delivery.dispatcher import CHAIN, Dispatcher
+from webhook_kit.delivery.dispatcher import CHAIN, Dispatcher, DispatcherSettings
 from webhook_kit.delivery.policy import RetryPolicy
 from webhook_kit.endpoint.service import Endpoint
 from webhook_kit.endpoint.settings import FaultSettings
@@ -38,6 +38,17 @@ def recording(storage: Storage) -> list[Claim]:
         return got
 
     storage.events.claim = claim  # type: ignore[method-assign]
+    return claimed
+
+
+async def deliver_lifecycle(
+    storage: Storage, sink: Endpoint, settings: DispatcherSettings, statuses: tuple[str, ...]
+) -> list[Claim]:
+    """Deliver v-1's ``statuses`` until nothing is left; the claims of v-1 it took."""
+    claimed = recording(storage)
+    async with Dispatcher(storage.events, settings, target=target_for(sink)) as d:
+        await d.enqueue_many(notifications.lifecycle(statuses, validation_id="v-1"))
+        assert await d.wait_idle(30)
     return claimed
 
 
@@ -104,10 +115,7 @@ def test_an_endpoint_in_trouble_gets_no_more_of_a_chain(
     settings = settings_for(sink, policy=RetryPolicy(schedule=()))
 
     async def scenario(storage: Storage) -> None:
-        claimed = recording(storage)
-        async with Dispatcher(storage.events, settings, target=target_for(sink)) as d:
-            await d.enqueue_many(notifications.lifecycle(validation_id="v-1"))
-            assert await d.wait_idle(30)
+        claimed = await deliver_lifecycle(storage, sink, settings, STATUSES)
         assert await storage.events.counts() == {"failed": 1, "sent": len(STATUSES) - 1}
         assert claimed[0].event_id != claimed[1].event_id
         first = claimed[0]
@@ -131,12 +139,7 @@ def test_a_link_without_time_for_a_whole_attempt_goes_back_rather_than_be_cut_sh
     statuses = STATUSES[:3]
 
     async def scenario(storage: Storage) -> None:
-        claimed = recording(storage)
-        async with Dispatcher(storage.events, settings, target=target_for(sink)) as d:
-            await d.enqueue_many(
-                notifications.lifecycle(statuses, validation_id="v-1")  # one chain's worth
-            )
-            assert await d.wait_idle(30)
+        claimed = await deliver_lifecycle(storage, sink, settings, statuses)  # one chain's worth
         assert await storage.events.counts() == {"sent": len(statuses)}
         assert claimed[0].rest, "the first claim was not a chain"
         assert len(claimed) == len(statuses), "a late link was sent under the first lease"

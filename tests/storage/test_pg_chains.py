@@ -11,7 +11,7 @@ import asyncpg
 
 from tests.storage.test_contract import BAD, LEASE, ONE, done, event, now
 from webhook_kit.storage.postgres.events import CHAIN_BATCH, PostgresEvents
-from webhook_kit.storage.rows import Claim
+from webhook_kit.storage.rows import AttemptRecord, Claim, NewEvent
 from webhook_kit.storage.url import DatabaseUrl, open_storage
 
 STATUSES = ("on-course", "document-uploaded", "document2-uploaded", "document3-uploaded")
@@ -44,6 +44,17 @@ async def head(conn: asyncpg.Connection, validation_id: str) -> tuple[int, bool]
     )
     assert row is not None
     return row["pending"], row["leased"]
+
+
+async def first_of_chain_written(events: PostgresEvents) -> tuple[list[NewEvent], AttemptRecord]:
+    """Validation A's events, claimed as one chain, and the written completion of the first."""
+    a = [event("A", status) for status in STATUSES]
+    await events.insert(a)
+    (claim,) = await events.claim(now(), 10, LEASE, chain=4, **ONE)
+    record = done(claim)
+    events.complete(record)
+    await events.written()
+    return a, record
 
 
 def test_a_chain_keeps_its_lease_until_its_last_event(postgres_url: str) -> None:
@@ -98,12 +109,7 @@ def test_a_batch_written_twice_moves_nothing_the_second_time(postgres_url: str) 
     fencing token alone would let the head count the same event twice."""
 
     async def scenario(events: PostgresEvents, conn: asyncpg.Connection) -> None:
-        a = [event("A", status) for status in STATUSES]
-        await events.insert(a)
-        (claim,) = await events.claim(now(), 10, LEASE, chain=4, **ONE)
-        record = done(claim)
-        events.complete(record)
-        await events.written()
+        a, record = await first_of_chain_written(events)
         assert await head(conn, "A") == (3, True)
         await events._write([record])  # the same batch, again
         assert await head(conn, "A") == (3, True)
@@ -166,12 +172,7 @@ def test_a_batch_written_again_after_a_redelivery_leaves_it_queued(postgres_url:
     queued: the rewrite carries an attempt the event has already recorded."""
 
     async def scenario(events: PostgresEvents, conn: asyncpg.Connection) -> None:
-        a = [event("A", status) for status in STATUSES]
-        await events.insert(a)
-        (claim,) = await events.claim(now(), 10, LEASE, chain=4, **ONE)
-        record = done(claim)
-        events.complete(record)
-        await events.written()
+        a, record = await first_of_chain_written(events)
         assert await events.requeue(a[0].event_id, now()) == "requeued"
         assert await head(conn, "A") == (4, True)
         await events._write([record])  # the lost answer's batch, again

@@ -54,6 +54,24 @@ async def blocked(task: asyncio.Future[Any]) -> bool:
     return not done_
 
 
+def fail_first_write(
+    events: PostgresEvents, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> list[int]:
+    """The store's first write raises ``error``, later ones write; returns the count of writes
+    tried, as a one-item list that the caller reads."""
+    real_write = events._write
+    calls = [0]
+
+    async def failing_once(records: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise error
+        await real_write(records)
+
+    monkeypatch.setattr(events, "_write", failing_once)
+    return calls
+
+
 def test_a_flush_waits_for_a_completion_that_a_claim_carries(postgres_url: str) -> None:
     async def main() -> None:
         s = await open_storage(postgres_url)
@@ -97,17 +115,9 @@ def test_one_batch_is_in_transit_at_a_time_and_a_failed_write_keeps_its_batch(
             a, c = event("A"), event("C")
             await events.insert([a, event("B"), c])
             claims = {x.validation_id: x for x in await events.claim(now(), 3, 60.0, **ONE)}
-            real_write = events._write
-            calls = 0
-
-            async def failing_once(records: Any) -> None:
-                nonlocal calls
-                calls += 1
-                if calls == 1:
-                    raise StoreUnavailable("the database went away (test)")
-                await real_write(records)
-
-            monkeypatch.setattr(events, "_write", failing_once)
+            calls = fail_first_write(
+                events, monkeypatch, StoreUnavailable("the database went away (test)")
+            )
             # B's claim could not be given back earlier: the next claim gives it back first,
             # and that release waits on B's locked head.
             events._unreleased.append(claims["B"])
@@ -119,7 +129,7 @@ def test_one_batch_is_in_transit_at_a_time_and_a_failed_write_keeps_its_batch(
                 events.complete(done(claims["A"]))
                 events._start_flush()
                 assert await blocked(asyncio.ensure_future(events.flush()))
-                assert calls == 0, "a write went out beside the claim"
+                assert calls[0] == 0, "a write went out beside the claim"
             # The claim carries A, once B is given back (it may take B again, nothing else).
             got = await asyncio.wait_for(claiming, 10)
             assert [x.validation_id for x in got] in ([], ["B"])
@@ -140,7 +150,7 @@ def test_one_batch_is_in_transit_at_a_time_and_a_failed_write_keeps_its_batch(
                     break
                 await asyncio.sleep(0.01)
             assert events.writable, "the store never said it takes writes again"
-            assert calls >= 2
+            assert calls[0] >= 2
             row = await events.event(c.event_id)
             assert row is not None and row.state == "sent"
         finally:
@@ -211,17 +221,7 @@ def test_a_write_that_fails_with_a_bug_keeps_its_batch_and_flushes_go_on(
             a = event("A")
             await events.insert([a])
             (claim,) = await events.claim(now(), 1, 60.0, **ONE)
-            real_write = events._write
-            calls = 0
-
-            async def buggy_once(records: Any) -> None:
-                nonlocal calls
-                calls += 1
-                if calls == 1:
-                    raise RuntimeError("a bug (test)")
-                await real_write(records)
-
-            monkeypatch.setattr(events, "_write", buggy_once)
+            calls = fail_first_write(events, monkeypatch, RuntimeError("a bug (test)"))
             events.complete(done(claim))
             events._start_flush()
             flushing = events._flushing
@@ -230,7 +230,7 @@ def test_a_write_that_fails_with_a_bug_keeps_its_batch_and_flushes_go_on(
                 await asyncio.wait_for(flushing, 10)
             assert events.unwritten == 1
             await asyncio.wait_for(events.flush(), 10)
-            assert calls == 2 and events.unwritten == 0
+            assert calls[0] == 2 and events.unwritten == 0
             row = await events.event(a.event_id)
             assert row is not None and row.state == "sent"
         finally:

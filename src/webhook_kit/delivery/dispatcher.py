@@ -26,7 +26,14 @@ from typing import Any, Protocol
 import aiohttp
 
 from webhook_kit.delivery import transport
-from webhook_kit.delivery.breaker import Breaker, BreakerPolicy, BreakerState, after, unwell
+from webhook_kit.delivery.breaker import (
+    Breaker,
+    BreakerPolicy,
+    BreakerState,
+    admits,
+    after,
+    unwell,
+)
 from webhook_kit.delivery.guard import AddressPolicy, url_problem
 from webhook_kit.delivery.outcome import AttemptResult
 from webhook_kit.delivery.policy import RetryPolicy
@@ -35,7 +42,14 @@ from webhook_kit.errors import ConfigError, StoreError
 from webhook_kit.oauth.client import OAuthClient, OAuthSettings
 from webhook_kit.redact import scrub
 from webhook_kit.storage.base import EventStore, Requeued
-from webhook_kit.storage.rows import DEFAULT_ACCOUNT, AttemptRecord, Claim, EventState, NewEvent
+from webhook_kit.storage.rows import (
+    DEFAULT_ACCOUNT,
+    DONE_STATES,
+    AttemptRecord,
+    Claim,
+    EventState,
+    NewEvent,
+)
 
 log = logging.getLogger("webhook_kit.dispatcher")
 
@@ -47,8 +61,6 @@ STATE_FOR_ACTION: dict[str, EventState] = {
     "fail": "failed",
     "disable": "pending",
 }
-#: The states after which a validation's next event may go.
-DONE: frozenset[EventState] = frozenset({"sent", "failed"})
 #: How long the coordinator waits for news before it looks at the store again (other processes'
 #: completions and expired leases are not announced).
 POLL_SECONDS = 1.0
@@ -560,10 +572,13 @@ class Dispatcher:
             # goes back, rather than be cut short and counted as a timeout.
             need = 2 * self.settings.timeout + LEASE_MARGIN
             now = time.monotonic()
-            late = [claim for claim, until in ready if until - now < need]
-            for claim in late:
-                await self._release(claim)
-            self._claims.extendleft(reversed([c for c in ready if c[1] - now >= need]))
+            going = []
+            for claim, until in ready:
+                if until - now < need:
+                    await self._release(claim)
+                else:
+                    going.append((claim, until))
+            self._claims.extendleft(reversed(going))
             self._work.set()
 
     async def _release(self, claim: Claim) -> None:
@@ -630,7 +645,7 @@ class Dispatcher:
             await self._update_breaker(claim.account, result)
         if decision.action == "disable":
             await self._disable(claim.account, decision.reason)
-        following = claim.next() if state in DONE else None
+        following = claim.next() if state in DONE_STATES else None
         if following is not None and (unwell(result) or not self._closed(claim.account)):
             # An endpoint in trouble gets no more of the chain (a probe is one event): the
             # rest goes back to the queue, behind its breaker and the accounts' turns.
@@ -640,7 +655,7 @@ class Dispatcher:
 
     def _closed(self, account: str) -> bool:
         breaker = self._breakers.get(account)
-        return breaker is None or breaker.state == "closed"
+        return breaker is None or admits(breaker, self._clock()) == "yes"
 
     async def _update_breaker(self, account: str, result: AttemptResult) -> None:
         """Move the account's breaker on; only a failure, or a breaker that is not closed and

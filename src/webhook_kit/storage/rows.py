@@ -24,6 +24,8 @@ DEFAULT_MAX_IN_FLIGHT = 4
 #: The four states of an event (the contract's delivery profile).
 EventState = Literal["pending", "retrying", "sent", "failed"]
 EVENT_STATES: tuple[EventState, ...] = ("pending", "retrying", "sent", "failed")
+#: The states after which a validation's next event may go.
+DONE_STATES: frozenset[EventState] = frozenset({"sent", "failed"})
 
 
 class NewEvent(NamedTuple):
@@ -99,6 +101,11 @@ class AttemptRecord(NamedTuple):
     result: AttemptResult
     state: EventState
     next_attempt_at: float | None
+
+    @property
+    def keeps_lease(self) -> bool:
+        """Whether its claim's chain goes on under the lease (the event is done, more follow)."""
+        return bool(self.claim.rest) and self.state in DONE_STATES
 
 
 class EventRow(NamedTuple):

@@ -159,7 +159,7 @@ LEFT JOIN LATERAL (
     WHERE validation_id = l.validation_id AND state IN ('pending', 'retrying')
     ORDER BY seq LIMIT $10
 ) AS e ON true
-ORDER BY c.rank, c.due, e.seq
+ORDER BY c.rank, c.due, l.validation_id, e.seq
 """
 
 # A completion moves the event and its head on only while the head is still leased to the
@@ -534,30 +534,33 @@ class PostgresEvents:
         if batch is not None:
             self._settled(batch, done)
         claims: list[Claim] = []
-        chains: dict[str, list[Next]] = {}
-        stopped: set[str] = set()
-        for validation_id, seq, event_id, body, attempts, account, due in rows:
+        empty: list[str] = []
+        # A head's rows come together, its first pending event first.
+        for validation_id, group in itertools.groupby(rows, key=lambda row: row[0]):
+            (_, seq, event_id, body, attempts, account, _), *later = group
             if seq is None:
+                empty.append(validation_id)
                 continue
-            links = chains.get(validation_id)
-            if links is None:
-                chains[validation_id] = []
-                claims.append(
-                    Claim(seq, event_id, validation_id, body.encode(), attempts, token, account)
+            rest: list[Next] = []
+            for row in later:
+                if row[6] > now:  # a retry waits for its own time, and what follows it waits too
+                    break
+                rest.append(Next(row[1], row[2], row[3].encode(), row[4]))
+            claims.append(
+                Claim(
+                    seq,
+                    event_id,
+                    validation_id,
+                    body.encode(),
+                    attempts,
+                    token,
+                    account,
+                    tuple(rest),
                 )
-            elif validation_id not in stopped:
-                if due <= now:
-                    links.append(Next(seq, event_id, body.encode(), attempts))
-                else:  # a retry waits for its own time, and what follows it waits too
-                    stopped.add(validation_id)
-        claims = [
-            c._replace(rest=tuple(chains[c.validation_id])) if chains[c.validation_id] else c
-            for c in claims
-        ]
-        if any(r[1] is None for r in rows):
+            )
+        if empty:
             # A head whose count says pending but whose events do not (it should not happen):
             # count them again, as of now, and give the head back.
-            empty = [r[0] for r in rows if r[1] is None]
             log.error("%d heads had no pending event: counting them again", len(empty))
             async with translated("cannot repair a head"):
                 await self._pool.execute(
@@ -573,12 +576,25 @@ class PostgresEvents:
 
     def complete(self, record: AttemptRecord) -> None:
         self._completions.append(record)
-        if len(self._completions) >= (CHAIN_BATCH if self._buffer_waiters else FLUSH_SIZE):
+        if len(self._completions) >= self._batch_size:
             self._start_flush()
-        elif self._flush_timer is None and not self._failing:
-            self._flush_timer = asyncio.get_running_loop().call_later(
-                FLUSH_SECONDS, self._start_flush
-            )
+        elif not self._failing:
+            self._flush_within(FLUSH_SECONDS)
+
+    @property
+    def _batch_size(self) -> int:
+        """Buffered completions that make a write go at once: fewer while a chain waits."""
+        return CHAIN_BATCH if self._buffer_waiters else FLUSH_SIZE
+
+    def _flush_within(self, seconds: float) -> None:
+        """Write the buffered completions within ``seconds`` (or sooner, if a timer says so)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + seconds
+        if self._flush_timer is not None:
+            if self._flush_timer.when() <= due:
+                return
+            self._flush_timer.cancel()
+        self._flush_timer = loop.call_at(due, self._start_flush)
 
     def _start_flush(self) -> None:
         if self._flush_timer is not None:
@@ -600,21 +616,16 @@ class PostgresEvents:
             async with self._write_lock:
                 if not self._completions:  # a claim carried them meanwhile
                     break
-                records, batch = self._take()
                 try:
-                    await self._write(records)
+                    await self._write_buffered()
                     failure = None
                 except StoreError as exc:
-                    self._returned(records, batch)
                     failure = exc
-                except BaseException:  # stopping (shutdown reports what is left), or a bug
-                    self._returned(records, batch)
-                    raise
             if failure is not None:
                 if not self._failing:
                     log.error(
                         "cannot record %d attempts (%s): deliveries paused until it can",
-                        len(records),
+                        len(self._completions),
                         failure,
                     )
                 self._failing = True
@@ -622,19 +633,25 @@ class PostgresEvents:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)
                 continue
-            self._settled(batch, records)
             if self._failing:
                 self._failing = False
                 log.warning("the database takes writes again: deliveries resume")
                 self._wake.set()
-            if not self._hurry and len(self._completions) < (
-                CHAIN_BATCH if self._buffer_waiters else FLUSH_SIZE
-            ):
+            if not self._hurry and len(self._completions) < self._batch_size:
                 break
-        if self._completions and self._flush_timer is None:
-            self._flush_timer = asyncio.get_running_loop().call_later(
-                CHAIN_DELAY if self._buffer_waiters else FLUSH_SECONDS, self._start_flush
-            )
+        if self._completions:
+            self._flush_within(CHAIN_DELAY if self._buffer_waiters else FLUSH_SECONDS)
+
+    async def _write_buffered(self) -> None:
+        """Write the buffered completions as one batch (under the write lock); on any error
+        they go back to the front of the buffer."""
+        records, batch = self._take()
+        try:
+            await self._write(records)
+        except BaseException:  # a database error, stopping, or a bug
+            self._returned(records, batch)
+            raise
+        self._settled(batch, records)
 
     async def _write(self, records: Sequence[AttemptRecord]) -> None:
         async with translated("cannot record attempts"):
@@ -670,14 +687,8 @@ class PostgresEvents:
         if self._failing:
             return
         if self._completions:
-            # Not now: with the next claim, a full batch, or the chain's timer, if sooner than
-            # the one set.
-            loop = asyncio.get_running_loop()
-            due = loop.time() + CHAIN_DELAY
-            if self._flush_timer is None or self._flush_timer.when() > due:
-                if self._flush_timer is not None:
-                    self._flush_timer.cancel()
-                self._flush_timer = loop.call_at(due, self._start_flush)
+            # Not now: with the next claim, a full batch, or the chain's timer.
+            self._flush_within(CHAIN_DELAY)
             if len(self._completions) >= CHAIN_BATCH:
                 self._start_flush()
         await self._wait_written(buffered=True, hurry=False)
@@ -759,15 +770,12 @@ class PostgresEvents:
         """Release ``claims``, after writing the completions buffered now: a chain's head
         given back before them would fence them off, and their events would go again."""
         if self._completions:
-            records, batch = self._take()
             try:
-                await self._write(records)
+                await self._write_buffered()
             except BaseException:
-                self._returned(records, batch)
                 self._unreleased.extend(claims)
                 self._start_flush()
                 raise
-            self._settled(batch, records)
         try:
             async with translated("cannot give back claims"):
                 await self._pool.execute(
@@ -979,7 +987,7 @@ def _document(records: Sequence[AttemptRecord]) -> str:
                 "reason": storable(r.result.reason[:500]),
                 "state": r.state,
                 "next_at": r.next_attempt_at,
-                "keep": bool(r.claim.rest) and r.state in ("sent", "failed"),
+                "keep": r.keeps_lease,
             }
             for r in records
         ]

@@ -22,6 +22,13 @@ includes other sessions' load on the shared server), of the workers, of the endp
 process. The same CPU figures are taken for the bare loop and SQLite (where "all postgres" is
 then the other sessions' noise floor).
 
+What bounds a configuration on a small machine, for every configuration: the share of the
+machine's CPU time left idle over the timed window (``/proc/stat``), and how long the engine's
+processes (this process for the bare loop and SQLite; the workers and their backends for
+PostgreSQL) and the endpoint sat runnable but waiting for a CPU (``/proc/<pid>/schedstat``), in
+seconds per second of the window. Idle CPU while processes wait for one is time the scheduler
+lost, not work the code did.
+
     python benchmarks/bench_workers.py [--events 20000] [--rounds 5] [--concurrency 16]
         [--dsn postgresql://postgres@127.0.0.1:5432/test] [--workers 1,2,4] [--per-worker]
 """
@@ -37,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,21 +79,48 @@ class Result:
     #: CPU seconds over the timed window, by who spent them.
     cpu: dict[str, float] = field(default_factory=dict)
     round_trips: int = 0
+    #: The share of the machine's CPU time left idle over the timed window.
+    idle: float = 0.0
+    #: Seconds runnable but waiting for a CPU, per second of the window, by who waited.
+    waiting: dict[str, float] = field(default_factory=dict)
+
+
+#: Who is watched for waiting on a CPU: group name -> process ids (read again at the end).
+Groups = Callable[[], dict[str, set[int]]]
 
 
 class Window:
-    """CPU spent during the timed part of a run: the endpoint, this process, all of PostgreSQL."""
+    """CPU spent during the timed part of a run: the endpoint, this process, all of PostgreSQL;
+    the machine's idle share, and how long the processes of ``groups`` waited for a CPU."""
 
     def __init__(self, endpoint_pid: int) -> None:
         self.endpoint_pid = endpoint_pid
         self._start: tuple[float, float, dict[int, float]] = (0.0, 0.0, {})
+        self._groups: Groups = self.default_groups
+        self._ticks: list[int] = []
+        self._waited: dict[int, int] = {}
+        self._wall = 0.0
 
-    def start(self) -> None:
+    def default_groups(self) -> dict[str, set[int]]:
+        return {"engine": {os.getpid()}, "endpoint": {self.endpoint_pid}}
+
+    def start(self, groups: Groups | None = None) -> None:
+        self._groups = groups or self.default_groups
+        self._waited = {p: waited_ns(p) for pids in self._groups().values() for p in pids}
+        self._ticks = machine_ticks()
+        self._wall = time.perf_counter()
         self._start = (cpu_seconds(self.endpoint_pid), time.process_time(), postgres_cpu())
 
     def stop(self, result: Result) -> None:
         endpoint, here, pg = self._start
         now = postgres_cpu()
+        wall = time.perf_counter() - self._wall
+        ticks = [b - a for a, b in zip(self._ticks, machine_ticks(), strict=True)]
+        result.idle = ticks[IDLE] / max(sum(ticks), 1)
+        for name, pids in self._groups().items():
+            # A process that started within the window waited only within it.
+            waited = sum(waited_ns(p) - self._waited.get(p, 0) for p in pids)
+            result.waiting[name] = waited / 1e9 / wall
         result.cpu["endpoint"] = cpu_seconds(self.endpoint_pid) - endpoint
         result.cpu["bench"] = time.process_time() - here
         result.cpu.setdefault("postgres", sum(c - pg.get(p, 0.0) for p, c in now.items()))
@@ -100,6 +134,30 @@ def make_events(count: int) -> list[NewEvent]:
 
 
 # -- CPU and sockets, from the kernel ---------------------------------------------------------
+
+#: The idle column of ``/proc/stat``'s cpu line (user, nice, system, idle, iowait, ...).
+IDLE = 3
+
+
+def machine_ticks() -> list[int]:
+    """The machine's CPU time by state since boot, in clock ticks (``/proc/stat``)."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
+def waited_ns(pid: int) -> int:
+    """Nanoseconds that ``pid``'s threads spent runnable but waiting for a CPU (schedstat's
+    second field); 0 once it is gone."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total
 
 
 def postgres_cpu() -> dict[int, float]:
@@ -321,7 +379,13 @@ async def postgres_run(
         await asyncio.sleep(0.2)  # past the workers' first claim and settings read
         before = DbSnapshot.take(port, workers.pids)
         workers_cpu = workers.cpu()
-        window.start()
+        running = workers
+
+        def groups() -> dict[str, set[int]]:
+            backends = set(DbSnapshot.take(port, running.pids).backends)
+            return {"engine": running.pids, "database": backends, "endpoint": {window.endpoint_pid}}
+
+        window.start(groups)
         wall_start = time.time()
         await storage.events.insert(events)
         insert_seconds = time.time() - wall_start
@@ -329,6 +393,8 @@ async def postgres_run(
         while await storage.events.outstanding():
             assert time.monotonic() < deadline, "deliveries did not finish"
             await asyncio.sleep(POLL)
+        result = Result(0.0, 0.0, insert_seconds)
+        window.stop(result)
         after = DbSnapshot.take(port, workers.pids)
         workers_cpu = workers.cpu() - workers_cpu
         trips, backends, everything = after.since(before)
@@ -341,9 +407,8 @@ async def postgres_run(
         last, attempts = row
         assert attempts == len(events), f"{attempts} attempts for {len(events)} events"
         elapsed = last - wall_start
-        result = Result(len(events) / elapsed, elapsed, insert_seconds, round_trips=trips)
+        result.rate, result.seconds, result.round_trips = len(events) / elapsed, elapsed, trips
         result.cpu.update(workers=workers_cpu, backends=backends, postgres=everything)
-        window.stop(result)
         return result
     finally:
         if workers is not None:
@@ -443,15 +508,20 @@ def main() -> None:
     header = (
         "| configuration | deliveries/s (median) | ratio to bare (median of paired) | rounds | "
         "DB round trips/event | CPU µs/event: workers · their backends · all postgres · "
-        "endpoint · bench process |"
+        "endpoint · bench process | idle CPU | waiting for a CPU, s/s: engine · database · "
+        "endpoint |"
     )
     print(header)
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for config in configs:
         rs = results[config]
 
         def med(key: str, rs: list[Result] = rs) -> float:
             return statistics.median(per_event(r.cpu.get(key, 0.0), n) for r in rs)
+
+        def waited(key: str, rs: list[Result] = rs) -> str:
+            values = [r.waiting[key] for r in rs if key in r.waiting]
+            return f"{statistics.median(values):.2f}" if values else "–"
 
         rate = statistics.median(r.rate for r in rs)
         ratio = statistics.median(ratios[config])
@@ -466,7 +536,12 @@ def main() -> None:
             f"{engine:.0f} · {med('backends'):.0f} · {med('postgres'):.0f} · "
             f"{med('endpoint'):.0f} · {med('bench'):.0f}"
         )
-        print(f"| {config} | {rate:,.0f} | **{ratio:.2f}** | {each} | {trips} | {cpu} |")
+        idle = statistics.median(r.idle for r in rs)
+        waits = f"{waited('engine')} · {waited('database')} · {waited('endpoint')}"
+        print(
+            f"| {config} | {rate:,.0f} | **{ratio:.2f}** | {each} | {trips} | {cpu} | "
+            f"{idle:.0%} | {waits} |"
+        )
 
 
 if __name__ == "__main__":

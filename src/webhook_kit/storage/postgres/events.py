@@ -124,15 +124,23 @@ WITH RECURSIVE waiting(account) AS (
     ) AS busy ON true
 ), candidates AS (
     -- Each account's earliest due heads, at most its room, read in index order: the work of
-    -- a claim grows with the accounts that may send, not with the backlog. Up to twice what
-    -- the claim takes: other workers are claiming the first ones at the same moment, and a
-    -- claim that finds them taken goes on to the next.
+    -- a claim grows with the accounts that may send, not with the backlog, nor with the heads
+    -- that workers hold (free heads and run-out leases are read from indexes of their own).
+    -- Up to twice what the claim takes: other workers are claiming the first ones at the same
+    -- moment, and a claim that finds them taken goes on to the next.
     SELECT h.validation_id, h.account, h.due, h.version, a.room
     FROM accounts AS a CROSS JOIN LATERAL (
-        SELECT validation_id, account, due, version FROM heads
-        WHERE account = a.account AND pending > 0 AND due <= $1 AND lease_until <= $1
-        ORDER BY due
-        LIMIT greatest(least(a.room, 2 * $2), 0)
+        (SELECT validation_id, account, due, version FROM heads
+         WHERE account = a.account AND pending > 0 AND lease_token IS NULL AND due <= $1
+         ORDER BY due
+         LIMIT greatest(least(a.room, 2 * $2), 0))
+        UNION ALL
+        (SELECT validation_id, account, due, version FROM heads
+         WHERE account = a.account AND lease_token IS NOT NULL AND lease_until <= $1
+           -- "+ 0": a generic plan would read every pending head through heads_ready here.
+           AND pending + 0 > 0 AND due <= $1
+         ORDER BY lease_until
+         LIMIT greatest(least(a.room, 2 * $2), 0))
     ) AS h
     WHERE a.room IS NULL OR a.room > 0
 ), chosen AS (
@@ -248,7 +256,7 @@ def _claim_routine() -> tuple[str, str]:
         " o_attempts int, o_account text, o_due float8) LANGUAGE plpgsql"
         # Its plans are generic (a claim's limits are parameters): without these, once the
         # tables grow, the planner may read an account's every due head and sort them, instead
-        # of walking heads_ready in order and stopping, or join completions to every head.
+        # of walking heads_free in order and stopping, or join completions to every head.
         " SET enable_bitmapscan = off SET enable_seqscan = off"
         f" AS $routine$\n{body}\n$routine$"
     )

@@ -142,6 +142,15 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX heads_due;
     ALTER TABLE events SET (fillfactor = 80);
     """,
+    # 6: the heads no one holds, apart: a leased head keeps its due time, the earliest, so a
+    # claim walking heads_ready read every head leased to any worker before the first free one
+    # (its cost grew with the workers and what each held). The leases by their end: how many an
+    # account holds (its cap) and which ran out (a worker that died) are index ranges.
+    """
+    CREATE INDEX heads_free ON heads (account, due) WHERE pending > 0 AND lease_token IS NULL;
+    DROP INDEX heads_leased;
+    CREATE INDEX heads_leased ON heads (account, lease_until) WHERE lease_token IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,6 +35,8 @@ DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 LEASE = 600.0
 #: Held heads inserted per transaction (per due time).
 BATCH = 8
+#: A fixed scope, as emit's: no cap, so that any number of heads can be held.
+ACCOUNTS = [DEFAULT_ACCOUNT]
 
 
 def events(prefix: str, count: int) -> list[NewEvent]:
@@ -49,7 +51,6 @@ def events(prefix: str, count: int) -> list[NewEvent]:
 async def one(dsn: str, schema: str, held: int, free: int, claims: int, limit: int) -> float:
     """Median seconds per claim of ``limit`` heads while ``held`` heads are held."""
     storage = await open_storage(f"{dsn}?schema={schema}")
-    scope = {"accounts": [DEFAULT_ACCOUNT], "cap": None}
     try:
         # Held heads are due first, each batch at its own time, as a steady stream's are (one
         # insert gives all its heads one due time: ties that hide the order of the queue).
@@ -59,7 +60,7 @@ async def one(dsn: str, schema: str, held: int, free: int, claims: int, limit: i
         await storage.events.insert(events("free", free))
         now = time.time() + 1
         if held:
-            got = await storage.events.claim(now, held, LEASE, **scope)
+            got = await storage.events.claim(now, held, LEASE, accounts=ACCOUNTS)
             assert len(got) == held, len(got)
         # As autovacuum would (the heads table is small and hot): the entries that the held
         # heads' earlier versions left in the indexes go; what is still live stays.
@@ -71,7 +72,7 @@ async def one(dsn: str, schema: str, held: int, free: int, claims: int, limit: i
         times = []
         for _ in range(claims):
             started = time.perf_counter()
-            got = await storage.events.claim(now, limit, LEASE, **scope)
+            got = await storage.events.claim(now, limit, LEASE, accounts=ACCOUNTS)
             times.append(time.perf_counter() - started)
             assert len(got) == limit, len(got)
             await storage.events.release(got)

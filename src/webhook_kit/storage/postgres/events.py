@@ -124,23 +124,29 @@ WITH RECURSIVE waiting(account) AS (
     ) AS busy ON true
 ), candidates AS (
     -- Each account's earliest due heads, at most its room, read in index order: the work of
-    -- a claim grows with the accounts that may send, not with the backlog, nor with the heads
-    -- that workers hold (free heads and run-out leases are read from indexes of their own).
-    -- Up to twice what the claim takes: other workers are claiming the first ones at the same
-    -- moment, and a claim that finds them taken goes on to the next.
+    -- this step grows with the accounts that may send, not with the backlog, nor with the heads
+    -- that workers hold (free heads and run-out leases come from indexes of their own; the
+    -- busy count above still reads an account's live leases, at most its cap). Up to twice
+    -- what the claim takes: other workers are claiming the first ones at the same moment, and
+    -- a claim that finds them taken goes on to the next. One limit over both kinds: the room
+    -- is the account's, whichever index a head comes from.
     SELECT h.validation_id, h.account, h.due, h.version, a.room
     FROM accounts AS a CROSS JOIN LATERAL (
-        (SELECT validation_id, account, due, version FROM heads
-         WHERE account = a.account AND pending > 0 AND lease_token IS NULL AND due <= $1
-         ORDER BY due
-         LIMIT greatest(least(a.room, 2 * $2), 0))
-        UNION ALL
-        (SELECT validation_id, account, due, version FROM heads
-         WHERE account = a.account AND lease_token IS NOT NULL AND lease_until <= $1
-           -- "+ 0": a generic plan would read every pending head through heads_ready here.
-           AND pending + 0 > 0 AND due <= $1
-         ORDER BY lease_until
-         LIMIT greatest(least(a.room, 2 * $2), 0))
+        SELECT * FROM (
+            (SELECT validation_id, account, due, version FROM heads
+             WHERE account = a.account AND pending > 0 AND lease_token IS NULL AND due <= $1
+             ORDER BY due
+             LIMIT greatest(least(a.room, 2 * $2), 0))
+            UNION ALL
+            -- A dead worker's leases end together: among them, the earliest due first.
+            (SELECT validation_id, account, due, version FROM heads
+             WHERE account = a.account AND lease_token IS NOT NULL AND lease_until <= $1
+               AND pending > 0 AND due <= $1
+             ORDER BY lease_until, due
+             LIMIT greatest(least(a.room, 2 * $2), 0))
+        ) AS due_heads
+        ORDER BY due
+        LIMIT greatest(least(a.room, 2 * $2), 0)
     ) AS h
     WHERE a.room IS NULL OR a.room > 0
 ), chosen AS (

@@ -145,11 +145,14 @@ MIGRATIONS: tuple[str, ...] = (
     # 6: the heads no one holds, apart: a leased head keeps its due time, the earliest, so a
     # claim walking heads_ready read every head leased to any worker before the first free one
     # (its cost grew with the workers and what each held). The leases by their end: how many an
-    # account holds (its cap) and which ran out (a worker that died) are index ranges.
+    # account holds (its cap) and which ran out (a worker that died) are index ranges. The
+    # table is locked whole first: the index builds block its writes anyway, and a lock raised
+    # midway (for the DROP) could deadlock with a claim.
     """
-    CREATE INDEX heads_free ON heads (account, due) WHERE pending > 0 AND lease_token IS NULL;
+    LOCK TABLE heads IN ACCESS EXCLUSIVE MODE;
     DROP INDEX heads_leased;
-    CREATE INDEX heads_leased ON heads (account, lease_until) WHERE lease_token IS NOT NULL;
+    CREATE INDEX heads_leased ON heads (account, lease_until, due) WHERE lease_token IS NOT NULL;
+    CREATE INDEX heads_free ON heads (account, due) WHERE pending > 0 AND lease_token IS NULL;
     """,
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -19,6 +20,13 @@ import aiohttp
 from webhook_kit.tls import client_context
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: The PostgreSQL server on this machine (trust authentication), where no other is named.
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def add_dsn_argument(parser: argparse.ArgumentParser) -> None:
+    """``--dsn``: the tests' server (``WEBHOOK_KIT_TEST_POSTGRES``) if set, else the local one."""
+    parser.add_argument("--dsn", default=os.environ.get("WEBHOOK_KIT_TEST_POSTGRES", DEFAULT_DSN))
 
 
 def cpu_seconds(pid: int) -> float:

@@ -25,13 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncpg  # noqa: E402
-from _common import machine  # noqa: E402
+from _common import add_dsn_argument, machine  # noqa: E402
 
-from webhook_kit.ids import new_id  # noqa: E402
+from webhook_kit.contract import notifications  # noqa: E402
 from webhook_kit.storage.rows import DEFAULT_ACCOUNT, NewEvent  # noqa: E402
 from webhook_kit.storage.url import open_storage  # noqa: E402
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 LEASE = 600.0
 #: Held heads inserted per transaction (per due time).
 BATCH = 8
@@ -40,12 +39,13 @@ ACCOUNTS = [DEFAULT_ACCOUNT]
 
 
 def events(prefix: str, count: int) -> list[NewEvent]:
-    out = []
-    for n in range(count):
-        event_id = new_id()
-        body = f'{{"event_id":"{event_id}","validation_id":"{prefix}{n}","status":"on-course"}}'
-        out.append(NewEvent(event_id, f"{prefix}{n}", "on-course", body))
-    return out
+    """The first event of ``count`` validations, as the contract builds it."""
+    return [
+        NewEvent.of(
+            notifications.build("on-course", validation_id=f"{prefix}{n}", previous_status=None)
+        )
+        for n in range(count)
+    ]
 
 
 async def one(dsn: str, schema: str, held: int, free: int, claims: int, limit: int) -> float:
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--free", type=int, default=2000)
     parser.add_argument("--claims", type=int, default=200)
     parser.add_argument("--limit", type=int, default=16)
-    parser.add_argument("--dsn", default=os.environ.get("WEBHOOK_KIT_TEST_POSTGRES", DEFAULT_DSN))
+    add_dsn_argument(parser)
     args = parser.parse_args()
     helds = [int(h) for h in args.held.split(",")]
     if 0 not in helds:

@@ -54,7 +54,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncpg  # noqa: E402
 import orjson  # noqa: E402
-from _common import CLOCK_TICKS, cpu_seconds, kit_process, machine, python, token_for  # noqa: E402
+from _common import (  # noqa: E402
+    CLOCK_TICKS,
+    add_dsn_argument,
+    cpu_seconds,
+    kit_process,
+    machine,
+    python,
+    token_for,
+)
 
 from webhook_kit.contract import notifications  # noqa: E402
 from webhook_kit.delivery import transport  # noqa: E402
@@ -66,7 +74,6 @@ from webhook_kit.storage.rows import NewEvent  # noqa: E402
 from webhook_kit.storage.url import open_storage  # noqa: E402
 from webhook_kit.tls import client_context  # noqa: E402
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 PG_PORT_RE = re.compile(r":(\d+)\s")
 POLL = 0.02
 
@@ -380,9 +387,11 @@ async def postgres_run(
         before = DbSnapshot.take(port, workers.pids)
         workers_cpu = workers.cpu()
         running = workers
+        taken: list[DbSnapshot] = []  # the window's last one is the run's end
 
         def groups() -> dict[str, set[int]]:
-            backends = set(DbSnapshot.take(port, running.pids).backends)
+            taken.append(DbSnapshot.take(port, running.pids))
+            backends = set(taken[-1].backends)
             return {"engine": running.pids, "database": backends, "endpoint": {window.endpoint_pid}}
 
         window.start(groups)
@@ -395,7 +404,7 @@ async def postgres_run(
             await asyncio.sleep(POLL)
         result = Result(0.0, 0.0, insert_seconds)
         window.stop(result)
-        after = DbSnapshot.take(port, workers.pids)
+        after = taken[-1]
         workers_cpu = workers.cpu() - workers_cpu
         trips, backends, everything = after.since(before)
         counts = await storage.events.counts()
@@ -439,7 +448,7 @@ def main() -> None:
         "instead of splitting it between them",
     )
     parser.add_argument("--workers", default="1,2,4", help="worker counts to run")
-    parser.add_argument("--dsn", default=os.environ.get("WEBHOOK_KIT_TEST_POSTGRES", DEFAULT_DSN))
+    add_dsn_argument(parser)
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     configs = ["bare", "sqlite", *(f"pg×{n}" for n in counts)]

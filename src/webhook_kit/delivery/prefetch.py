@@ -21,8 +21,9 @@ PREFETCH = 4
 #: ... and at most, however fast the slots go.
 PREFETCH_MAX = 16
 #: Work held in hand, in seconds of the slots' recent pace (more than a claim's round trip and a
-#: chain's write under load, far less than a lease).
-QUEUE_SECONDS = 0.05
+#: chain's wait for its write under load (up to ``CHAIN_DELAY``, 50 ms, on PostgreSQL), far less
+#: than a lease).
+QUEUE_SECONDS = 0.1
 #: How often the pace is measured again (the attempts that ended in the last window).
 WINDOW = 0.1
 #: A claim is sent once there is room for this many heads (or half of what is held, for a small

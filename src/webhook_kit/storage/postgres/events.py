@@ -54,9 +54,13 @@ POLL_SECONDS = 1.0
 FLUSH_SECONDS = 0.05
 #: While a chain waits for completions (:meth:`PostgresEvents.written` without ``hurry``), they
 #: are written once this many are buffered, or this long after: batches big enough that a
-#: worker's writes stay few per delivery, soon enough that its chains keep moving.
-CHAIN_BATCH = 16
-CHAIN_DELAY = 0.02
+#: worker's writes stay few per delivery, soon enough that its chains keep moving (the slots
+#: send other heads meanwhile; a validation's statuses are normally minutes apart, so only a
+#: backlog's chains wait at all). A round trip costs the worker and its backend about the same
+#: whatever it carries, and every worker pays its own: 16 and 20 ms made twice the round trips
+#: per delivery with 4 workers (bench_workers, 2026-12-02).
+CHAIN_BATCH = 64
+CHAIN_DELAY = 0.05
 FLUSH_SIZE = 512
 #: The longest pause between tries to write held completions: short, because claims wait for
 #: them (a database that is back should not sit unused for half a minute).

@@ -35,6 +35,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+#: The idle column of ``/proc/stat``'s cpu line (user, nice, system, idle, iowait, ...).
+IDLE = 3
+
+
+def machine_ticks() -> list[int]:
+    """The machine's CPU time by state since boot, in clock ticks (``/proc/stat``)."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
+def waited_ns(pid: int) -> int:
+    """Nanoseconds that ``pid``'s threads spent runnable but waiting for a CPU (schedstat's
+    second field); 0 once it is gone."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

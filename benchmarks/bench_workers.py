@@ -35,7 +35,7 @@ lost, not work the code did.
 
     python benchmarks/bench_workers.py [--events 20000] [--rounds 5] [--concurrency 16]
         [--dsn postgresql://postgres@127.0.0.1:5432/test] [--workers 1,2,4] [--per-worker]
-        [--stream 1000]
+        [--stream 1000] [--endpoint-delay 0]
 """
 
 from __future__ import annotations
@@ -457,6 +457,13 @@ def main() -> None:
     )
     parser.add_argument("--workers", default="1,2,4", help="worker counts to run")
     parser.add_argument(
+        "--endpoint-delay",
+        type=float,
+        default=0.0,
+        help="seconds the endpoint takes to answer each request (serve --delay): a receiver's "
+        "latency, rather than the CPU, bounds every configuration",
+    )
+    parser.add_argument(
         "--stream",
         type=int,
         default=1000,
@@ -469,7 +476,8 @@ def main() -> None:
     configs = ["bare", "sqlite", *(f"pg×{n}" for n in counts)]
 
     work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
-    sink = kit_process("serve", "--certs-dir", str(work / "certs"), "--keep", "1000")
+    delay = ("--delay", str(args.endpoint_delay)) if args.endpoint_delay else ()
+    sink = kit_process("serve", "--certs-dir", str(work / "certs"), "--keep", "1000", *delay)
     info: dict[str, Any] = sink.info
     token = token_for(info)
     window = Window(sink.process.pid)
@@ -530,6 +538,7 @@ def main() -> None:
         f"machine: {machine()}; {n} events x {args.rounds} rounds; total concurrency "
         f"{args.concurrency} "
         f"({'each worker' if args.per_worker else 'split between workers'}); "
+        + (f"the endpoint answers after {args.endpoint_delay:g} s; " if args.endpoint_delay else "")
         + (f"inserts of {args.stream} events" if args.stream else "one insert")
         + " in the timed window; configurations rotate each round"
     )

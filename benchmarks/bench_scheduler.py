@@ -57,6 +57,11 @@ class Measured:
     waiting: float  # seconds runnable but waiting for a CPU, per second
 
 
+def cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
+
+
 def spin(shape: Shape, until: float) -> None:
     """A child's loop: compute for ``burst``, sleep ``sleep``, until ``until`` (monotonic)."""
     while time.monotonic() < until:
@@ -69,17 +74,18 @@ def spin(shape: Shape, until: float) -> None:
 
 def measure(shape: Shape, seconds: float) -> Measured:
     settle = 0.5
-    until = time.monotonic() + settle + seconds + 0.5
-    pids = []
-    for _ in range(shape.processes):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            try:
-                spin(shape, until)
-            finally:
-                os._exit(0)
-        pids.append(pid)
+    # Far enough out that the children outlast the window however slowly they start.
+    until = time.monotonic() + settle + seconds + 2.0
+    pids: list[int] = []
     try:
+        for _ in range(shape.processes):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                try:
+                    spin(shape, until)
+                finally:
+                    os._exit(0)
+            pids.append(pid)
         time.sleep(settle)
         ticks, waited = machine_ticks(), [waited_ns(p) for p in pids]
         cpu, wall = [cpu_seconds(p) for p in pids], time.perf_counter()
@@ -90,8 +96,10 @@ def measure(shape: Shape, seconds: float) -> Measured:
         waits = sum(waited_ns(p) - w for p, w in zip(pids, waited, strict=True))
     finally:
         for pid in pids:
-            os.waitpid(pid, 0)
-    share = used / (elapsed * (os.cpu_count() or 1))
+            _, status = os.waitpid(pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise RuntimeError(f"a spinning process ended with status {status}")
+    share = used / (elapsed * cores())
     return Measured(share, spent[IDLE] / max(sum(spent), 1), waits / 1e9 / elapsed)
 
 
@@ -102,11 +110,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="timed window per run")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    cores = os.cpu_count() or 1
-    more = cores + 1
+    if args.seconds < 1 or args.rounds < 1:
+        parser.error("--seconds must be 1 or more (CPU times come in clock ticks); --rounds 1+")
+    n = cores()
+    more = n + 1
     shapes = [
-        Shape(cores, 0.0, 0.0),  # the baseline
-        Shape(cores, 0.001, 0.0003),
+        Shape(n, 0.0, 0.0),  # the baseline
+        Shape(n, 0.001, 0.0003),
         Shape(more, 0.001, 0.0003),
         Shape(more, 0.0002, 0.00005),
         Shape(more, 0.005, 0.0015),

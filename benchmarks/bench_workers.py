@@ -84,9 +84,10 @@ from webhook_kit.tls import client_context  # noqa: E402
 
 PG_PORT_RE = re.compile(r":(\d+)\s")
 #: How often the bench looks whether the workers are done. The end time is read from their
-#: attempts, so this only sets how long the bench waits after it; the query is one index probe,
-#: where the store's ``outstanding()`` (a sum over the pending heads) cost the machine under test
-#: about 1 % of its CPU at 50 polls a second.
+#: attempts, so this sets how long the bench waits after it (and the CPU window's tail, up to
+#: this long); the query stops at the first pending head, where the store's ``outstanding()``
+#: (a sum over the pending heads) cost the machine under test about 1 % of its CPU at 50 polls
+#: a second.
 POLL = 0.05
 DONE = "SELECT EXISTS (SELECT 1 FROM heads WHERE pending > 0)"
 
@@ -400,12 +401,12 @@ async def postgres_run(
             backends = set(taken[-1].backends)
             return {"engine": running.pids, "database": backends, "endpoint": {window.endpoint_pid}}
 
+        await conn.execute(f'SET search_path TO "{schema}"')  # for DONE
         window.start(groups)
         wall_start = time.time()
         feeding = await feed(storage.events.insert, events, stream)
         insert_seconds = time.time() - wall_start
         await feeding
-        await conn.execute(f'SET search_path TO "{schema}"')
         deadline = time.monotonic() + 600
         while await conn.fetchval(DONE):
             assert time.monotonic() < deadline, "deliveries did not finish"
@@ -472,6 +473,8 @@ def main() -> None:
     )
     add_dsn_argument(parser)
     args = parser.parse_args()
+    if args.stream < 0 or args.endpoint_delay < 0 or args.events < 1 or args.rounds < 1:
+        parser.error("--stream and --endpoint-delay must not be negative; --events and --rounds 1+")
     counts = [int(n) for n in args.workers.split(",")]
     configs = ["bare", "sqlite", *(f"pg×{n}" for n in counts)]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from webhook_kit.delivery.prefetch import (
@@ -25,7 +27,7 @@ def test_an_idle_dispatcher_holds_the_floor() -> None:
 def test_a_fast_dispatcher_holds_its_pace_up_to_the_ceiling() -> None:
     # 2,000 attempts/s: what QUEUE_SECONDS of that pace needs, on top of the slots.
     capacity, _ = claim_sizes(16, 2_000.0)
-    assert capacity == 16 + round(2_000 * QUEUE_SECONDS)
+    assert capacity == 16 + math.ceil(2_000 * QUEUE_SECONDS)
     assert PREFETCH * 16 < capacity < PREFETCH_MAX * 16
     assert claim_sizes(16, 1e9)[0] == PREFETCH_MAX * 16
 

@@ -8,8 +8,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+import pytest
 
 from tests.storage.test_contract import BAD, LEASE, ONE, done, event, now
+from webhook_kit.storage.postgres import events as pg_events
 from webhook_kit.storage.postgres.events import CHAIN_BATCH, PostgresEvents
 from webhook_kit.storage.rows import AttemptRecord, Claim, NewEvent
 from webhook_kit.storage.url import DatabaseUrl, open_storage
@@ -162,6 +164,27 @@ def test_a_chain_waits_for_a_batch_not_forever(postgres_url: str) -> None:
         await asyncio.wait_for(events.written(hurry=False), 10)  # a full batch
         assert events.unwritten == 0
         assert await events.counts() == {"sent": len(one)}
+
+    run(postgres_url, scenario)
+
+
+def test_a_chain_asks_for_a_smaller_batch(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dispatcher with few slots names a batch smaller than the store's: that many buffered
+    completions go at once (the timer is pushed out of reach here, so only the batch can write
+    them: with the store's batch of 64, this would wait for an hour)."""
+    monkeypatch.setattr(pg_events, "FLUSH_SECONDS", 3600.0)
+
+    async def scenario(events: PostgresEvents, conn: asyncpg.Connection) -> None:
+        four = [event(f"V{n}") for n in range(4)]
+        await events.insert(four)
+        claims = await events.claim(now(), len(four), LEASE, chain=2, **ONE)
+        for claim in claims:
+            events.complete(done(claim))
+        await asyncio.wait_for(events.written(hurry=False, batch=4), 10)
+        assert events.unwritten == 0
+        assert await events.counts() == {"sent": len(four)}
 
     run(postgres_url, scenario)
 

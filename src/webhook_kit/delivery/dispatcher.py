@@ -558,7 +558,10 @@ class Dispatcher:
         first, only the event in flight can go twice, and it goes again in its place."""
         while self._chained and not self._stopping:
             count = len(self._chained)
-            await self.events.written(hurry=False)
+            # A batch of at most half the bound on unrecorded attempts: with few slots, a full
+            # store batch would first stop every slot at the bound, each to wait for a write.
+            half = UNRECORDED * self.settings.concurrency // 2
+            await self.events.written(hurry=False, batch=half)
             if self._stopping:
                 return
             ready = self._chained[:count]

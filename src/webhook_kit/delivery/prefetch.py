@@ -3,8 +3,8 @@
 A claim is a database round trip (it also carries the completions before it), so claims wait in
 the dispatcher's queue while the next ones are fetched, instead of the slots idling through it.
 Under load that round trip, and a chain's wait for its completion to be written
-(:meth:`~webhook_kit.delivery.dispatcher.Dispatcher`), take several milliseconds: the queue must
-hold more than that much work, or the slots starve. A slow endpoint must not get a deep queue,
+(:meth:`~webhook_kit.delivery.dispatcher.Dispatcher`), take up to tens of milliseconds: the queue
+must hold more than that much work, or the slots starve. A slow endpoint must not get a deep queue,
 though: its claims would wait there past their lease. So the queue holds what the slots sent in
 :data:`QUEUE_SECONDS` at their recent pace, between :data:`PREFETCH` and :data:`PREFETCH_MAX`
 claims per slot.
@@ -21,8 +21,8 @@ PREFETCH = 4
 #: ... and at most, however fast the slots go.
 PREFETCH_MAX = 16
 #: Work held in hand, in seconds of the slots' recent pace (more than a claim's round trip and a
-#: chain's wait for its write under load (up to ``CHAIN_DELAY``, 50 ms, on PostgreSQL), far less
-#: than a lease).
+#: chain's wait for its write under load (on PostgreSQL up to the 50 ms write timer, and the
+#: write), far less than a lease).
 QUEUE_SECONDS = 0.1
 #: How often the pace is measured again (the attempts that ended in the last window).
 WINDOW = 0.1

@@ -163,9 +163,10 @@ class EventStore(Protocol):
         """Completions made here and not yet written (buffered, or being written)."""
         ...
 
-    async def written(self, *, hurry: bool = True) -> None:
+    async def written(self, *, hurry: bool = True, batch: int | None = None) -> None:
         """Return once the completions made so far are written, or writes fail. Without
-        ``hurry`` they may wait a few milliseconds to go with others, in one write."""
+        ``hurry`` they may wait a few milliseconds to go with others, in one write: at most
+        until ``batch`` are buffered, where the store would batch more."""
         ...
 
 

@@ -49,18 +49,18 @@ Clock = Callable[[], float]
 PROBE_CHECK_SECONDS = 1.0
 #: Other workers' completions and expired leases are not announced: look this often.
 POLL_SECONDS = 1.0
-#: Completions wait at most this long to be written; under load they ride on the next claim
-#: sooner, so this is the pace of the write only when no claim comes.
+#: Completions wait at most this long to be written, chains' included; under load they ride on
+#: the next claim sooner, so this is the pace of the write only when no claim comes.
 FLUSH_SECONDS = 0.05
 #: While a chain waits for completions (:meth:`PostgresEvents.written` without ``hurry``), they
-#: are written once this many are buffered, or this long after: batches big enough that a
-#: worker's writes stay few per delivery, soon enough that its chains keep moving (the slots
-#: send other heads meanwhile; a validation's statuses are normally minutes apart, so only a
-#: backlog's chains wait at all). A round trip costs the worker and its backend about the same
-#: whatever it carries, and every worker pays its own: 16 and 20 ms made twice the round trips
-#: per delivery with 4 workers (bench_workers, 2026-12-02).
+#: are written once this many are buffered (or what the caller's ``batch`` says, if fewer), else
+#: by the timer: batches big enough that a worker's writes stay few per delivery, soon enough
+#: that its chains keep moving (the slots send other heads meanwhile; a validation's statuses are
+#: normally minutes apart, so only a backlog's chains wait at all). A round trip costs the worker
+#: and its backend about the same whatever it carries, and every worker pays its own: 16 (and a
+#: 20 ms timer) made twice the round trips per delivery with 4 workers (bench_workers,
+#: 2026-12-02).
 CHAIN_BATCH = 64
-CHAIN_DELAY = 0.05
 FLUSH_SIZE = 512
 #: The longest pause between tries to write held completions: short, because claims wait for
 #: them (a database that is back should not sit unused for half a minute).
@@ -369,6 +369,8 @@ class PostgresEvents:
         self._write_lock = asyncio.Lock()
         #: A reader waits for the buffered completions: write them at once, not in a batch.
         self._hurry = False
+        #: How many buffered completions make a write go while chains wait for them.
+        self._chain_batch = CHAIN_BATCH
         self._in_transit = 0
         self._next_probe_check = 0.0
 
@@ -602,7 +604,7 @@ class PostgresEvents:
     @property
     def _batch_size(self) -> int:
         """Buffered completions that make a write go at once: fewer while a chain waits."""
-        return CHAIN_BATCH if self._buffer_waiters else FLUSH_SIZE
+        return self._chain_batch if self._buffer_waiters else FLUSH_SIZE
 
     def _flush_within(self, seconds: float) -> None:
         """Write the buffered completions within ``seconds`` (or sooner, if a timer says so)."""
@@ -658,7 +660,7 @@ class PostgresEvents:
             if not self._hurry and len(self._completions) < self._batch_size:
                 break
         if self._completions:
-            self._flush_within(CHAIN_DELAY if self._buffer_waiters else FLUSH_SECONDS)
+            self._flush_within(FLUSH_SECONDS)
 
     async def _write_buffered(self) -> None:
         """Write the buffered completions as one batch (under the write lock); on any error
@@ -698,16 +700,17 @@ class PostgresEvents:
     def unwritten(self) -> int:
         return len(self._completions) + self._in_transit
 
-    async def written(self, *, hurry: bool = True) -> None:
+    async def written(self, *, hurry: bool = True, batch: int | None = None) -> None:
         if hurry:
             await self.flush()
             return
         if self._failing:
             return
+        self._chain_batch = CHAIN_BATCH if batch is None else max(1, min(batch, CHAIN_BATCH))
         if self._completions:
-            # Not now: with the next claim, a full batch, or the chain's timer.
-            self._flush_within(CHAIN_DELAY)
-            if len(self._completions) >= CHAIN_BATCH:
+            # Not now: with the next claim, a full batch, or the timer.
+            self._flush_within(FLUSH_SECONDS)
+            if len(self._completions) >= self._chain_batch:
                 self._start_flush()
         await self._wait_written(buffered=True, hurry=False)
 

@@ -288,7 +288,7 @@ class SqliteEvents:
     def unwritten(self) -> int:
         return len(self._completions)
 
-    async def written(self, *, hurry: bool = True) -> None:
+    async def written(self, *, hurry: bool = True, batch: int | None = None) -> None:
         self.flush_now()  # a local write: batching it would save little
 
     def flush_now(self) -> None:

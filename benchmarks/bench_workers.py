@@ -5,6 +5,9 @@ total concurrency:
 
 - **bare**: an aiohttp POST loop, the same requests (bodies as stored, the contract's headers), no
   engine;
+- **bare×N** (N > 1 of ``--workers``): the bare loop in N processes, the events dealt between
+  them and the concurrency as the workers get it: what N processes cost on these cores with no
+  engine at all, the control for pg×N;
 - **sqlite**: the dispatcher on an SQLite file, in this process;
 - **pg×N**: N ``webhook-kit worker --db postgresql://...`` processes (N = 1, 2, 4), the total
   concurrency split between them, each configuration in a fresh schema (dropped after).
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import re
 import statistics
@@ -57,6 +61,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 import orjson  # noqa: E402
 from _common import (  # noqa: E402
@@ -248,14 +253,21 @@ def target(info: dict[str, str]) -> Target:
     return Target(info["url"], oauth)
 
 
-async def bare_loop(
-    info: dict[str, str], token: str, events: list[NewEvent], conc: int, window: Window
-) -> Result:
+def bare_session(info: dict[str, str], conc: int) -> aiohttp.ClientSession:
+    return transport.make_session(client_context(Path(info["ca_file"])), limit=conc * 2)
+
+
+async def send_all(
+    session: aiohttp.ClientSession,
+    info: dict[str, str],
+    token: str,
+    events: list[NewEvent],
+    conc: int,
+) -> None:
     """The same requests with no engine: no store, no queue, no retry bookkeeping."""
-    session = transport.make_session(client_context(Path(info["ca_file"])), limit=conc * 2)
     queue = iter(events)
 
-    async def worker() -> None:
+    async def sender() -> None:
         for event in queue:
             headers = {
                 "Content-Type": "application/json",
@@ -269,13 +281,76 @@ async def bare_loop(
                 await r.read()
                 assert r.status == 200, r.status
 
-    async with session:
+    await asyncio.gather(*(sender() for _ in range(conc)))
+
+
+async def bare_loop(
+    info: dict[str, str], token: str, events: list[NewEvent], conc: int, window: Window
+) -> Result:
+    async with bare_session(info, conc) as session:
         window.start()
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(conc)))
+        await send_all(session, info, token, events, conc)
         elapsed = time.perf_counter() - started
         result = Result(len(events) / elapsed, elapsed)
         window.stop(result)
+    return result
+
+
+def bare_child(
+    info: dict[str, str], token: str, events: list[NewEvent], conc: int, signals: Any
+) -> None:
+    """One of the bare loop's processes: ready, wait for go, send, say done, wait for quit (so
+    that its CPU and waits can still be read from ``/proc``)."""
+    ready, go, done, leave = signals
+
+    async def main() -> None:
+        async with bare_session(info, conc) as session:
+            ready.release()
+            await asyncio.get_running_loop().run_in_executor(None, go.wait)
+            await send_all(session, info, token, events, conc)
+            done.release()
+            await asyncio.get_running_loop().run_in_executor(None, leave.wait)
+
+    run(main())
+
+
+def bare_processes(
+    info: dict[str, str], token: str, events: list[NewEvent], count: int, conc: int, window: Window
+) -> Result:
+    """The bare loop in ``count`` processes, the events dealt between them: what that many
+    processes cost on these cores with no engine at all (the control for ``pg×N``)."""
+    context = multiprocessing.get_context("fork")
+    ready, done = context.Semaphore(0), context.Semaphore(0)
+    go, leave = context.Event(), context.Event()
+    children = [
+        context.Process(
+            target=bare_child,
+            args=(info, token, events[n::count], conc, (ready, go, done, leave)),
+        )
+        for n in range(count)
+    ]
+    try:
+        for child in children:
+            child.start()
+        for _ in children:
+            assert ready.acquire(timeout=60), "a bare loop process did not start"
+        pids = {c.pid for c in children if c.pid is not None}
+        cpu = {pid: cpu_seconds(pid) for pid in pids}
+        window.start(lambda: {"engine": pids, "endpoint": {window.endpoint_pid}})
+        started = time.perf_counter()
+        go.set()
+        for _ in children:
+            assert done.acquire(timeout=600), "a bare loop process did not finish"
+        elapsed = time.perf_counter() - started
+        result = Result(len(events) / elapsed, elapsed)
+        window.stop(result)
+        result.cpu["workers"] = sum(cpu_seconds(pid) - c for pid, c in cpu.items())
+    finally:
+        leave.set()
+        for child in children:
+            child.join(30)
+    assert all(c.exitcode == 0 for c in children), [c.exitcode for c in children]
     return result
 
 
@@ -476,7 +551,12 @@ def main() -> None:
     if args.stream < 0 or args.endpoint_delay < 0 or args.events < 1 or args.rounds < 1:
         parser.error("--stream and --endpoint-delay must not be negative; --events and --rounds 1+")
     counts = [int(n) for n in args.workers.split(",")]
-    configs = ["bare", "sqlite", *(f"pg×{n}" for n in counts)]
+    configs = [
+        "bare",
+        *(f"bare×{n}" for n in counts if n > 1),
+        "sqlite",
+        *(f"pg×{n}" for n in counts),
+    ]
 
     work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     delay = ("--delay", str(args.endpoint_delay)) if args.endpoint_delay else ()
@@ -496,6 +576,10 @@ def main() -> None:
                 runs += 1
                 if config == "bare":
                     got[config] = run(bare_loop(info, token, events, args.concurrency, window))
+                elif config.startswith("bare×"):
+                    n = int(config.split("×")[1])
+                    each = args.concurrency if args.per_worker else max(1, args.concurrency // n)
+                    got[config] = bare_processes(info, token, events, n, each, window)
                 elif config == "sqlite":
                     db = work / f"round{round_}.db"
                     got[config] = run(

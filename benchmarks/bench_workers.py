@@ -441,8 +441,8 @@ async def postgres_run(
     logs: Path,
     window: Window,
     *,
-    per_worker: bool = False,
-    stream: int = 0,
+    per_worker: bool,
+    stream: int,
 ) -> Result:
     url = f"{dsn}?schema={schema}"
     port = urlsplit(dsn).port or 5432

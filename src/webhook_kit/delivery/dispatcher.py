@@ -183,6 +183,8 @@ class Dispatcher:
         self._in_flight = 0
         #: Heads this dispatcher may hold, and the level at which the coordinator claims more.
         self._prefetch = Prefetch(self.settings.concurrency)
+        #: Attempts in flight plus those not yet written, at most (see ``UNRECORDED``).
+        self._unrecorded_cap = UNRECORDED * self.settings.concurrency
         #: At or below this many heads held, a completion wakes the coordinator to claim more.
         self._refill = self._prefetch.sizes()[1]
         #: Chains' next events, each queued once the completion before it is written.
@@ -503,7 +505,7 @@ class Dispatcher:
                 continue
             claim, until = self._claims.popleft()
             found = await self._found(claim)
-            if self._in_flight + self.events.unwritten >= UNRECORDED * self.settings.concurrency:
+            if self._in_flight + self.events.unwritten >= self._unrecorded_cap:
                 # What a crash would send again (attempts in flight, and those made but not
                 # yet written) stays within a bound, chains included. Checked after the
                 # settings load, which may wait, and with no wait until the slot is taken.
@@ -560,8 +562,7 @@ class Dispatcher:
             count = len(self._chained)
             # A batch of at most half the bound on unrecorded attempts: with few slots, a full
             # store batch would first stop every slot at the bound, each to wait for a write.
-            half = UNRECORDED * self.settings.concurrency // 2
-            await self.events.written(hurry=False, batch=half)
+            await self.events.written(hurry=False, batch=self._unrecorded_cap // 2)
             if self._stopping:
                 return
             ready = self._chained[:count]

@@ -49,6 +49,18 @@ def test_emit_keeps_its_events_in_postgresql(start_endpoint: Any, postgres_url: 
         (["worker"], "Missing option '--db'"),
         (["provider", "--db", "mysql://h/d"], "unknown database scheme 'mysql'"),
         (["worker", "--db", "postgresql://h:5432/"], "needs a database name"),
+        (["worker", "--db", "postgresql://u:pw@h:notaport/d"], "not a valid PostgreSQL URL"),
+        (["provider", "--db", "postgresql://u:pw@[::1/d"], "not a valid PostgreSQL URL"),
+        (
+            [
+                *("emit", "https://127.0.0.1:1/w", "--token-url", "https://127.0.0.1:1/t"),
+                *("--client-id", "c", "--client-secret", "s", "--db", "postgres://u@h:x/d"),
+            ],
+            "not a valid PostgreSQL URL",
+        ),
+        (["worker", "--db", "postgresql://u@h/d?schema="], "schema name ''"),
+        (["provider", "--db", "postgresql://u@h/d?schema=a&schema=b"], "?schema= once"),
+        (["worker", "--db", "postgresql://u@h/d?schema=bad-name"], "schema name 'bad-name'"),
         (
             ["worker", "--db", "postgresql://u@h/d", "--timeout", "30", "--lease", "60"],
             "at least three timeouts",
@@ -67,6 +79,7 @@ def test_impossible_database_settings_are_usage_errors(
     )
     assert done.returncode == 2, done.stderr
     assert says in done.stderr
+    assert "pw" not in done.stderr.replace("postgresql", "")
     assert not (tmp_path / "x.db").exists()
 
 

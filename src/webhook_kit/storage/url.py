@@ -15,10 +15,20 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from webhook_kit.display import visible
 from webhook_kit.errors import ConfigError
 from webhook_kit.storage.base import Storage
 
 Backend = Literal["sqlite", "postgresql"]
+#: Query parameters of a PostgreSQL URL that hold a secret (libpq's, as asyncpg reads them).
+SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
+def check_schema(name: str) -> str:
+    """A schema name the kit will quote as an SQL identifier: letters, digits, underscores."""
+    if not name or not all(c.isalnum() or c == "_" for c in name):
+        raise ConfigError(f"schema name {visible(name)!r}: use letters, digits and underscores")
+    return name
 
 
 @dataclass(frozen=True)
@@ -34,9 +44,20 @@ class DatabaseUrl:
             raise ConfigError("--db: give a file path or a postgresql:// URL")
         scheme = text.split(":", 1)[0].lower() if "://" in text else ""
         if scheme in ("postgresql", "postgres"):
-            parts = urlsplit(text)
+            try:
+                parts = urlsplit(text)
+                for host in parts.netloc.rsplit("@", 1)[-1].split(","):  # libpq's host lists
+                    urlsplit(f"//{host}").port  # noqa: B018 (read for its check)
+            except ValueError as exc:  # else the driver's, as an internal error
+                raise ConfigError(f"--db: not a valid PostgreSQL URL ({visible(exc)})") from None
             if not parts.path.strip("/"):
                 raise ConfigError("--db: the PostgreSQL URL needs a database name (…/dbname)")
+            query = parse_qsl(parts.query, keep_blank_values=True)
+            schemas = [value for key, value in query if key == "schema"]
+            if len(schemas) > 1:
+                raise ConfigError("--db: give ?schema= once")
+            if schemas:
+                check_schema(schemas[0])
             return cls("postgresql", text)
         if scheme == "sqlite":
             path = text[len("sqlite://") :]
@@ -61,11 +82,14 @@ class DatabaseUrl:
         if self.backend == "sqlite":
             return self.target
         parts = urlsplit(self.target)
-        if parts.password is None:
-            return self.target
-        netloc = parts.netloc.rsplit("@", 1)[1]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+        if parts.password is not None:
+            netloc = parts.netloc.rsplit("@", 1)[1]
+            parts = parts._replace(netloc=f"{parts.username or ''}:***@{netloc}")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(k in SECRET_PARAMETERS for k, _ in query):
+            masked = [(k, "***" if k in SECRET_PARAMETERS else v) for k, v in query]
+            parts = parts._replace(query=urlencode(masked, safe="*"))
+        return urlunsplit(parts)
 
     @property
     def schema(self) -> str:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
+from webhook_kit.display import visible
 from webhook_kit.errors import ConfigError, DuplicateEvent, StoreError, StoreUnavailable
 
 #: The server is gone, going, or not there yet: try again later.
@@ -22,6 +23,8 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 #: Settings that will not work however often they are tried.
 REFUSED: tuple[type[BaseException], ...] = (
+    # Before InterfaceError, its base: a URL parameter the driver rejects (``sslmode=bogus``).
+    asyncpg.ClientConfigurationError,
     asyncpg.InvalidPasswordError,
     asyncpg.InvalidAuthorizationSpecificationError,
     asyncpg.InvalidCatalogNameError,
@@ -30,9 +33,10 @@ REFUSED: tuple[type[BaseException], ...] = (
 
 
 def describe(exc: BaseException) -> str:
-    """The driver's message on one line (it never holds the password)."""
+    """The driver's message on one line (it never holds the password), with the server's text
+    in it made safe to print: it comes from the network."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return visible(text[0]) if text else type(exc).__name__
 
 
 @asynccontextmanager

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from webhook_kit.errors import ConfigError
+from webhook_kit.storage.url import check_schema
 
 #: Any constant shared by every webhook-kit process: the advisory lock's key.
 LOCK_KEY = 0x7765_6268_6F6F_6B  # "webhook"
@@ -199,6 +200,4 @@ async def migrate(
 
 def quote(identifier: str) -> str:
     """A schema name as an SQL identifier (names come from settings, never from requests)."""
-    if not identifier or not all(c.isalnum() or c == "_" for c in identifier):
-        raise ConfigError(f"schema name {identifier!r}: use letters, digits and underscores")
-    return f'"{identifier}"'
+    return f'"{check_schema(identifier)}"'

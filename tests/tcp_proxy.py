@@ -10,13 +10,17 @@ from contextlib import suppress
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to ``target``; :meth:`cut` drops every connection and refuses
-    new ones, :meth:`restore` accepts again on the same port."""
+    new ones, :meth:`restore` accepts again on the same port; :meth:`hang` holds every byte
+    (connections stay open, nothing answers: a server that froze), :meth:`resume` lets them
+    through again."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.port = 0
         self.restore()
 
@@ -42,7 +46,15 @@ class TcpProxy:
                 sock.close()
             self._sockets.clear()
 
-    close = cut
+    def close(self) -> None:
+        self._flowing.set()  # no pump left waiting
+        self.cut()
+
+    def hang(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -55,6 +67,7 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # the connect's bound, not a limit on silences
             with self._lock:
                 if self._listener is not listener:
                     client.close()
@@ -67,6 +80,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass

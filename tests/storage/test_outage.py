@@ -16,6 +16,7 @@ import pytest
 from harnesses.clients import ProviderClient
 from tests.tcp_proxy import TcpProxy
 from webhook_kit.endpoint.service import Endpoint
+from webhook_kit.storage.postgres.errors import CALL_DEADLINE
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +65,33 @@ def test_the_api_answers_503_while_the_database_is_away_and_loses_nothing(
 
     until(delivered)  # the claim cut off in flight is given back, not left to its lease
     assert len(sink.recorder.query()) == 2  # the refused call stored nothing
+
+
+def test_the_api_answers_503_in_bounded_time_while_the_database_hangs(
+    proxied: tuple[str, TcpProxy], start_endpoint: Any, start_provider: Any
+) -> None:
+    """A server that froze (connections open, nothing answers): every call is cut off after
+    the call's deadline, not the driver's command timeout and then its cancel request's."""
+    url, proxy = proxied
+    sink: Endpoint = start_endpoint()
+    api = ProviderClient(start_provider(db=url))
+    assert api.configure(sink).status_code == 201
+    before = api.new_validation()
+
+    proxy.hang()
+    for method, path in (("GET", "/webhook/events?limit=1"), ("POST", "/validation")):
+        # Well under the 60 s the driver alone takes; a bound, not a measurement.
+        refused = api.call(method, path, timeout=CALL_DEADLINE + 15)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["Retry-After"].isdigit()
+        assert "try again" in refused.json()["error_message"]
+
+    proxy.resume()
+    until(lambda: api.call("GET", "/webhook/settings").status_code == 200)
+    after = api.new_validation()
+    until(lambda: {r["validation_id"] for r in sink.recorder.query()} >= {before, after})
+    # The POST cut off may have been committed before its answer was lost: at most one more.
+    assert len({r["validation_id"] for r in sink.recorder.query()}) in (2, 3)
 
 
 def test_delivery_resumes_after_the_database_comes_back(

@@ -1,14 +1,21 @@
-"""asyncpg's exceptions turned into the store's own, in one place."""
+"""asyncpg's exceptions turned into the store's own, in one place; and the bound on one call of
+the provider's API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 
 from webhook_kit.display import visible
 from webhook_kit.errors import ConfigError, DuplicateEvent, StoreError, StoreUnavailable
+
+#: The longest a call of the provider's API waits for the database (the connection included)
+#: before it answers 503: a server that froze must not hold a client for a minute.
+CALL_DEADLINE = 10.0
 
 #: The server is gone, going, or not there yet: try again later.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -54,3 +61,28 @@ async def translated(what: str) -> AsyncIterator[None]:
         raise StoreUnavailable(f"{what}: the database cannot be reached ({describe(exc)})") from exc
     except asyncpg.PostgresError as exc:
         raise StoreError(f"{what}: {describe(exc)}") from exc
+
+
+@asynccontextmanager
+async def bounded_call(
+    pool: asyncpg.Pool, what: str, deadline: float = CALL_DEADLINE
+) -> AsyncIterator[Any]:
+    """A pooled connection for one call, translated (:func:`translated`), within ``deadline``.
+
+    A call cut off mid-statement closes its connection rather than have the driver ask the
+    server to cancel the statement: that request waits for the server, which may be what hangs,
+    up to the command timeout, and so would the connection's release (30 s + 30 s)."""
+    async with translated(what):
+        conn = await pool.acquire(timeout=deadline)
+        try:
+            async with asyncio.timeout(deadline):
+                yield conn
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            conn.terminate()
+            if isinstance(exc, TimeoutError):
+                raise StoreUnavailable(
+                    f"{what}: the database did not answer within {deadline:g} s"
+                ) from None
+            raise
+        finally:
+            await pool.release(conn)

@@ -18,8 +18,8 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
@@ -28,7 +28,7 @@ import orjson
 from webhook_kit.delivery.breaker import Breaker
 from webhook_kit.errors import DuplicateEvent, StoreError
 from webhook_kit.storage.base import Requeued
-from webhook_kit.storage.postgres.errors import translated
+from webhook_kit.storage.postgres.errors import bounded_call, translated
 from webhook_kit.storage.rows import (
     DEFAULT_MAX_IN_FLIGHT,
     AttemptRecord,
@@ -829,15 +829,22 @@ class PostgresEvents:
             rows = await self._pool.fetch(PROBE, now, lease)
         return [r[0] for r in rows]
 
+    @asynccontextmanager
+    async def _read(self, what: str) -> AsyncIterator[Any]:
+        """A connection for one read of the provider's API, within its deadline; this
+        process's buffered completions are written first (it reads its own writes)."""
+        async with bounded_call(self._pool, what) as conn:
+            await self.flush()
+            yield conn
+
     async def requeue(self, event_id: str, now: float, *, account: str | None = None) -> Requeued:
-        await self.flush()
-        async with translated("cannot queue the event again"):
-            again = await self._pool.fetchval(REQUEUE, event_id, now, account)
+        async with self._read("cannot queue the event again") as conn:
+            again = await conn.fetchval(REQUEUE, event_id, now, account)
             if again is not None:
                 self._wake.set()
                 await self.notify()
                 return "requeued"
-            known = await self._pool.fetchval(
+            known = await conn.fetchval(
                 "SELECT 1 FROM events WHERE event_id = $1 AND ($2::text IS NULL OR account = $2)",
                 event_id,
                 account,
@@ -847,9 +854,8 @@ class PostgresEvents:
     # -- reads ---------------------------------------------------------------------------------
 
     async def event(self, event_id: str, *, account: str | None = None) -> EventRow | None:
-        await self.flush()
-        async with translated("cannot read the event"):
-            row = await self._pool.fetchrow(
+        async with self._read("cannot read the event") as conn:
+            row = await conn.fetchrow(
                 f"SELECT {EVENT_COLUMNS} FROM events"
                 " WHERE event_id = $1 AND ($2::text IS NULL OR account = $2)",
                 event_id,
@@ -861,10 +867,9 @@ class PostgresEvents:
         return (await self.attempts_of([event_id]))[event_id]
 
     async def attempts_of(self, event_ids: Sequence[str]) -> dict[str, list[AttemptRow]]:
-        await self.flush()
         found: dict[str, list[AttemptRow]] = {event_id: [] for event_id in event_ids}
-        async with translated("cannot read the attempts"):
-            rows = await self._pool.fetch(
+        async with self._read("cannot read the attempts") as conn:
+            rows = await conn.fetch(
                 "SELECT e.event_id, a.attempt, a.at, a.duration_ms, a.outcome, a.http_status,"
                 " a.reason FROM attempts AS a JOIN events AS e ON e.seq = a.seq"
                 " WHERE e.event_id = ANY($1::text[]) ORDER BY a.seq, a.attempt, a.id",
@@ -877,7 +882,6 @@ class PostgresEvents:
     async def events(
         self, where: EventFilter, *, after_seq: int = 0, limit: int = 100
     ) -> list[EventRow]:
-        await self.flush()
         clauses: list[str] = ["seq > $1"]
         params: list[object] = [after_seq]
 
@@ -902,8 +906,8 @@ class PostgresEvents:
         if where.until is not None:
             add("created_at < ?", where.until)
         params.append(limit)
-        async with translated("cannot read the events"):
-            rows = await self._pool.fetch(
+        async with self._read("cannot read the events") as conn:
+            rows = await conn.fetch(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(clauses)}"
                 f" ORDER BY seq LIMIT ${len(params)}",
                 *params,
@@ -913,10 +917,9 @@ class PostgresEvents:
     async def validations_by_sent(
         self, sent: bool, *, after: str = "", limit: int = 100, account: str | None = None
     ) -> list[ValidationSummary]:
-        await self.flush()
         having = "count(*) FILTER (WHERE state <> 'sent') " + ("= 0" if sent else "> 0")
-        async with translated("cannot read the validations"):
-            rows = await self._pool.fetch(
+        async with self._read("cannot read the validations") as conn:
+            rows = await conn.fetch(
                 "SELECT validation_id, count(*), count(*) FILTER (WHERE state = 'sent'),"
                 " count(*) FILTER (WHERE state <> 'sent') FROM events WHERE validation_id > $1"
                 " AND ($3::text IS NULL OR account = $3)"
@@ -928,9 +931,8 @@ class PostgresEvents:
         return [ValidationSummary(*row) for row in rows]
 
     async def counts(self, *, account: str | None = None) -> dict[str, int]:
-        await self.flush()
-        async with translated("cannot count the events"):
-            rows = await self._pool.fetch(
+        async with self._read("cannot count the events") as conn:
+            rows = await conn.fetch(
                 "SELECT state, count(*) FROM events WHERE $1::text IS NULL OR account = $1"
                 " GROUP BY state",
                 account,
@@ -938,11 +940,10 @@ class PostgresEvents:
         return {state: count for state, count in rows}
 
     async def queue_stats(self, now: float) -> list[QueueStat]:
-        await self.flush()
-        async with translated("cannot read the queue"):
+        async with self._read("cannot read the queue") as conn:
             # From the heads (each holds its validation's oldest undelivered event): no scan
             # of the events table, which keeps every event ever sent.
-            rows = await self._pool.fetch(
+            rows = await conn.fetch(
                 "SELECT h.account, sum(h.pending)::int, min(e.created_at) FROM heads AS h"
                 " JOIN LATERAL (SELECT created_at FROM events"
                 " WHERE validation_id = h.validation_id AND state IN ('pending', 'retrying')"
@@ -952,8 +953,8 @@ class PostgresEvents:
         return [QueueStat(a, n, max(0.0, now - oldest)) for a, n, oldest in rows]
 
     async def breaker(self, account: str) -> Breaker:
-        async with translated("cannot read the breaker"):
-            row = await self._pool.fetchrow(
+        async with bounded_call(self._pool, "cannot read the breaker") as conn:
+            row = await conn.fetchrow(
                 f"SELECT {BREAKER_COLUMNS} FROM breakers WHERE account = $1", account
             )
         return Breaker() if row is None else Breaker(*row)

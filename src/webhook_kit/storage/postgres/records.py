@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from webhook_kit.errors import AlreadyExists, DuplicateEvent, StaleUpdate
-from webhook_kit.storage.postgres.errors import translated
+from webhook_kit.storage.postgres.errors import bounded_call
 from webhook_kit.storage.postgres.events import PostgresEvents
 from webhook_kit.storage.rows import (
     DEFAULT_ACCOUNT,
@@ -40,24 +40,22 @@ class PostgresRecords:
     # -- settings ------------------------------------------------------------------------------
 
     async def settings(self, *, account: str = DEFAULT_ACCOUNT) -> dict[str, Any] | None:
-        async with translated("cannot read the webhook settings"):
-            document = await self._pool.fetchval(
+        async with bounded_call(self._pool, "cannot read the webhook settings") as conn:
+            document = await conn.fetchval(
                 "SELECT document FROM account_settings WHERE account = $1", account
             )
         return None if document is None else dict(json.loads(document))
 
     async def settings_version(self) -> int:
-        async with translated("cannot read the webhook settings"):
-            version = await self._pool.fetchval(
-                "SELECT value FROM counters WHERE name = 'settings'"
-            )
+        async with bounded_call(self._pool, "cannot read the webhook settings") as conn:
+            version = await conn.fetchval("SELECT value FROM counters WHERE name = 'settings'")
         return int(version or 0)
 
     async def put_settings(
         self, document: Mapping[str, Any], now: float, *, account: str = DEFAULT_ACCOUNT
     ) -> None:
         enabled, cap = settings_columns(document)
-        async with translated("cannot save the webhook settings"), self._pool.acquire() as conn:
+        async with bounded_call(self._pool, "cannot save the webhook settings") as conn:
             async with conn.transaction():
                 await conn.execute(
                     "INSERT INTO account_settings (account, document, updated_at, enabled,"
@@ -74,7 +72,7 @@ class PostgresRecords:
         await self._events.inserted()  # an enabled webhook may have work waiting
 
     async def delete_settings(self, *, account: str = DEFAULT_ACCOUNT) -> bool:
-        async with translated("cannot delete the webhook settings"), self._pool.acquire() as conn:
+        async with bounded_call(self._pool, "cannot delete the webhook settings") as conn:
             async with conn.transaction():
                 done = await conn.execute(
                     "DELETE FROM account_settings WHERE account = $1", account
@@ -87,8 +85,8 @@ class PostgresRecords:
     async def validation(
         self, validation_id: str, *, account: str = DEFAULT_ACCOUNT
     ) -> ValidationRow | None:
-        async with translated("cannot read the validation"):
-            row = await self._pool.fetchrow(
+        async with bounded_call(self._pool, "cannot read the validation") as conn:
+            row = await conn.fetchrow(
                 "SELECT id, status, documents, created_at, updated_at, account FROM validations"
                 " WHERE id = $1 AND account = $2",
                 validation_id,
@@ -99,7 +97,7 @@ class PostgresRecords:
     async def save_validation(
         self, row: ValidationRow, notification: NewEvent, *, expected: ValidationRow | None
     ) -> None:
-        async with translated(f"cannot save validation {row.id}"), self._pool.acquire() as conn:
+        async with bounded_call(self._pool, f"cannot save validation {row.id}") as conn:
             async with conn.transaction():
                 if expected is None:
                     await conn.execute(
@@ -134,7 +132,7 @@ class PostgresRecords:
     async def add_account(self, name: str, key_hash: str, now: float) -> AccountRow:
         account = AccountRow(f"acc_{secrets.token_hex(6)}", name, now)
         try:
-            async with translated("cannot add the account"), self._pool.acquire() as conn:
+            async with bounded_call(self._pool, "cannot add the account") as conn:
                 async with conn.transaction():
                     await conn.execute(
                         "INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)",
@@ -153,8 +151,8 @@ class PostgresRecords:
         return account
 
     async def accounts(self, *, after: str = "", limit: int = 100) -> list[AccountRow]:
-        async with translated("cannot list the accounts"):
-            rows = await self._pool.fetch(
+        async with bounded_call(self._pool, "cannot list the accounts") as conn:
+            rows = await conn.fetch(
                 "SELECT id, name, created_at FROM accounts WHERE name > $1 ORDER BY name LIMIT $2",
                 after,
                 limit,
@@ -162,22 +160,22 @@ class PostgresRecords:
         return [AccountRow(*row) for row in rows]
 
     async def account_named(self, name: str) -> AccountRow | None:
-        async with translated("cannot read the account"):
-            row = await self._pool.fetchrow(
+        async with bounded_call(self._pool, "cannot read the account") as conn:
+            row = await conn.fetchrow(
                 "SELECT id, name, created_at FROM accounts WHERE name = $1", name
             )
         return None if row is None else AccountRow(*row)
 
     async def account(self, account_id: str) -> AccountRow | None:
-        async with translated("cannot read the account"):
-            row = await self._pool.fetchrow(
+        async with bounded_call(self._pool, "cannot read the account") as conn:
+            row = await conn.fetchrow(
                 "SELECT id, name, created_at FROM accounts WHERE id = $1", account_id
             )
         return None if row is None else AccountRow(*row)
 
     async def account_for_key(self, key_hash: str, now: float) -> str | None:
-        async with translated("cannot check the API key"):
-            account = await self._pool.fetchval(
+        async with bounded_call(self._pool, "cannot check the API key") as conn:
+            account = await conn.fetchval(
                 "SELECT account FROM api_keys WHERE hash = $1 AND revoked_at IS NULL"
                 " AND (expires_at IS NULL OR expires_at > $2)",
                 key_hash,
@@ -186,8 +184,8 @@ class PostgresRecords:
         return None if account is None else str(account)
 
     async def keys(self, account: str) -> list[KeyRow]:
-        async with translated("cannot list the keys"):
-            rows = await self._pool.fetch(
+        async with bounded_call(self._pool, "cannot list the keys") as conn:
+            rows = await conn.fetch(
                 "SELECT substr(hash, 1, $1), created_at, expires_at, revoked_at FROM api_keys"
                 " WHERE account = $2 ORDER BY created_at",
                 KEY_ID_LENGTH,
@@ -196,7 +194,7 @@ class PostgresRecords:
         return [KeyRow(*row) for row in rows]
 
     async def add_key(self, account: str, key_hash: str, now: float, *, grace: float) -> None:
-        async with translated("cannot add the key"), self._pool.acquire() as conn:
+        async with bounded_call(self._pool, "cannot add the key") as conn:
             async with conn.transaction():
                 await conn.execute(
                     "UPDATE api_keys SET expires_at = $1 WHERE account = $2"
@@ -212,8 +210,8 @@ class PostgresRecords:
                 )
 
     async def revoke_keys(self, account: str, now: float, *, key_id: str | None = None) -> int:
-        async with translated("cannot revoke the keys"):
-            done = await self._pool.execute(
+        async with bounded_call(self._pool, "cannot revoke the keys") as conn:
+            done = await conn.execute(
                 "UPDATE api_keys SET revoked_at = $1 WHERE account = $2 AND revoked_at IS NULL"
                 " AND (expires_at IS NULL OR expires_at > $1)"
                 " AND ($3::text IS NULL OR substr(hash, 1, $4) = $3)",
@@ -225,7 +223,7 @@ class PostgresRecords:
         return int(done.split()[-1])
 
     async def remove_account(self, account: str) -> bool:
-        async with translated("cannot remove the account"), self._pool.acquire() as conn:
+        async with bounded_call(self._pool, "cannot remove the account") as conn:
             async with conn.transaction():
                 gone = await conn.execute("DELETE FROM accounts WHERE id = $1", account)
                 for table in (
@@ -246,8 +244,8 @@ class PostgresRecords:
         return bool(gone == "DELETE 1")
 
     async def signing_keys(self, account: str) -> list[SigningKeyRow]:
-        async with translated("cannot read the signing keys"):
-            rows = await self._pool.fetch(
+        async with bounded_call(self._pool, "cannot read the signing keys") as conn:
+            rows = await conn.fetch(
                 "SELECT kid, algorithm, private_pem, created_at, active_from, retire_at"
                 " FROM signing_keys WHERE account = $1 ORDER BY active_from, created_at",
                 account,
@@ -257,7 +255,7 @@ class PostgresRecords:
     async def add_signing_key(
         self, account: str, key: SigningKeyRow, *, retire_others_at: float | None
     ) -> None:
-        async with translated("cannot add the signing key"), self._pool.acquire() as conn:
+        async with bounded_call(self._pool, "cannot add the signing key") as conn:
             async with conn.transaction():
                 if retire_others_at is not None:
                     await conn.execute(

@@ -7,6 +7,8 @@ import asyncio
 import base64
 import os
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -164,6 +166,46 @@ def test_a_second_store_on_one_file_is_refused_until_the_first_closes(tmp_path: 
         SqliteStorage.open(path)
     _close(first)
     _close(SqliteStorage.open(path))
+
+
+def _sqlite_lock_is_held(path: Path) -> bool:
+    """Whether another process is kept from SQLite's lock bytes of ``path`` (the 512 bytes at
+    1 GiB, where a connection in WAL mode holds a read lock for as long as it is open)."""
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n"
+        "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 512, 1 << 30)\n"
+        "except OSError:\n"
+        "    sys.exit(3)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, str(path)], timeout=30)
+    assert result.returncode in (0, 3)
+    return result.returncode == 3
+
+
+def test_a_second_store_on_a_hard_link_is_refused_and_the_first_keeps_its_locks(
+    tmp_path: Path,
+) -> None:
+    """The lock was on the file's name: a hard link opened the same database a second time.
+    Refusing it must not drop the first store's SQLite locks (closing any descriptor of a file
+    drops all of the process's fcntl locks on it)."""
+    path, link = tmp_path / "one.db", tmp_path / "hard.db"
+    first = SqliteStorage.open(str(path))
+    os.link(path, link)
+    assert _sqlite_lock_is_held(path)
+    with pytest.raises(ConfigError, match=f"hard.db is in use by .* \\(pid {os.getpid()}\\)"):
+        SqliteStorage.open(str(link))
+    assert _sqlite_lock_is_held(path)
+
+    async def write_and_read() -> None:
+        await first.events.insert([_body()])
+        assert await first.events.counts() == {"pending": 1}
+
+    asyncio.run(write_and_read())
+    _close(first)
+    assert not _sqlite_lock_is_held(path)
+    _close(SqliteStorage.open(str(link)))  # free again once closed, under either name
 
 
 @pytest.mark.slow

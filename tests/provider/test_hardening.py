@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.delivery.hostile import NON_UTF8_LOCATION, closed_port, raw_server, redirect
 from tests.provider.helpers import ProviderClient, sqlite_of, stored_settings
@@ -47,9 +48,8 @@ def _wait(condition: Any, timeout: float = 30) -> Any:
 # -- finding 5: one process per database file -------------------------------------------------
 
 
-def test_a_second_provider_on_the_same_database_is_refused(tmp_path: Path, certs_dir: Path) -> None:
-    db = tmp_path / "shared.db"
-    command = [
+def _provider_on(db: Path, certs_dir: Path) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "webhook_kit",
@@ -62,6 +62,19 @@ def test_a_second_provider_on_the_same_database_is_refused(tmp_path: Path, certs
         "--certs-dir",
         str(certs_dir),
     ]
+
+
+def _refusal(db: Path, pid: int) -> str:
+    return (
+        f"Error: database {db} is in use by another webhook-kit "
+        f"process (pid {pid}); one process at a time may use an SQLite file "
+        "(use PostgreSQL, --db postgresql://..., for several)"
+    )
+
+
+def test_a_second_provider_on_the_same_database_is_refused(tmp_path: Path, certs_dir: Path) -> None:
+    db = tmp_path / "shared.db"
+    command = _provider_on(db, certs_dir)
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = first.stdout.readline()  # type: ignore[union-attr]
@@ -69,12 +82,7 @@ def test_a_second_provider_on_the_same_database_is_refused(tmp_path: Path, certs
         second = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert second.returncode == 1, second.stdout + second.stderr
         assert second.stdout == ""
-        message = second.stderr.strip()
-        assert message == (
-            f"Error: database {db} is in use by another webhook-kit "
-            f"process (pid {first.pid}); one process at a time may use an SQLite file "
-            "(use PostgreSQL, --db postgresql://..., for several)"
-        )
+        assert second.stderr.strip() == _refusal(db, first.pid)
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)
@@ -86,6 +94,55 @@ def test_a_second_provider_on_the_same_database_is_refused(tmp_path: Path, certs
     finally:
         third.send_signal(signal.SIGTERM)
         third.communicate(timeout=30)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the file is locked on Linux")
+def test_a_second_provider_on_a_hard_link_of_the_database_is_refused(
+    tmp_path: Path, certs_dir: Path
+) -> None:
+    """The lock was taken on the file's name: through a hard link both providers started, each
+    with its own -wal file (SQLite names it after the path), and the events the second one
+    accepted were gone once both had stopped."""
+    db, link = tmp_path / "s1.db", tmp_path / "hard.db"
+    first = subprocess.Popen(
+        _provider_on(db, certs_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        line = first.stdout.readline()  # type: ignore[union-attr]
+        assert line, first.stderr.read()  # type: ignore[union-attr]
+        info = json.loads(line)
+        os.link(db, link)
+        second = subprocess.run(
+            _provider_on(link, certs_dir), capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 1, second.stdout + second.stderr
+        assert second.stdout == ""
+        assert second.stderr.strip() == _refusal(link, first.pid)
+        assert not Path(f"{link}-wal").exists()  # refused before SQLite opened the link
+        # The first one goes on: it takes a validation and reads it back.
+        with requests.Session() as api:
+            api.trust_env = False
+            api.headers["apikey"] = info["apikey"]
+            api.verify = str(certs_dir / "ca.pem")
+            created = api.post(info["base_url"] + "/validation", timeout=30)
+            assert created.status_code == 201, created.text
+            validation_id = created.json()["data"]["id"]
+            read = api.get(f"{info['base_url']}/validation/{validation_id}", timeout=30)
+            assert read.status_code == 200, read.text
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=30)
+    assert first.returncode == 0
+    # The lock goes with the process, whichever name the next one uses.
+    third = subprocess.Popen(
+        _provider_on(link, certs_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert third.stdout.readline(), third.stderr.read()  # type: ignore[union-attr]
+    finally:
+        third.send_signal(signal.SIGTERM)
+        third.communicate(timeout=30)
+    assert third.returncode == 0
 
 
 # -- finding 6: the stored secret never follows a new host ------------------------------------

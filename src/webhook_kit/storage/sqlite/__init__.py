@@ -4,13 +4,12 @@ WAL mode with ``synchronous=NORMAL``: a committed row survives a crash of the pr
 at-least-once needs here); only a power loss can drop the last commits. One connection, used
 from the event loop's thread (a call is a few microseconds: cheaper than any hand-off to a
 thread); every write is a short ``BEGIN IMMEDIATE`` transaction. One process per file (see
-:mod:`sqlite_file`), so claims are kept in memory by the :class:`Scheduler`, rebuilt from the
+:mod:`.files`), so claims are kept in memory by the :class:`Scheduler`, rebuilt from the
 file on open, and sequence numbers are assigned here.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ class SqliteStorage:
     """One SQLite file: :attr:`events` and :attr:`records` share its connection."""
 
     def __init__(
-        self, db: sqlite3.Connection, path: str, lock: int | None, clock: Clock = time.time
+        self, db: sqlite3.Connection, path: str, lock: files.Lock | None, clock: Clock = time.time
     ) -> None:
         self._db = db
         self._lock = lock
@@ -38,12 +37,12 @@ class SqliteStorage:
 
     @classmethod
     def open(cls, path: str, clock: Clock = time.time) -> SqliteStorage:
-        lock: int | None = None
+        lock: files.Lock | None = None
+        db: sqlite3.Connection | None = None
         try:
             if path != ":memory:":
                 files.check_file(path)  # before the lock file is made next to it
                 lock = files.lock(path)
-                files.prepare_file(path)
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
@@ -57,10 +56,10 @@ class SqliteStorage:
             storage._events.load()
             return storage
         except (sqlite3.Error, OSError) as exc:
-            _unlock(lock)
+            _close(db, lock)
             raise ConfigError(f"cannot open database {path}: {exc}") from exc
         except BaseException:
-            _unlock(lock)
+            _close(db, lock)
             raise
 
     @property
@@ -78,12 +77,15 @@ class SqliteStorage:
     async def close(self) -> None:
         try:
             self._events.shutdown()
-            self._db.close()
         finally:
-            _unlock(self._lock)
+            _close(self._db, self._lock)
             self._lock = None
 
 
-def _unlock(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)  # closing the descriptor releases the lock
+def _close(db: sqlite3.Connection | None, lock: files.Lock | None) -> None:
+    try:
+        if db is not None:
+            db.close()
+    finally:
+        if lock is not None:
+            lock.release()  # after the connection: see files.lock

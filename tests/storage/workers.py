@@ -47,17 +47,22 @@ class KitProcess:
         prefix: Sequence[str] = (),
         cwd: Path,
         wait: bool = True,
+        stdin: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """Start it; with ``wait``, return once it is ready (else see :meth:`wait_ready`)."""
+        """Start it; with ``wait``, return once it is ready (else see :meth:`wait_ready`).
+        ``stdin`` and ``env`` as :class:`subprocess.Popen` takes them (default: this process's)."""
         self.args = list(args)
         self.log = log
         with log.open("ab") as stderr:
             self.process = subprocess.Popen(
                 [*prefix, sys.executable, "-m", "webhook_kit", *args],
+                stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
                 cwd=cwd,
+                env=env,
             )
         self._lines: queue.Queue[str] = queue.Queue()
         self._ready = threading.Event()
@@ -143,10 +148,20 @@ def start_worker(
     prefix: Sequence[str] = (),
     extra: Sequence[str] = (),
     wait: bool = True,
+    stdin: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> KitProcess:
     args = ["worker", "--db", db_url, "--ca", ca, "--json"]
     args += ["--concurrency", str(concurrency), "--timeout", str(timeout), "--lease", str(lease)]
-    return KitProcess([*args, *extra], work / f"{name}.log", prefix=prefix, cwd=work, wait=wait)
+    return KitProcess(
+        [*args, *extra],
+        work / f"{name}.log",
+        prefix=prefix,
+        cwd=work,
+        wait=wait,
+        stdin=stdin,
+        env=env,
+    )
 
 
 def settings_document(endpoint: Mapping[str, Any]) -> dict[str, Any]:

@@ -133,6 +133,9 @@ def provider(as_json: bool, **options: Any) -> None:
     help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (0 picks a free port).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print readiness as one JSON line.")
+# Set by `provider --workers` through the environment (WEBHOOK_KIT_WORKER_PARENT_PIPE), not by
+# users: stdin is then the provider's pipe, and its end stops the worker.
+@click.option("--parent-pipe", is_flag=True, hidden=True)
 def worker(as_json: bool, **options: Any) -> None:
     """Deliver a provider's events from a PostgreSQL database, with no API.
 
@@ -148,7 +151,10 @@ def worker(as_json: bool, **options: Any) -> None:
     delivery = delivery_settings(options)
     with settings_errors_are_usage():
         settings = WorkerSettings(
-            db=options.pop("db"), delivery=delivery, metrics_port=options.pop("metrics_port")
+            db=options.pop("db"),
+            delivery=delivery,
+            metrics_port=options.pop("metrics_port"),
+            parent_pipe=options.pop("parent_pipe"),
         )
 
     def ready(metrics_url: str | None) -> None:

@@ -146,7 +146,7 @@ class Provider:
         async with (
             monitor.running(),
             dispatcher,
-            workers.running(s.workers, self.db_url, s.delivery),
+            workers.running(s.workers, self.db_url, s.delivery, shutdown),
         ):
             self.dispatcher = dispatcher
             api = ProviderApi(

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
+import threading
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -40,6 +43,10 @@ class WorkerSettings:
     #: Serve ``GET /metrics`` (Prometheus) on this loopback port (0: any free one); ``None``: no.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
+    #: Started by ``provider --workers``: stdin is the provider's pipe, and its end means the
+    #: provider is gone (see :func:`stop_when_parent_exits`). A worker started by hand keeps
+    #: running whatever its stdin (a terminal, /dev/null).
+    parent_pipe: bool = False
 
     def __post_init__(self) -> None:
         if not DatabaseUrl.parse(self.db).multi_process:
@@ -70,6 +77,8 @@ async def run_worker(
     shutdown: asyncio.Event,
 ) -> None:
     """Deliver until ``shutdown``; ``ready`` gets the metrics URL (if any) once delivering."""
+    if settings.parent_pipe:
+        stop_when_parent_exits(sys.stdin.fileno(), shutdown)
     db = DatabaseUrl.parse(settings.db)
     storage = await connect(db, shutdown)
     if storage is None:
@@ -107,6 +116,34 @@ async def run_worker(
                     log.debug("cannot read the settings now: %s", exc)
     finally:
         await storage.close()
+
+
+def stop_when_parent_exits(fd: int, shutdown: asyncio.Event) -> None:
+    """Set ``shutdown`` (a graceful stop, as on SIGTERM) once ``fd`` reaches its end.
+
+    The provider gives each worker a pipe that it never writes: the kernel closes the provider's
+    end when the provider exits, however it exits (SIGKILL, OOM killer), so the end of the pipe
+    is its death notice. Linux's prctl(PR_SET_PDEATHSIG) was the alternative, and was rejected:
+    it is Linux only; it fires when the *thread* that started the worker ends, not the process
+    (a provider run in a background thread, as tests and embedders do, would lose its workers
+    with that thread); and its signal races a parent that died before the call. A blocking read
+    in a thread works on every platform, whatever the event loop (uvloop or not).
+    """
+    loop = asyncio.get_running_loop()
+
+    def gone() -> None:
+        if not shutdown.is_set():
+            log.warning("the provider that started this worker is gone: stopping")
+            shutdown.set()
+
+    def watch() -> None:
+        with suppress(OSError):  # an unreadable pipe tells no more than a closed one
+            while os.read(fd, 4096):
+                pass  # the provider never writes; anything read is ignored
+        with suppress(RuntimeError):  # the loop is closed: the worker stopped already
+            loop.call_soon_threadsafe(gone)
+
+    threading.Thread(target=watch, name="parent-pipe", daemon=True).start()
 
 
 async def _version(storage: Storage) -> int:

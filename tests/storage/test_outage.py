@@ -4,6 +4,7 @@ nothing; delivery resumes; bad database settings get a clear error, never a trac
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -14,9 +15,15 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from harnesses.clients import ProviderClient
+from tests.storage.test_contract import event, now
+from tests.storage.test_pg_chains import run
 from tests.tcp_proxy import TcpProxy
 from webhook_kit.endpoint.service import Endpoint
-from webhook_kit.storage.postgres.errors import CALL_DEADLINE
+from webhook_kit.errors import StoreUnavailable
+from webhook_kit.storage.postgres import POOL_SIZE
+from webhook_kit.storage.postgres.errors import CALL_DEADLINE, bounded_call
+from webhook_kit.storage.postgres.events import PostgresEvents
+from webhook_kit.storage.url import open_storage
 
 pytestmark = pytest.mark.slow
 
@@ -166,3 +173,50 @@ def test_a_worker_waits_for_the_database_then_starts(proxied: tuple[str, TcpProx
         finally:
             worker.terminate()
             assert worker.wait(15) == 0
+
+
+def test_a_call_cut_off_in_a_transaction_ends_at_its_deadline(
+    proxied: tuple[str, TcpProxy],
+) -> None:
+    """The server freezes mid-transaction: the call ends at its deadline, its rollback
+    included (a cancelled task would have the driver wait 30 s for the frozen server), and the
+    pool serves the next call once the server is back."""
+    url, proxy = proxied
+
+    async def main() -> None:
+        storage = await open_storage(url)
+        try:
+            assert isinstance(storage.events, PostgresEvents)
+            pool = storage.events._pool  # the store's own pool, as its calls use it
+
+            async def call() -> None:
+                async with bounded_call(pool, "cut", deadline=1) as conn, conn.transaction():
+                    await conn.execute("SELECT 1")
+                    proxy.hang()
+                    await conn.execute("SELECT 2")
+
+            with pytest.raises(StoreUnavailable, match="did not answer within 1 s"):
+                await asyncio.wait_for(call(), 20)
+            proxy.resume()
+            assert await storage.records.settings() is None
+        finally:
+            await storage.close()
+
+    asyncio.run(main())
+
+
+def test_concurrent_requeues_never_wait_for_their_own_pool(postgres_url: str) -> None:
+    """More calls than the pool has connections, each announcing new work: the notice takes a
+    connection of its own once the call's is back, never while holding it."""
+
+    async def scenario(events: PostgresEvents, conn: Any) -> None:
+        new = [event(f"v{n}") for n in range(3 * POOL_SIZE)]
+        await events.insert(new)
+        await conn.execute("UPDATE events SET state = 'sent'; UPDATE heads SET pending = 0")
+        done = await asyncio.wait_for(
+            asyncio.gather(*(events.requeue(e.event_id, now()) for e in new)), 60
+        )
+        assert done == ["requeued"] * len(new)
+        assert await events.counts() == {"pending": len(new)}
+
+    run(postgres_url, scenario)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from webhook_kit.errors import ConfigError
 from webhook_kit.storage.url import DatabaseUrl
 
 #: What a hostile (or compromised) server says when it refuses the connection: colours, a
@@ -34,10 +35,32 @@ HOSTILE = "\x1b[31mno entry\x1b]0;owned\x07\x1b[2J"
             "postgres://u:***@h:5433/d?sslpassword=***&sslmode=require",
         ),
         ("postgresql://u@h1:5432,h2:5433/d", "postgresql://u@h1:5432,h2:5433/d"),
+        # Shown as given when nothing is secret, and still a URL --db takes when it is.
+        ("postgresql:///d?host=/var/run/postgresql", "postgresql:///d?host=/var/run/postgresql"),
+        (
+            "postgresql:///d?host=/run/pg&password=secretpw",
+            "postgresql:///d?host=%2Frun%2Fpg&password=***",
+        ),
     ],
 )
 def test_a_password_is_never_displayed(url: str, shown: str) -> None:
     assert DatabaseUrl.parse(url).display == shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:s3cr/et@h/db",  # "/" ends the host part inside the password
+        "postgresql://u:s3cr?et@h/db",
+        "postgresql://u:s3cr#et@h/db",
+        "postgresql://u:p[s3cret]@h/db",
+    ],
+)
+def test_a_malformed_url_is_refused_without_quoting_it(url: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        DatabaseUrl.parse(url)
+    assert "s3cr" not in str(refused.value)
+    assert "percent-encode" in str(refused.value)
 
 
 def test_a_worker_shows_a_password_in_the_query_masked(postgres_url: str, tmp_path: Path) -> None:

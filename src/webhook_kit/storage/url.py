@@ -48,8 +48,12 @@ class DatabaseUrl:
                 parts = urlsplit(text)
                 for host in parts.netloc.rsplit("@", 1)[-1].split(","):  # libpq's host lists
                     urlsplit(f"//{host}").port  # noqa: B018 (read for its check)
-            except ValueError as exc:  # else the driver's, as an internal error
-                raise ConfigError(f"--db: not a valid PostgreSQL URL ({visible(exc)})") from None
+            except ValueError:  # else the driver's, as an internal error
+                # Not the parser's words: they may quote a piece of the password.
+                raise ConfigError(
+                    "--db: not a valid PostgreSQL URL: a port is not a number, or a [host] not "
+                    "an IPv6 address (percent-encode / ? # [ ] @ in a password)"
+                ) from None
             if not parts.path.strip("/"):
                 raise ConfigError("--db: the PostgreSQL URL needs a database name (…/dbname)")
             query = parse_qsl(parts.query, keep_blank_values=True)
@@ -82,14 +86,18 @@ class DatabaseUrl:
         if self.backend == "sqlite":
             return self.target
         parts = urlsplit(self.target)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if parts.password is None and not any(k in SECRET_PARAMETERS for k, _ in query):
+            return self.target  # as given: urlunsplit would rewrite postgresql:///db as :/db
         if parts.password is not None:
             netloc = parts.netloc.rsplit("@", 1)[1]
             parts = parts._replace(netloc=f"{parts.username or ''}:***@{netloc}")
-        query = parse_qsl(parts.query, keep_blank_values=True)
         if any(k in SECRET_PARAMETERS for k, _ in query):
             masked = [(k, "***" if k in SECRET_PARAMETERS else v) for k, v in query]
             parts = parts._replace(query=urlencode(masked, safe="*"))
-        return urlunsplit(parts)
+        shown = urlunsplit(parts)
+        # With no host (a socket given as ?host=), urlunsplit drops the "//" that --db needs.
+        return shown if parts.netloc else shown.replace(":", "://", 1)
 
     @property
     def schema(self) -> str:

@@ -67,22 +67,35 @@ async def translated(what: str) -> AsyncIterator[None]:
 async def bounded_call(
     pool: asyncpg.Pool, what: str, deadline: float = CALL_DEADLINE
 ) -> AsyncIterator[Any]:
-    """A pooled connection for one call, translated (:func:`translated`), within ``deadline``.
+    """A pooled connection for one call, translated (:func:`translated`); the connection is
+    closed if the call, its wait for the connection included, is not done within ``deadline``.
 
-    A call cut off mid-statement closes its connection rather than have the driver ask the
-    server to cancel the statement: that request waits for the server, which may be what hangs,
-    up to the command timeout, and so would the connection's release (30 s + 30 s)."""
+    Closed, not the task cancelled: a cancelled statement makes the driver ask the server to
+    cancel it, and a rollback waits for that answer, from a server that may be what hangs, for
+    up to the command timeout (30 s); so would the connection's release. Closing fails the
+    statement, or the rollback, at once."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    late = f"{what}: the database did not answer within {deadline:g} s"
+    cut = False
     async with translated(what):
-        conn = await pool.acquire(timeout=deadline)
         try:
-            async with asyncio.timeout(deadline):
-                yield conn
-        except (TimeoutError, asyncio.CancelledError) as exc:
+            conn = await pool.acquire(timeout=deadline)
+        except TimeoutError:
+            raise StoreUnavailable(late) from None
+
+        def close() -> None:
+            nonlocal cut
+            cut = True
             conn.terminate()
-            if isinstance(exc, TimeoutError):
-                raise StoreUnavailable(
-                    f"{what}: the database did not answer within {deadline:g} s"
-                ) from None
+
+        timer = loop.call_at(end, close)
+        try:
+            yield conn
+        except Exception as exc:
+            if cut:
+                raise StoreUnavailable(late) from exc
             raise
         finally:
+            timer.cancel()
             await pool.release(conn)

@@ -26,9 +26,9 @@ import asyncpg
 import orjson
 
 from webhook_kit.delivery.breaker import Breaker
-from webhook_kit.errors import DuplicateEvent, StoreError
+from webhook_kit.errors import DuplicateEvent, StoreError, StoreUnavailable
 from webhook_kit.storage.base import Requeued
-from webhook_kit.storage.postgres.errors import bounded_call, translated
+from webhook_kit.storage.postgres.errors import CALL_DEADLINE, bounded_call, translated
 from webhook_kit.storage.rows import (
     DEFAULT_MAX_IN_FLIGHT,
     AttemptRecord,
@@ -832,23 +832,34 @@ class PostgresEvents:
     @asynccontextmanager
     async def _read(self, what: str) -> AsyncIterator[Any]:
         """A connection for one read of the provider's API, within its deadline; this
-        process's buffered completions are written first (it reads its own writes)."""
+        process's buffered completions are written first (it reads its own writes), within a
+        deadline of their own."""
+        # The flush first, with a connection of its own: held meanwhile, this one could be the
+        # pool's last, which the flush's write waits for.
+        try:
+            async with asyncio.timeout(CALL_DEADLINE):
+                await self.flush()
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"{what}: the database did not answer within {CALL_DEADLINE:g} s"
+            ) from None
         async with bounded_call(self._pool, what) as conn:
-            await self.flush()
             yield conn
 
     async def requeue(self, event_id: str, now: float, *, account: str | None = None) -> Requeued:
         async with self._read("cannot queue the event again") as conn:
             again = await conn.fetchval(REQUEUE, event_id, now, account)
-            if again is not None:
-                self._wake.set()
-                await self.notify()
-                return "requeued"
-            known = await conn.fetchval(
+            known = again is None and await conn.fetchval(
                 "SELECT 1 FROM events WHERE event_id = $1 AND ($2::text IS NULL OR account = $2)",
                 event_id,
                 account,
             )
+        if again is not None:
+            # Announced once the connection is back in the pool: the notice takes one of its
+            # own, and this one could have been the last.
+            self._wake.set()
+            await self.notify()
+            return "requeued"
         return "queued" if known else "unknown"
 
     # -- reads ---------------------------------------------------------------------------------

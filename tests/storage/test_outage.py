@@ -45,14 +45,22 @@ def until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_the_api_answers_503_while_the_database_is_away_and_loses_nothing(
+def configured(
     proxied: tuple[str, TcpProxy], start_endpoint: Any, start_provider: Any
-) -> None:
+) -> tuple[TcpProxy, Endpoint, ProviderClient, str]:
+    """A provider on the proxied database, its settings saved, one validation made: (proxy,
+    its endpoint, its API, that validation)."""
     url, proxy = proxied
     sink: Endpoint = start_endpoint()
     api = ProviderClient(start_provider(db=url))
     assert api.configure(sink).status_code == 201
-    before = api.new_validation()
+    return proxy, sink, api, api.new_validation()
+
+
+def test_the_api_answers_503_while_the_database_is_away_and_loses_nothing(
+    proxied: tuple[str, TcpProxy], start_endpoint: Any, start_provider: Any
+) -> None:
+    proxy, sink, api, before = configured(proxied, start_endpoint, start_provider)
 
     proxy.cut()
     refused = api.call("POST", "/validation")
@@ -79,11 +87,7 @@ def test_the_api_answers_503_in_bounded_time_while_the_database_hangs(
 ) -> None:
     """A server that froze (connections open, nothing answers): every call is cut off after
     the call's deadline, not the driver's command timeout and then its cancel request's."""
-    url, proxy = proxied
-    sink: Endpoint = start_endpoint()
-    api = ProviderClient(start_provider(db=url))
-    assert api.configure(sink).status_code == 201
-    before = api.new_validation()
+    proxy, sink, api, before = configured(proxied, start_endpoint, start_provider)
 
     proxy.hang()
     for method, path in (("GET", "/webhook/events?limit=1"), ("POST", "/validation")):

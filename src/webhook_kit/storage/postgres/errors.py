@@ -63,6 +63,11 @@ async def translated(what: str) -> AsyncIterator[None]:
         raise StoreError(f"{what}: {describe(exc)}") from exc
 
 
+def unanswered(what: str, deadline: float) -> StoreUnavailable:
+    """The error of a call the database did not answer within its deadline."""
+    return StoreUnavailable(f"{what}: the database did not answer within {deadline:g} s")
+
+
 @asynccontextmanager
 async def bounded_call(
     pool: asyncpg.Pool, what: str, deadline: float = CALL_DEADLINE
@@ -76,13 +81,12 @@ async def bounded_call(
     statement, or the rollback, at once."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
-    late = f"{what}: the database did not answer within {deadline:g} s"
     cut = False
     async with translated(what):
         try:
             conn = await pool.acquire(timeout=deadline)
         except TimeoutError:
-            raise StoreUnavailable(late) from None
+            raise unanswered(what, deadline) from None
 
         def close() -> None:
             nonlocal cut
@@ -94,7 +98,7 @@ async def bounded_call(
             yield conn
         except Exception as exc:
             if cut:
-                raise StoreUnavailable(late) from exc
+                raise unanswered(what, deadline) from exc
             raise
         finally:
             timer.cancel()

@@ -26,9 +26,14 @@ import asyncpg
 import orjson
 
 from webhook_kit.delivery.breaker import Breaker
-from webhook_kit.errors import DuplicateEvent, StoreError, StoreUnavailable
+from webhook_kit.errors import DuplicateEvent, StoreError
 from webhook_kit.storage.base import Requeued
-from webhook_kit.storage.postgres.errors import CALL_DEADLINE, bounded_call, translated
+from webhook_kit.storage.postgres.errors import (
+    CALL_DEADLINE,
+    bounded_call,
+    translated,
+    unanswered,
+)
 from webhook_kit.storage.rows import (
     DEFAULT_MAX_IN_FLIGHT,
     AttemptRecord,
@@ -840,9 +845,7 @@ class PostgresEvents:
             async with asyncio.timeout(CALL_DEADLINE):
                 await self.flush()
         except TimeoutError:
-            raise StoreUnavailable(
-                f"{what}: the database did not answer within {CALL_DEADLINE:g} s"
-            ) from None
+            raise unanswered(what, CALL_DEADLINE) from None
         async with bounded_call(self._pool, what) as conn:
             yield conn
 
